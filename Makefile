@@ -1,0 +1,46 @@
+# Everyday verbs. Each one sets itself up on a fresh machine: it creates .venv
+# if missing and installs the project (pinned by requirements.lock) first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+ARGS ?=
+
+.PHONY: install test test-fast sweep train ui bench lint clean-cache
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## the whole test suite, slow end-to-end tests included
+test: $(STAMP)
+	$(PY) -m pytest $(ARGS)
+
+## the inner loop: everything but the slow tests
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(ARGS)
+
+## the default sweep on the shipped MovieLens data (overrides: make sweep ARGS="...")
+sweep: $(STAMP)
+	$(PY) -m src.sweep $(ARGS)
+
+train: $(STAMP)
+	$(PY) -m src.train $(ARGS)
+
+## the MLflow UI on the project's store, http://127.0.0.1:5000
+ui: $(STAMP)
+	$(PY) -m src.tracking ui $(ARGS)
+
+## training throughput beside the plain Keras baseline
+bench: $(STAMP)
+	$(PY) -m src.bench $(ARGS)
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests
+
+clean-cache:
+	rm -rf data/cache

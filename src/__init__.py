@@ -1,0 +1,1 @@
+"""deep-interest-lab: sweeps over the Deep Interest Network family (DIN, DIEN)."""

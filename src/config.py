@@ -1,0 +1,25 @@
+"""Composing the Hydra config tree outside a Hydra app (tests, sweeps, reproduce)."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+from src.paths import CONF_DIR
+
+
+def compose(overrides=(), config_name: str = "config") -> DictConfig:
+    """The composed config for `overrides`, as `python -m src.train overrides...` would see it."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra_compose(config_name=config_name, overrides=list(overrides))
+
+
+def to_plain(cfg):
+    """A plain dict/list copy of a config node (resolved), for code that wants no OmegaConf."""
+    if isinstance(cfg, DictConfig) or OmegaConf.is_list(cfg):
+        return OmegaConf.to_container(cfg, resolve=True)
+    return cfg
