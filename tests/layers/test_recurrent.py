@@ -1,0 +1,155 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from src.layers import InterestEvolution, InterestExtractor
+from src.layers.recurrent import get_cell, recurrence
+from tests.layers.reference import UPDATES, gru_sequence
+
+B, T, D, H = 5, 6, 4, 3
+LENGTHS = np.array([6, 1, 3, 4, 2])
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(B, T, D)).astype("float32")
+    scores = rng.uniform(size=(B, T)).astype("float32")
+    mask = np.arange(T)[None, :] < LENGTHS[:, None]
+    return x, scores * mask, mask
+
+
+def _randomise(layer, seed):
+    rng = np.random.default_rng(seed)
+    for w in layer.weights:
+        w.assign(rng.normal(scale=0.7, size=w.shape).astype("float32"))
+
+
+def _weights(layer):
+    return [w.numpy().astype("float64") for w in
+            (layer.kernel, layer.recurrent_kernel, layer.bias, layer.recurrent_bias)]
+
+
+def test_extractor_matches_numpy_and_carries_padding():
+    x, _, mask = _data()
+    layer = InterestExtractor(H)
+    layer.build(x.shape)
+    _randomise(layer, 1)
+    out = layer(x, mask=mask).numpy()
+    ref = gru_sequence(x.astype("float64"), LENGTHS, *_weights(layer), update=UPDATES[("gru", "paper")])
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+    for b, n in enumerate(LENGTHS):
+        assert np.all(out[b, n:] == out[b, n - 1])  # padded steps repeat the last valid state
+
+
+@pytest.mark.parametrize(
+    "cell, convention", [("gru", "paper"), ("aigru", "paper"), ("agru", "paper"), ("augru", "paper"),
+                         ("augru", "code")]
+)
+def test_evolution_cells_match_numpy(cell, convention):
+    x, scores, mask = _data(2)
+    layer = InterestEvolution(H, cell=cell, convention=convention)
+    inputs = x if cell == "gru" else [x, scores]
+    layer.build([x.shape, scores.shape])
+    _randomise(layer, 3)
+    last = layer(inputs, mask=mask).numpy()
+    x64 = x.astype("float64")
+    if cell == "aigru":
+        x64 = x64 * scores[..., None]
+    update = UPDATES[("gru" if cell == "aigru" else cell, convention)]
+    ref = gru_sequence(x64, LENGTHS, *_weights(layer), update=update, scores=scores.astype("float64"))
+    np.testing.assert_allclose(last, ref[np.arange(B), LENGTHS - 1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell, convention", [("augru", "paper"), ("augru", "code"), ("agru", "paper")])
+def test_one_step(cell, convention):
+    x, scores, _ = _data(4)
+    x, scores = x[:, :1], np.full((B, 1), 0.3, "float32")
+    layer = InterestEvolution(H, cell=cell, convention=convention)
+    layer.build([x.shape, scores.shape])
+    _randomise(layer, 5)
+    h = layer([x, scores]).numpy()
+    k, u, b, rb = _weights(layer)
+    xw, hu = x[:, 0] @ k + b, rb  # h0 = 0, so h U = 0
+    z = 1 / (1 + np.exp(-(xw[:, :H] + hu[:H])))
+    r = 1 / (1 + np.exp(-(xw[:, H:2 * H] + hu[H:2 * H])))
+    c = np.tanh(xw[:, 2 * H:] + r * hu[2 * H:])
+    expected = UPDATES[(cell, convention)](np.zeros((B, H)), z, c, 0.3)
+    np.testing.assert_allclose(h, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_conventions_differ_at_zero_attention():
+    """With a = 0 the paper's AUGRU keeps h; the code's takes a GRU step (z as keep gate)."""
+    x, _, _ = _data(6)
+    zeros = np.zeros((B, T), "float32")
+    paper = InterestEvolution(H, cell="augru", convention="paper")
+    code = InterestEvolution(H, cell="augru", convention="code")
+    for layer in (paper, code):
+        layer.build([x.shape, zeros.shape])
+        _randomise(layer, 7)
+    assert np.all(paper([x, zeros]).numpy() == 0.0)
+    keep_gate_gru = lambda h, z, c, a: z * h + (1 - z) * c  # noqa: E731
+    ref = gru_sequence(x.astype("float64"), np.full(B, T), *_weights(code), update=keep_gate_gru)
+    np.testing.assert_allclose(code([x, zeros]).numpy(), ref[:, -1], rtol=1e-5, atol=1e-6)
+
+
+def _naive(xz, xr, xc, a, m, us, bc, cell):
+    h = tf.zeros_like(xz[0])
+    out = []
+    for t in range(xz.shape[0]):
+        z = tf.sigmoid(xz[t] + h @ us[0])
+        r = tf.sigmoid(xr[t] + h @ us[1])
+        c = tf.tanh(xc[t] + r * (h @ us[2] + bc))
+        w = cell.update(z, a[t])[0] * m[t]
+        h = h + w * (c - h)
+        out.append(h)
+    return tf.stack(out)
+
+
+@pytest.mark.parametrize("cell, convention", [("gru", "paper"), ("agru", "paper"), ("augru", "paper"),
+                                              ("augru", "code")])
+@pytest.mark.parametrize("sequences", [True, False])
+def test_hand_written_gradient_matches_autodiff(cell, convention, sequences):
+    rng = np.random.default_rng(8)
+    c = get_cell(cell, convention)
+    xs = [tf.constant(rng.normal(size=(T, B, H))) for _ in range(3)]
+    a = tf.constant(rng.uniform(size=(T, B, 1)))
+    m = tf.constant((np.arange(T)[:, None] < LENGTHS[None, :])[..., None].astype("float64"))
+    us = [tf.constant(rng.normal(scale=0.5, size=(H, H))) for _ in range(3)]
+    bc = tf.constant(rng.normal(size=(H,)))
+    up = tf.constant(rng.normal(size=(T, B, H)))
+    watched = xs + [a] + us + [bc]
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(watched)
+        fast = recurrence(tuple(xs), a, m, tuple(us), bc, c, return_sequences=sequences)
+        slow = _naive(*xs, a, m, us, bc, c)
+        if not sequences:
+            slow = slow[-1]
+        weight = up if sequences else up[0]
+        loss_fast, loss_slow = tf.reduce_sum(fast * weight), tf.reduce_sum(slow * weight)
+    np.testing.assert_allclose(fast.numpy(), slow.numpy(), rtol=1e-12, atol=1e-12)
+    for g_fast, g_slow in zip(tape.gradient(loss_fast, watched), tape.gradient(loss_slow, watched)):
+        g_slow = np.zeros_like(g_fast.numpy()) if g_slow is None else g_slow.numpy()
+        np.testing.assert_allclose(g_fast.numpy(), g_slow, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"units": 0}, "units"), ({"units": 3, "cell": "lstm"}, "cell"),
+     ({"units": 3, "cell": "agru", "convention": "code"}, "convention")],
+)
+def test_bad_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        InterestEvolution(**kwargs)
+
+
+def test_scores_required_for_attentional_cells():
+    x, _, _ = _data()
+    with pytest.raises(ValueError, match="scores"):
+        InterestEvolution(H, cell="augru")(x)
+
+
+def test_config_round_trip():
+    layer = InterestEvolution(7, cell="augru", convention="code", return_sequences=True)
+    clone = InterestEvolution.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    assert clone.cell.convention == "code"
