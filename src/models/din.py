@@ -1,0 +1,18 @@
+"""DIN: the history pooled by target attention (DIN paper, section 4.3)."""
+
+from __future__ import annotations
+
+from src.layers import TargetAttention
+from src.models.common import embed_inputs, head
+
+
+def attention_layer(cfg, name="attention"):
+    """TargetAttention from `cfg.attention` (hidden_units, activation, scale, softmax, ...)."""
+    att = dict(cfg.get("attention", {}) or {})
+    return TargetAttention(name=name, **att)
+
+
+def build_din(cfg, vocab: dict, max_len: int):
+    f = embed_inputs(cfg, vocab, max_len)
+    interest = attention_layer(cfg)([f.target, f.history], mask=f.mask)
+    return head(f, interest, cfg, name="din")
