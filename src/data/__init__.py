@@ -1,0 +1,1 @@
+"""Data sources (MovieLens, Amazon, Taobao, synthetic) and the one input pipeline."""
