@@ -1,29 +1,41 @@
-"""Training throughput of the project's DIN and DIEN beside the plain Keras baseline.
+"""Benchmarks, printed as numbers and ratios measured in one run.
 
-    python -m src.bench [--models din,dien] [--rounds 6] [--samples 50000]
+    python -m src.bench [models] [--models din,dien] [--rounds 6]
+        training throughput of the project's DIN and DIEN beside the plain Keras
+        baseline (../shared/bench/plain_keras_baseline.py)
+    python -m src.bench pipeline [--data movielens]
+        input pipeline throughput beside DIEN's training throughput
+    python -m src.bench preprocess --source taobao --rows 100000000
+        writes a file of that size in the source's real format and times its
+        preprocessing, with peak memory
 
-Each measurement is a fresh process that trains one epoch to warm up and times the
-second, on random data of the baseline's shapes (history 50, embedding 18, batch
-256, 50k samples, 20k items). The project is measured twice: fed by its own input
-pipeline (as `src.train` runs it) and fed NumPy arrays through `fit` (as the
-baseline is), so that the model's own share of the speed-up shows. Rounds
-interleave project and baseline, and ratios are taken within a round, so that the
-machine's slow and fast phases hit both sides alike; the summary gives median,
-min and max of every column.
+`models`: random data of the baseline's shapes (history 50, embedding 18, batch
+256, 50k samples, 20k items). Both models are built in one process, the
+baseline by the baseline file's own `build`; each round trains one epoch of the
+project (fed by its input pipeline) and one of the baseline (fed NumPy arrays
+through `fit`, as its script does), so a round's ratio compares the two under
+the same machine state and the same TensorFlow settings (one intra-op thread, op
+determinism on, as `src.train` runs; `--intra-op 0` for TensorFlow's default).
+This machine switches between a slow and a fast level for seconds at a time: the
+summary gives the median and spread of the per-round ratios and the ratio of
+each side's best epoch.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from src.paths import ROOT  # noqa: E402
+
 DEFAULT_BASELINE = ROOT.parent / "shared" / "bench" / "plain_keras_baseline.py"
 
 
@@ -56,45 +68,104 @@ def random_data(samples: int, history: int, items: int, seed: int = 0):
     return x, y
 
 
-def measure_project(model: str, feed: str, history: int, dim: int, batch: int, samples: int,
-                    items: int) -> dict:
-    """Trains the project's model for two epochs; returns the second epoch's throughput.
+def _load_baseline(path: Path):
+    spec = importlib.util.spec_from_file_location("plain_keras_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    feed "pipeline": the project's input pipeline (shuffled tf.data batches,
-    prefetched); feed "numpy": arrays handed to `fit` as the baseline does.
-    """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from src.data.pipeline import make_dataset
-    from src.determinism import set_determinism
-    from src.models import build_model
 
-    set_determinism(0)
-    x, y = random_data(samples, history, items)
-    m = build_model(bench_config(model, dim), {"item": items}, history)
-    m.compile("adam", "binary_crossentropy")
-    if feed == "pipeline":
-        ds = make_dataset(x, y, batch, shuffle=True, seed=0)
-        fit = lambda: m.fit(ds, epochs=1, verbose=0)  # noqa: E731
-    else:
-        fit = lambda: m.fit(x, y, batch_size=batch, epochs=1, verbose=0)  # noqa: E731
-    fit()
+def _timed(fn, samples: int) -> int:
     t = time.perf_counter()
-    fit()
-    dt = time.perf_counter() - t
-    return {"impl": f"project_{feed}", "model": model, "samples_per_s": round(samples / dt)}
+    fn()
+    return round(samples / (time.perf_counter() - t))
 
 
-def _run_json(cmd: list[str]) -> dict:
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
-    for line in reversed(out.stdout.splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)
-    raise RuntimeError(f"{' '.join(cmd)} printed no result:\n{out.stderr[-2000:]}")
+def _summary(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 3), "min": min(values), "max": max(values)}
+
+
+def bench_models(a) -> dict:
+    from src.data.dataset import SequenceData
+    from src.data.pipeline import make_dataset
+    from src.models import build_model
+    from src.optim import make_optimizer
+    from src.runtime import configure
+
+    device = configure(0, deterministic=a.determinism, intra_op=a.intra_op)
+    print(json.dumps({"device": device, "intra_op_threads": a.intra_op, "op_determinism": a.determinism}))
+    if not a.baseline.is_file():
+        raise SystemExit(f"baseline not found: {a.baseline} (give its path with --baseline)")
+    baseline = _load_baseline(a.baseline)
+    x, y = random_data(a.samples, a.history, a.items)
+    summary = {}
+    for model in a.models.split(","):
+        project = build_model(bench_config(model, a.dim), {"item": a.items}, a.history)
+        project.compile(make_optimizer("adam"), "binary_crossentropy")
+        data = SequenceData.from_histories(x["hist_item"], x["hist_len"], x["target_item"], y)
+        ds = make_dataset(data, "train", a.batch, shuffle=True, seed=0, inputs=list(project.input))
+        base = baseline.build(model, a.items, a.history, a.dim, False)
+        runs = {
+            "project": lambda p=project, d=ds: p.fit(d, epochs=1, verbose=0),
+            "baseline": lambda b=base: b.fit([x["hist_item"], x["target_item"]], y, batch_size=a.batch,
+                                             epochs=1, verbose=0),
+        }
+        for fn in runs.values():  # first epoch pays for tracing
+            fn()
+        rows = []
+        for r in range(a.rounds):
+            row = {"model": model, "round": r + 1}
+            row.update({k: _timed(fn, a.samples) for k, fn in runs.items()})
+            row["ratio"] = round(row["project"] / row["baseline"], 3)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        s = {k: _summary([r[k] for r in rows]) for k in ("project", "baseline", "ratio")}
+        s["best_epoch_ratio"] = round(s["project"]["max"] / s["baseline"]["max"], 3)
+        summary[model] = s
+        print(json.dumps({"model": model, "samples_per_s": "median", "summary": s}), flush=True)
+    return summary
+
+
+def bench_pipeline(a) -> dict:
+    """Batches per second of the input pipeline alone, beside DIEN training on the same data."""
+    from src.config import compose
+    from src.data import load_data
+    from src.data.pipeline import make_dataset
+    from src.models import build_model
+    from src.optim import make_optimizer
+    from src.runtime import configure
+
+    configure(0, intra_op=a.intra_op)
+    cfg = compose([f"data={a.data}", "model=dien"])
+    data = load_data(cfg.data)
+    model = build_model(cfg.model, data.vocab, data.max_len)
+    model.compile(make_optimizer("adam"), "binary_crossentropy")
+    n = data.size("train")
+    ds = make_dataset(data, "train", a.batch, shuffle=True, seed=0, inputs=list(model.input))
+    for _ in ds:  # warm up
+        pass
+    model.fit(ds, epochs=1, verbose=0)
+    rows = []
+    for r in range(a.rounds):
+        pipe = _timed(lambda: [None for _ in ds], n)
+        train = _timed(lambda: model.fit(ds, epochs=1, verbose=0), n)
+        rows.append({"round": r + 1, "pipeline": pipe, "dien_training": train,
+                     "ratio": round(pipe / train, 2)})
+        print(json.dumps(rows[-1]), flush=True)
+    s = {k: _summary([r[k] for r in rows]) for k in ("pipeline", "dien_training", "ratio")}
+    print(json.dumps({"data": a.data, "samples": n, "samples_per_s": "median", "summary": s}), flush=True)
+    return s
+
+
+def bench_preprocess(a) -> dict:
+    from src.data.scale import run_scale_benchmark
+
+    return run_scale_benchmark(a.source, a.rows, Path(a.workdir) if a.workdir else None, keep=a.keep)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", nargs="?", default="models", choices=["models", "pipeline", "preprocess"])
     p.add_argument("--models", default="din,dien")
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--history", type=int, default=50)
@@ -103,44 +174,19 @@ def main(argv=None):
     p.add_argument("--samples", type=int, default=50000)
     p.add_argument("--items", type=int, default=20000)
     p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE,
-                   help="plain Keras baseline script (default: ../shared/bench/plain_keras_baseline.py)")
-    p.add_argument("--one", help=argparse.SUPPRESS)  # internal: measure one model in this process
-    p.add_argument("--feed", default="pipeline", help=argparse.SUPPRESS)
+                   help="plain Keras baseline file (default: ../shared/bench/plain_keras_baseline.py)")
+    p.add_argument("--no-determinism", dest="determinism", action="store_false",
+                   help="models: leave TensorFlow's op determinism off (on by default, as in training)")
+    p.add_argument("--intra-op", type=int, default=1,
+                   help="TensorFlow intra-op threads for both sides (1, as training uses; 0: one per core)")
+    p.add_argument("--data", default="movielens", help="pipeline: the data config")
+    p.add_argument("--source", default="taobao", choices=["taobao", "amazon"], help="preprocess: format")
+    p.add_argument("--rows", type=int, default=100_000_000, help="preprocess: rows (events) to generate")
+    p.add_argument("--workdir", help="preprocess: where to write the generated file (default: a temp dir)")
+    p.add_argument("--keep", action="store_true", help="preprocess: keep the generated file")
     a = p.parse_args(argv)
-    shape = dict(history=a.history, dim=a.dim, batch=a.batch, samples=a.samples, items=a.items)
-    if a.one:
-        print(json.dumps(measure_project(a.one, a.feed, **shape)))
-        return
-    shape_args = [f"--{k}={v}" for k, v in shape.items()]
-    have_baseline = a.baseline.is_file()
-    if not have_baseline:
-        print(f"baseline {a.baseline} not found: measuring the project alone", file=sys.stderr)
-    summary = {}
-    for model in a.models.split(","):
-        rows = []
-        for r in range(a.rounds):
-            row = {"round": r + 1}
-            for feed in ("pipeline", "numpy"):
-                res = _run_json([sys.executable, "-m", "src.bench", f"--one={model}", f"--feed={feed}",
-                                 *shape_args])
-                row[f"project_{feed}"] = res["samples_per_s"]
-            if have_baseline:
-                base = _run_json([sys.executable, str(a.baseline), f"--model={model}", *shape_args])
-                row["baseline"] = base["samples_per_s"]
-                for feed in ("pipeline", "numpy"):
-                    row[f"ratio_{feed}"] = round(row[f"project_{feed}"] / row["baseline"], 3)
-            rows.append(row)
-            print(json.dumps({"model": model, **row}), flush=True)
-        s = {}
-        for key in rows[0]:
-            if key == "round":
-                continue
-            vals = [r[key] for r in rows]
-            s[key] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
-        summary[model] = s
-        print(json.dumps({"model": model, "summary": s}), flush=True)
-    return summary
+    return {"models": bench_models, "pipeline": bench_pipeline, "preprocess": bench_preprocess}[a.what](a)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(0 if main() is not None else 1)

@@ -1,38 +1,69 @@
-"""The input pipeline shared by every source: arrays in memory -> shuffled, batched tf.data."""
+"""The input pipeline shared by every source: a SequenceData split -> shuffled, batched tf.data.
+
+Samples stay as (hist_end, hist_len) pointers into the event arrays; each batch
+cuts its [B, T] histories out of the events with one gather per feature, so the
+pipeline's memory is that of the events and samples, whatever T is.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from src.data.dataset import SequenceData
 
-def make_dataset(x: dict, y, batch_size: int, shuffle: bool = False, seed: int = 0):
-    """Batches of `(features, labels)` from arrays with one row per sample.
+FEATURES = ("user", "target_item", "target_cat", "hist_item", "hist_cat", "hist_len", "neg_item", "neg_cat")
 
-    Shuffling draws a fresh, seeded permutation every epoch, over the whole array
-    (indices are shuffled, not rows, so the cost does not grow with row width).
-    Batches are gathered in one vectorised op and prefetched.
+
+def make_dataset(data: SequenceData, split: str, batch_size: int, shuffle: bool = False, seed: int = 0,
+                 inputs=FEATURES, repeat: bool = False):
+    """Batches of `(features, labels)` for the model inputs named in `inputs`.
+
+    Shuffling draws a fresh seeded permutation of the whole split every epoch (the
+    sample indices are shuffled, not the rows). Batches are prefetched.
 
     Args:
-        x: feature name -> array [N, ...].
-        y: labels [N].
-        batch_size: rows per batch (the last batch may be smaller).
+        data: the data set.
+        split: "train", "valid" or "test".
+        batch_size: samples per batch (the last batch may be smaller).
         shuffle: reshuffle every epoch.
         seed: seed of the shuffle.
+        inputs: the feature names to produce (a model's `input` keys).
+        repeat: repeat forever (for step-based loops).
     """
     import tensorflow as tf
 
-    n = len(y)
-    for k, v in x.items():
-        if len(v) != n:
-            raise ValueError(f"feature {k!r} has {len(v)} rows, labels have {n}")
-    tensors = {k: tf.constant(np.asarray(v)) for k, v in x.items()}
-    labels = tf.constant(np.asarray(y, dtype="float32"))
+    inputs = list(inputs)
+    unknown = [k for k in inputs if k not in FEATURES]
+    if unknown:
+        raise ValueError(f"unknown model inputs {unknown}; the pipeline makes {list(FEATURES)}")
+    s = data.splits[split]
+    n = data.size(split)
+    if n == 0:
+        raise ValueError(f"split {split!r} of data set {data.name!r} is empty")
+    t = data.max_len
+    cols = {k: tf.constant(s[k]) for k in ("user", "target_item", "target_cat", "hist_len") if k in inputs}
+    end = tf.constant(s["hist_end"].astype(np.int64))
+    length = tf.constant(s["hist_len"].astype(np.int64))
+    labels = tf.constant(s["label"].astype(np.float32))
+    wanted = {"hist_item": "item", "hist_cat": "cat", "neg_item": "neg_item", "neg_cat": "neg_cat"}
+    events = {k: tf.constant(data.events[v]) for k, v in wanted.items() if k in inputs}
+    steps = tf.range(t, dtype=tf.int64)
+
+    def gather(idx):
+        out = {k: tf.gather(v, idx) for k, v in cols.items()}
+        if events:
+            e, n_valid = tf.gather(end, idx), tf.gather(length, idx)
+            valid = steps[None, :] < n_valid[:, None]
+            pos = tf.where(valid, e[:, None] - n_valid[:, None] + steps[None, :], 0)
+            for k, v in events.items():
+                out[k] = tf.where(valid, tf.gather(v, pos), tf.zeros([], v.dtype))
+        return out, tf.gather(labels, idx)
+
     index = tf.data.Dataset.range(n)
     if shuffle:
         index = index.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        index = index.repeat()
     index = index.batch(batch_size)
-
-    def gather(idx):
-        return {k: tf.gather(v, idx) for k, v in tensors.items()}, tf.gather(labels, idx)
-
-    return index.map(gather, num_parallel_calls=1, deterministic=True).prefetch(2)
+    return index.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
+        tf.data.AUTOTUNE)

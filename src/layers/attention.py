@@ -38,8 +38,8 @@ class TargetAttention(keras.layers.Layer):
     """Attention of a target over a behaviour sequence (DIN paper, section 4.3).
 
     The first MLP layer acts on the concatenation [q, k, q - k, q * k]; it is
-    computed as q @ (Wq + Wd) + k @ (Wk - Wd) + (q * k) @ Wp, which is the same
-    product without materialising the [B, T, 4D] tensor.
+    computed as q (Wq + Wd) + k M with M = (Wk - Wd) + diag(q) Wp per row, the
+    same product without materialising the [B, T, 4D] input.
 
     Args:
         hidden_units: widths of the attention MLP (seed [36]; DIN code [80, 40]).
@@ -118,8 +118,9 @@ class TargetAttention(keras.layers.Layer):
         d = keys.shape[-1]
         wq, wk, wd, wp = (self.kernel[i * d : (i + 1) * d] for i in range(4))
         q_part = ops.matmul(query, wq + wd) + self.bias  # [B, H1]
-        k_part = ops.matmul(ops.concatenate([keys, query[:, None, :] * keys], -1),
-                            ops.concatenate([wk - wd, wp], 0))  # [B, T, H1]
+        # k (Wk - Wd) + (q * k) Wp = k M_b with M_b = (Wk - Wd) + diag(q_b) Wp, one [D, H1] per row
+        per_row = (wk - wd)[None] + query[:, :, None] * wp[None]  # [B, D, H1]
+        k_part = ops.matmul(keys, per_row)  # [B, T, H1]
         x = q_part[:, None, :] + k_part
         for act, dense in zip(self.activations, self.later):
             x = dense(act(x, training=training))

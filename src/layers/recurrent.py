@@ -113,49 +113,48 @@ def get_cell(name: str, convention: str = "paper") -> EvolutionCell:
     return _CELLS[name](convention)
 
 
-def recurrence(x_gates, a, m, kernels_u, bias_c, cell: EvolutionCell, return_sequences=True):
+def recurrence(x_zr, x_c, a, m, kernel_zr, kernel_c, bias_c, cell: EvolutionCell, return_sequences=True):
     """Runs the recurrence over time-major inputs.
 
     The loop is unrolled over the static number of steps: in graph mode a while
-    loop costs far more per iteration than the few small ops of a step. Gates are
-    kept apart (three [H, H] recurrent kernels) because splitting and
-    concatenating small tensors costs more than the extra matmuls.
+    loop costs far more per iteration than the few small ops of a step, so every
+    op saved inside the step counts.
 
-    Backward pass: with g_t = dL/dh_t, every gradient is g_t times a coefficient
-    that depends only on forward values (k_z, k_r, k_c below), so the
+    Backward pass: with g_t = dL/dh_t, the gradients of the gates' pre-activations
+    are g_t times coefficients that depend only on forward values, so the
     coefficients are computed for all steps at once, and only the recursion
-    g_{t-1} = up_{t-1} + g_t (1 - w_t) + sum_j (g_t k_j,t) U_j^T runs step by step.
+    g_{t-1} = up_{t-1} + g_t (1 - w_t) + ([g_t, g_t, g_t] * k_t) U^T runs step by step.
 
     Args:
-        x_gates: `(xz, xr, xc)`, input projections [T, B, H] each, with the biases
-            of z and r (input and recurrent) and the input bias of c added.
+        x_zr: input projections of the update and reset gates with all their
+            biases, [T, B, 2H].
+        x_c: input projection of the candidate with its input bias, [T, B, H].
         a: attention scores, [T, B, 1] (ignored by cells that do not use them).
         m: 1.0 for valid steps, 0.0 for padding, [T, B, 1].
-        kernels_u: `(U_z, U_r, U_c)`, recurrent kernels [H, H] each.
+        kernel_zr: recurrent kernel of the gates, [H, 2H].
+        kernel_c: recurrent kernel of the candidate, [H, H].
         bias_c: recurrent bias of the candidate, [H] (inside the reset gate).
         cell: supplies the update weight.
         return_sequences: return all states [T, B, H] rather than the last [B, H].
     """
-    xz, xr, xc = x_gates
-    u_z, u_r, u_c = kernels_u
-    units = u_z.shape[0]
-    steps = xz.shape[0]
+    units = kernel_c.shape[0]
+    steps = x_c.shape[0]
     if steps is None:
         raise ValueError("the recurrent layers need a static sequence length (inputs [B, T, D] with T known)")
 
     @ops.custom_gradient
-    def run(xz, xr, xc, a, m, u_z, u_r, u_c, bias_c):
-        xz_t, xr_t, xc_t, a_t, m_t = (ops.unstack(v, axis=0) for v in (xz, xr, xc, a, m))
-        h = ops.zeros((ops.shape(xz)[1], units), dtype=xz.dtype)
+    def run(x_zr, x_c, a, m, kernel_zr, kernel_c, bias_c):
+        x_zr_t, x_c_t, a_t, m_t = (ops.unstack(v, axis=0) for v in (x_zr, x_c, a, m))
+        h = ops.zeros((ops.shape(x_c)[1], units), dtype=x_c.dtype)
         saved, states = [], []
         for t in range(steps):
-            z = ops.sigmoid(xz_t[t] + ops.matmul(h, u_z))
-            r = ops.sigmoid(xr_t[t] + ops.matmul(h, u_r))
-            q_c = ops.matmul(h, u_c) + bias_c
-            c = ops.tanh(xc_t[t] + r * q_c)
+            zr = ops.sigmoid(x_zr_t[t] + ops.matmul(h, kernel_zr))
+            z, r = ops.split(zr, 2, axis=-1)
+            q_c = ops.matmul(h, kernel_c) + bias_c
+            c = ops.tanh(x_c_t[t] + r * q_c)
             w = cell.update(z, a_t[t])[0] * m_t[t]
             c_minus_h = c - h
-            saved.append((h, z, r, q_c, c, w, c_minus_h))
+            saved.append((h, zr, q_c, c, w, c_minus_h))
             h = h + w * c_minus_h
             states.append(h)
         out = ops.stack(states, axis=0) if return_sequences else h
@@ -163,52 +162,41 @@ def recurrence(x_gates, a, m, kernels_u, bias_c, cell: EvolutionCell, return_seq
         def grad(*args, upstream=None):
             if upstream is None:
                 (upstream,) = args
-            h_prev, z, r, q_c, c, w, c_minus_h = (ops.stack(v, axis=0) for v in zip(*saved))
+            h_prev, zr, q_c, c, w, c_minus_h = (ops.stack(v, axis=0) for v in zip(*saved))
+            z, r = ops.split(zr, 2, axis=-1)
             _, dw_dz, dw_da = cell.update(z, a)
-            w = ops.broadcast_to(w, ops.shape(z))
             k_c = w * (1.0 - c * c)  # dL/d(pre-activation of c) = g * k_c
             k_r = k_c * q_c * r * (1.0 - r)  # ... of r
-            k_z = c_minus_h * m * dw_dz * z * (1.0 - z) if dw_dz is not None else None
-            k_cr = k_c * r  # dL/dq_c
-            keep = 1.0 - w
-            coef = [ops.unstack(v, axis=0) for v in (k_r, k_cr, keep)]
-            k_z_t = ops.unstack(k_z, axis=0) if k_z is not None else None
+            k_z = c_minus_h * m * dw_dz * z * (1.0 - z) if dw_dz is not None else ops.zeros_like(z)
+            k_all = ops.concatenate([k_z, k_r, k_c * r], axis=-1)  # dL/d(h U + bU) = [g, g, g] * k_all
+            keep = ops.broadcast_to(1.0 - w, ops.shape(c))
+            k_t, keep_t = ops.unstack(k_all, axis=0), ops.unstack(keep, axis=0)
             ups = ops.unstack(upstream, axis=0) if return_sequences else None
-            u_zt, u_rt, u_ct = (ops.transpose(u) for u in (u_z, u_r, u_c))
+            kernel_t = ops.transpose(ops.concatenate([kernel_zr, kernel_c], axis=-1))  # [3H, H]
             g_next = ops.zeros_like(h) if return_sequences else upstream
             g_all = [None] * steps
             for t in range(steps - 1, -1, -1):
                 g = g_next + ups[t] if return_sequences else g_next
                 g_all[t] = g
-                if t == 0:
-                    break
-                back = g * coef[2][t] + ops.matmul(g * coef[0][t], u_rt) + ops.matmul(g * coef[1][t], u_ct)
-                if k_z_t is not None:
-                    back = back + ops.matmul(g * k_z_t[t], u_zt)
-                g_next = back
+                if t:
+                    g3 = ops.concatenate([g, g, g], axis=-1)
+                    g_next = g * keep_t[t] + ops.matmul(g3 * k_t[t], kernel_t)
             g_all = ops.stack(g_all, axis=0)
-            d_z = g_all * k_z if k_z is not None else ops.zeros_like(g_all)
-            d_r = g_all * k_r
+            d_q = ops.concatenate([g_all, g_all, g_all], axis=-1) * k_all
+            d_zr = d_q[..., : 2 * units]
             d_c = g_all * k_c
-            d_qc = g_all * k_cr
-            flat_h = ops.transpose(ops.reshape(h_prev, (-1, units)))
-
-            def kernel_grad(d):
-                return ops.matmul(flat_h, ops.reshape(d, (-1, units)))
-
+            d_kernel = ops.matmul(ops.transpose(ops.reshape(h_prev, (-1, units))),
+                                  ops.reshape(d_q, (-1, 3 * units)))
             if dw_da is None:
                 d_a = ops.zeros_like(a)
             else:
                 d_a = ops.sum(g_all * c_minus_h * m * dw_da, axis=-1, keepdims=True)
-            return (
-                d_z, d_r, d_c, d_a, ops.zeros_like(m),
-                kernel_grad(d_z), kernel_grad(d_r), kernel_grad(d_qc),
-                ops.sum(d_qc, axis=(0, 1)),
-            )
+            return (d_zr, d_c, d_a, ops.zeros_like(m), d_kernel[:, : 2 * units], d_kernel[:, 2 * units :],
+                    ops.sum(d_q[..., 2 * units :], axis=(0, 1)))
 
         return out, grad
 
-    return run(xz, xr, xc, a, m, u_z, u_r, u_c, bias_c)
+    return run(x_zr, x_c, a, m, kernel_zr, kernel_c, bias_c)
 
 
 class _RecurrentBase(keras.layers.Layer):
@@ -235,17 +223,12 @@ class _RecurrentBase(keras.layers.Layer):
         a = ones if scores is None else ops.expand_dims(ops.cast(ops.transpose(scores, (1, 0)), x.dtype), -1)
         m = ones if mask is None else ops.expand_dims(ops.cast(ops.transpose(mask, (1, 0)), x.dtype), -1)
         x_t = cell.transform_input(x_t, a)
-        h = self.units
-        kernel, u = (ops.cast(v, x.dtype) for v in (self.kernel, self.recurrent_kernel))
-        bias = ops.cast(self.bias, x.dtype)
-        rbias = ops.cast(self.recurrent_bias, x.dtype)
-        x_gates = tuple(
-            ops.matmul(x_t, kernel[:, i * h : (i + 1) * h]) + bias[i * h : (i + 1) * h]
-            + (rbias[i * h : (i + 1) * h] if i < 2 else 0.0)
-            for i in range(3)
-        )
-        kernels_u = tuple(u[:, i * h : (i + 1) * h] for i in range(3))
-        return recurrence(x_gates, a, m, kernels_u, rbias[2 * h :], cell, return_sequences)
+        h2 = 2 * self.units
+        kernel, u, bias, rbias = (ops.cast(v, x.dtype) for v in
+                                  (self.kernel, self.recurrent_kernel, self.bias, self.recurrent_bias))
+        x_zr = ops.matmul(x_t, kernel[:, :h2]) + (bias[:h2] + rbias[:h2])
+        x_c = ops.matmul(x_t, kernel[:, h2:]) + bias[h2:]
+        return recurrence(x_zr, x_c, a, m, u[:, :h2], u[:, h2:], rbias[h2:], cell, return_sequences)
 
     def compute_mask(self, inputs, mask=None):
         return None

@@ -92,13 +92,14 @@ def test_conventions_differ_at_zero_attention():
     np.testing.assert_allclose(code([x, zeros]).numpy(), ref[:, -1], rtol=1e-5, atol=1e-6)
 
 
-def _naive(xz, xr, xc, a, m, us, bc, cell):
-    h = tf.zeros_like(xz[0])
+def _naive(x_zr, x_c, a, m, k_zr, k_c, bc, cell):
+    h = tf.zeros_like(x_c[0])
+    units = k_c.shape[0]
     out = []
-    for t in range(xz.shape[0]):
-        z = tf.sigmoid(xz[t] + h @ us[0])
-        r = tf.sigmoid(xr[t] + h @ us[1])
-        c = tf.tanh(xc[t] + r * (h @ us[2] + bc))
+    for t in range(x_c.shape[0]):
+        zr = tf.sigmoid(x_zr[t] + h @ k_zr)
+        z, r = zr[:, :units], zr[:, units:]
+        c = tf.tanh(x_c[t] + r * (h @ k_c + bc))
         w = cell.update(z, a[t])[0] * m[t]
         h = h + w * (c - h)
         out.append(h)
@@ -111,17 +112,19 @@ def _naive(xz, xr, xc, a, m, us, bc, cell):
 def test_hand_written_gradient_matches_autodiff(cell, convention, sequences):
     rng = np.random.default_rng(8)
     c = get_cell(cell, convention)
-    xs = [tf.constant(rng.normal(size=(T, B, H))) for _ in range(3)]
+    x_zr = tf.constant(rng.normal(size=(T, B, 2 * H)))
+    x_c = tf.constant(rng.normal(size=(T, B, H)))
     a = tf.constant(rng.uniform(size=(T, B, 1)))
     m = tf.constant((np.arange(T)[:, None] < LENGTHS[None, :])[..., None].astype("float64"))
-    us = [tf.constant(rng.normal(scale=0.5, size=(H, H))) for _ in range(3)]
+    k_zr = tf.constant(rng.normal(scale=0.5, size=(H, 2 * H)))
+    k_c = tf.constant(rng.normal(scale=0.5, size=(H, H)))
     bc = tf.constant(rng.normal(size=(H,)))
     up = tf.constant(rng.normal(size=(T, B, H)))
-    watched = xs + [a] + us + [bc]
+    watched = [x_zr, x_c, a, k_zr, k_c, bc]
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(watched)
-        fast = recurrence(tuple(xs), a, m, tuple(us), bc, c, return_sequences=sequences)
-        slow = _naive(*xs, a, m, us, bc, c)
+        fast = recurrence(x_zr, x_c, a, m, k_zr, k_c, bc, c, return_sequences=sequences)
+        slow = _naive(x_zr, x_c, a, m, k_zr, k_c, bc, c)
         if not sequences:
             slow = slow[-1]
         weight = up if sequences else up[0]

@@ -1,0 +1,92 @@
+"""MovieLens, the DIN paper's protocol (REFERENCE.md section 4).
+
+One sample per rating: label 1 for ratings >= `positive_rating` (4: ratings 4 and
+5), else 0; the history is the user's earlier rated movies (any rating) in time
+order, ties broken by movie id. A movie's category is its first listed genre
+("Animation|Children|Comedy" -> "Animation"; "(no genres listed)" is a category
+of its own).
+
+Reads ml-latest-small (shipped), ml-latest, ml-20m, ml-25m (`ratings.csv` +
+`movies.csv`) and ml-1m (`ratings.dat` + `movies.dat`, "::"-separated, Latin-1).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from src.data.dataset import DataError
+from src.data.protocol import Events
+from src.data.readers import find_one, locate_bad_line, read_delimited
+
+HOW_TO_GET = (
+    "MovieLens comes from https://grouplens.org/datasets/movielens/ : unpack the archive and point "
+    "`data.path` at the folder holding ratings.csv and movies.csv (or ratings.dat and movies.dat for ml-1m). "
+    "ml-latest-small ships with this project in data/ml-latest-small."
+)
+
+
+def _is_rating(v):
+    f = float(v)
+    if not 0 <= f <= 5:
+        raise ValueError(v)
+
+
+def _read_dat(path: Path, names, dtypes, checks):
+    """A '::'-separated ml-1m file through the C reader ('::' -> tab first)."""
+    import pandas as pd
+
+    raw = path.read_bytes().replace(b"::", b"\t")
+    try:
+        return pd.read_csv(io.BytesIO(raw), sep="\t", header=None, names=names, dtype=dtypes,
+                           encoding="latin-1", engine="c", na_filter=False, quoting=3)
+    except (ValueError, pd.errors.ParserError):
+        locate_bad_line(path, len(names), checks, sep="::", header=False, encoding="latin-1")
+
+
+def read_files(folder: Path):
+    """(ratings DataFrame [user, movie, rating, time], movies DataFrame [movie, genres], files)."""
+    ratings_path = find_one(folder, ["ratings.csv", "ratings.dat"], HOW_TO_GET)
+    rating_cols = ["user", "movie", "rating", "time"]
+    rating_types = {"user": np.int64, "movie": np.int64, "rating": np.float32, "time": np.int64}
+    rating_checks = [int, int, _is_rating, int]
+    if ratings_path.suffix == ".dat":
+        movies_path = find_one(folder, ["movies.dat"], HOW_TO_GET)
+        ratings = _read_dat(ratings_path, rating_cols, rating_types, rating_checks)
+        movies = _read_dat(movies_path, ["movie", "title", "genres"],
+                           {"movie": np.int64, "title": str, "genres": str}, [int, str, str])
+    else:
+        movies_path = find_one(folder, ["movies.csv"], HOW_TO_GET)
+        ratings = next(read_delimited(ratings_path, rating_cols, rating_types, rating_checks))
+        movies = next(read_delimited(movies_path, ["movie", "title", "genres"],
+                                     {"movie": np.int64, "title": str, "genres": str}, [int, str, str]))
+    bad = ~ratings["rating"].between(0, 5)
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        line = i + (1 if ratings_path.suffix == ".dat" else 2)
+        raise DataError(f"{ratings_path}:{line}: rating {ratings['rating'].iloc[i]} is outside 0..5")
+    return ratings, movies, [ratings_path, movies_path]
+
+
+def load_events(cfg, folder: Path):
+    """Events with explicit labels, their provenance and the files read."""
+    import pandas as pd
+
+    ratings, movies, files = read_files(folder)
+    genre = movies["genres"].str.split("|").str[0].to_numpy(dtype=str)
+    genre_names, genre_codes = np.unique(genre, return_inverse=True)
+    cat_of_movie = pd.Series(genre_codes, index=movies["movie"].to_numpy())
+    cat_of_movie = cat_of_movie[~cat_of_movie.index.duplicated()]
+    movie = ratings["movie"].to_numpy()
+    cat = cat_of_movie.reindex(movie).to_numpy()
+    no_genre_row = np.isnan(cat) if cat.dtype.kind == "f" else np.zeros(len(cat), bool)
+    cat = np.where(no_genre_row, len(genre_names), np.nan_to_num(cat)).astype(np.int64)
+    threshold = float(cfg.get("positive_rating", 4))
+    label = (ratings["rating"].to_numpy() >= threshold).astype(np.float32)
+    events = Events(ratings["user"].to_numpy(), movie, cat, ratings["time"].to_numpy(), label)
+    meta = {"source": "movielens", "ratings": int(len(ratings)),
+            "ratings_of_movies_without_genre_row": int(no_genre_row.sum()),
+            "category": "first listed genre", "positive_rating": threshold}
+    return events, meta, files
