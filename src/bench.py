@@ -106,7 +106,7 @@ def bench_models(a) -> dict:
         ds = make_dataset(data, "train", a.batch, shuffle=True, seed=0, inputs=list(project.input))
         base = baseline.build(model, a.items, a.history, a.dim, False)
         runs = {
-            "project": lambda p=project, d=ds: p.fit(d, epochs=1, verbose=0),
+            "project": lambda p=project, d=ds: p.fit(d, epochs=1, verbose=0, shuffle=False),
             "baseline": lambda b=base: b.fit([x["hist_item"], x["target_item"]], y, batch_size=a.batch,
                                              epochs=1, verbose=0),
         }
@@ -144,11 +144,11 @@ def bench_pipeline(a) -> dict:
     ds = make_dataset(data, "train", a.batch, shuffle=True, seed=0, inputs=list(model.input))
     for _ in ds:  # warm up
         pass
-    model.fit(ds, epochs=1, verbose=0)
+    model.fit(ds, epochs=1, verbose=0, shuffle=False)
     rows = []
     for r in range(a.rounds):
         pipe = _timed(lambda: [None for _ in ds], n)
-        train = _timed(lambda: model.fit(ds, epochs=1, verbose=0), n)
+        train = _timed(lambda: model.fit(ds, epochs=1, verbose=0, shuffle=False), n)
         rows.append({"round": r + 1, "pipeline": pipe, "dien_training": train,
                      "ratio": round(pipe / train, 2)})
         print(json.dumps(rows[-1]), flush=True)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+TF_LOG_DEFAULT = "3"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_LOG_DEFAULT)
 
 
 def set_determinism(seed: int) -> None:

@@ -24,8 +24,8 @@ import numpy as np
 from src.data.dataset import PAD, SPLITS, DataError, SequenceData
 from src.data.protocol import _take
 
-DEFAULTS = dict(users=2000, items=1000, cats=20, seq_len=60, samples_per_user=10, drift=0.1, noise=0.2,
-                target_current=0.5, bias=-1.5, current=2.5, partner=2.5, max_len=50, seed=0)
+DEFAULTS = dict(users=4000, items=1000, cats=20, seq_len=60, samples_per_user=16, drift=0.1, noise=0.1,
+                target_current=0.5, bias=-2.0, current=3.0, partner=3.0, max_len=50, seed=0)
 
 
 def _param(cfg, key):

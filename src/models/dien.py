@@ -33,7 +33,7 @@ def build_dien(cfg, vocab: dict, max_len: int):
     attention = attention_layer(cfg)
     if evolution.cell.attention == "pool":
         seq = evolution(states, mask=f.mask)
-        interest = attention([f.target, seq], mask=f.mask)
+        interest, _ = attention([f.target, seq], mask=f.mask, return_attention_scores=True)
     else:
         _, scores = attention([f.target, states], mask=f.mask, return_attention_scores=True)
         interest = evolution([states, scores], mask=f.mask)

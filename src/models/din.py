@@ -14,5 +14,5 @@ def attention_layer(cfg, name="attention"):
 
 def build_din(cfg, vocab: dict, max_len: int):
     f = embed_inputs(cfg, vocab, max_len)
-    interest = attention_layer(cfg)([f.target, f.history], mask=f.mask)
+    interest, _ = attention_layer(cfg)([f.target, f.history], mask=f.mask, return_attention_scores=True)
     return head(f, interest, cfg, name="din")

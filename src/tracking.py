@@ -1,0 +1,196 @@
+"""Everything MLflow: where the store is, what a run logs, the UI.
+
+Default store: SQLite at <project>/mlruns/mlflow.db with artifacts under
+<project>/mlruns/artifacts, absolute paths whatever the working directory.
+`tracking=server` (or `tracking.uri=http://...`) points at a tracking server.
+
+    python -m src.tracking ui [--port 5000]     # the MLflow UI on the project's store (make ui)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import warnings
+from importlib import metadata
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from src.paths import MLRUNS_DIR, ROOT, resolve
+
+LIBRARIES = ("tensorflow", "keras", "mlflow", "optuna", "hydra-core", "omegaconf", "numpy", "pandas")
+_SECRET = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@")
+
+
+def redact(text: str) -> str:
+    """Hides the password of any URL with credentials: scheme://user:***@host."""
+    return _SECRET.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
+
+
+def default_uri() -> str:
+    return f"sqlite:///{MLRUNS_DIR / 'mlflow.db'}"
+
+
+def default_artifact_root() -> Path:
+    return MLRUNS_DIR / "artifacts"
+
+
+def resolve_uri(uri: str | None) -> str:
+    """The tracking URI with relative sqlite/file paths made absolute from the project root."""
+    if not uri:
+        return default_uri()
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        return f"sqlite:///{resolve(uri[len('sqlite:///'):])}"
+    if "://" not in uri:
+        return f"sqlite:///{resolve(uri)}" if uri.endswith(".db") else resolve(uri).as_uri()
+    return uri
+
+
+def setup(tracking_cfg) -> str:
+    """Points MLflow at the configured store; returns the URI (creating mlruns/ for the default)."""
+    import mlflow
+
+    uri = resolve_uri(tracking_cfg.get("uri"))
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def experiment_id(tracking_cfg, default_name: str) -> str:
+    """The experiment's id, creating it with an absolute artifact location for local stores."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    name = tracking_cfg.get("experiment") or default_name
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    root = tracking_cfg.get("artifact_root")
+    location = None
+    if root or mlflow.get_tracking_uri().startswith("sqlite:"):
+        location = (resolve(root) if root else default_artifact_root()).as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # created meanwhile by another worker
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def flatten(d, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists stay values."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def git_info() -> dict:
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, timeout=10)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return {"git.commit": "unknown"}
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip() != ""
+        return {"git.commit": head.stdout.strip(), "git.dirty": str(dirty).lower()}
+    except (OSError, subprocess.TimeoutExpired):
+        return {"git.commit": "unknown"}
+
+
+def versions() -> dict:
+    out = {}
+    for lib in LIBRARIES:
+        try:
+            out[f"version.{lib}"] = metadata.version(lib)
+        except metadata.PackageNotFoundError:
+            pass
+    out["version.python"] = sys.version.split()[0]
+    return out
+
+
+def log_params(params: dict) -> None:
+    import mlflow
+
+    items = [(k, redact(json.dumps(v) if isinstance(v, list | dict) else v)[:6000]) for k, v in params.items()]
+    for i in range(0, len(items), 90):
+        mlflow.log_params(dict(items[i:i + 90]))
+
+
+def log_config(cfg, overrides: list[str]) -> None:
+    """The resolved config as config.yaml, the command-line overrides, and every key as a param."""
+    import mlflow
+
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    mlflow.log_text(redact(OmegaConf.to_yaml(OmegaConf.create(plain))), "config.yaml")
+    mlflow.log_text(redact("\n".join(overrides) + ("\n" if overrides else "")), "overrides.txt")
+    log_params(flatten(plain))
+
+
+def log_dataset(data) -> None:
+    """The data set as an MLflow input (name, digest = cache key, source = its files or cache)."""
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    files = data.meta.get("files") or []
+    cache_path = (data.meta.get("cache") or {}).get("path")
+    source_path = files[0] if files else (cache_path or str(ROOT / "data"))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            source = resolve_dataset_source(source_path)
+    except Exception:  # noqa: BLE001 - a source MLflow cannot resolve is not worth failing a run
+        return
+    ds = MetaDataset(source=source, name=data.name, digest=str(data.meta.get("fingerprint", ""))[:36])
+    for context in ("training", "validation", "test"):
+        mlflow.log_input(ds, context=context)
+
+
+def run_tags(data, device: str, extra: dict | None = None) -> dict:
+    tags = {**git_info(), **versions(), "data.fingerprint": str(data.meta.get("fingerprint", "")),
+            "data.name": data.name, "device": device}
+    tags.update(extra or {})
+    return {k: redact(v) for k, v in tags.items()}
+
+
+def serve_ui(port: int = 5000, uri: str | None = None, artifact_root: str | None = None) -> int:
+    """Runs `mlflow server` on the project's store, bound to 127.0.0.1."""
+    uri = resolve_uri(uri)
+    root = Path(resolve(artifact_root)) if artifact_root else default_artifact_root()
+    root.mkdir(parents=True, exist_ok=True)
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
+           "--default-artifact-root", root.as_uri(), "--host", "127.0.0.1", "--port", str(port)]
+    print(f"MLflow UI on http://127.0.0.1:{port}  (store {redact(uri)}, artifacts {root}); Ctrl-C stops it",
+          flush=True)
+    return subprocess.call(cmd, env={**os.environ, "MLFLOW_HOST": "127.0.0.1"})
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m src.tracking", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    ui = sub.add_parser("ui", help="serve the MLflow UI on the project's store")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--uri", default=None, help="backend store (default: the project's SQLite store)")
+    ui.add_argument("--artifact-root", default=None)
+    a = p.parse_args(argv)
+    if a.cmd == "ui":
+        return serve_ui(a.port, a.uri, a.artifact_root)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

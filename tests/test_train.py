@@ -1,0 +1,151 @@
+import subprocess
+import sys
+
+import keras
+import mlflow
+import numpy as np
+import pytest
+
+from src.config import compose
+from src.paths import ROOT
+from src.training import Diverged, train_run
+from src.validate import ConfigError, validate
+from tests.conftest import TINY
+
+
+@pytest.mark.parametrize("data", ["movielens", "amazon", "taobao", "synthetic"])
+@pytest.mark.parametrize("model", ["base", "din", "dien"])
+def test_every_data_model_combination_composes(data, model):
+    cfg = compose([f"data={data}", f"model={model}"])
+    plain = validate(cfg)
+    assert plain["data"]["source"] == data and plain["model"]["name"] == model
+
+
+@pytest.mark.parametrize("experiment", ["din_paper", "dien_paper"])
+def test_paper_presets_compose(experiment):
+    plain = validate(compose([f"+experiment={experiment}"]))
+    assert plain["data"]["source"] == "amazon"
+
+
+def client_for(store):
+    mlflow.set_tracking_uri(store[0].split("=", 1)[1])
+    return mlflow.MlflowClient()
+
+
+def test_one_epoch_run_logs_everything(store, tmp_path):
+    overrides = TINY + ["model=dien", "train.save_model=true"] + store
+    result = train_run(compose(overrides), overrides, log=lambda m: None)
+    client = client_for(store)
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    p, m, t = run.data.params, run.data.metrics, run.data.tags
+    assert p["model.name"] == "dien" and p["data.users"] == "60" and p["train.optimizer.lr"] == "0.001"
+    assert p["model.evolution.cell"] == "augru" and p["seed"] == "0"
+    for k in ("valid_auc", "valid_gauc", "valid_logloss", "loss", "best_valid_auc", "test_auc", "test_gauc",
+              "test_logloss", "best_epoch", "attention_entropy", "attention_recent_weight",
+              "attention_relevant_weight"):
+        assert k in m, k
+    assert [h.step for h in client.get_metric_history(result.run_id, "valid_auc")] == [1]
+    for k in ("git.commit", "version.tensorflow", "version.mlflow", "data.fingerprint", "device"):
+        assert t.get(k), k
+    assert t["git.dirty"] in ("true", "false")
+    files = {a.path for a in client.list_artifacts(result.run_id)}
+    assert {"config.yaml", "overrides.txt", "attention", "model"} <= files
+    att = {a.path for a in client.list_artifacts(result.run_id, "attention")}
+    assert {"attention/epoch_001.npz", "attention/epoch_001.png"} <= att
+    local = client.download_artifacts(result.run_id, "", str(tmp_path / "dl"))
+    arrays = np.load(f"{local}/attention/epoch_001.npz")
+    assert set(arrays.files) >= {"weights", "hist_item", "hist_len", "target_item", "label", "relevant"}
+    assert arrays["weights"].shape == (4, 20)
+    np.testing.assert_allclose(arrays["weights"].sum(1), 1.0, rtol=1e-5)  # DIEN's softmax weights
+    with open(f"{local}/attention/epoch_001.png", "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert "model=dien" in open(f"{local}/overrides.txt").read()
+    logged = open(f"{local}/config.yaml").read()
+    assert "evolution:" in logged and "cell: augru" in logged
+    model = keras.models.load_model(f"{local}/model/model.keras")
+    assert model.name == "dien"
+    inputs = run.inputs.dataset_inputs
+    assert inputs and inputs[0].dataset.name == "synthetic"
+
+
+def test_same_config_same_metrics(store):
+    overrides = TINY + ["model=din", "train.epochs=2"] + store
+    a = train_run(compose(overrides), overrides, log=lambda m: None)
+    b = train_run(compose(overrides), overrides, log=lambda m: None)
+    assert a.valid == b.valid and a.test == b.test
+    assert [r["loss"] for r in a.history] == [r["loss"] for r in b.history]
+
+
+def test_reproduce_round_trip(store, capsys):
+    from src import reproduce
+
+    overrides = TINY + ["model=din", "model/activation=dice"] + store
+    first = train_run(compose(overrides), overrides, log=lambda m: None)
+    uri = store[0]
+    assert reproduce.main([first.run_id, uri]) == 0
+    out = capsys.readouterr().out
+    assert "identical" in out and "not identical" not in out
+    client = client_for(store)
+    runs = client.search_runs([client.get_run(first.run_id).info.experiment_id],
+                              filter_string=f"tags.reproduces = '{first.run_id}'")
+    assert len(runs) == 1
+    assert runs[0].data.metrics["test_auc"] == client.get_run(first.run_id).data.metrics["test_auc"]
+
+
+def test_divergence_fails_the_run_clearly(store):
+    overrides = TINY + ["model=base", "train.optimizer.name=sgd", "train.optimizer.lr=1e30"] + store
+    with pytest.raises(Diverged, match="train.optimizer.lr"):
+        train_run(compose(overrides), overrides, log=lambda m: None)
+    client = client_for(store)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert len(runs) == 1 and runs[0].info.status == "FAILED"
+    assert "Diverged" in runs[0].data.tags["failure"]
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.epochs=abc", "train.epochs"),
+        ("train.optimizer.lr=-1", "train.optimizer.lr"),
+        ("+train.epoch=3", "Did you mean epochs"),
+        ("+model.attention.scaling=true", "model.attention.scaling"),
+        ("train.early_stopping.metric=accuracy", "train.early_stopping.metric"),
+    ],
+)
+def test_bad_values_fail_before_any_run(override, message, store):
+    with pytest.raises(ConfigError, match=message):
+        train_run(compose(TINY + [override] + store), log=lambda m: None)
+    assert not (ROOT / "never").exists()
+    db = store[0].split("sqlite:///", 1)[1]
+    import os
+
+    assert not os.path.exists(db)  # no store was even opened, so no run was left behind
+
+
+def run_train(*args):
+    return subprocess.run([sys.executable, "-m", "src.train", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_cli_errors_name_the_key_and_options(store):
+    out = run_train("model/activation=dicee", *store)
+    assert out.returncode != 0 and "dicee" in out.stderr and "dice" in out.stderr and "prelu" in out.stderr
+    out = run_train("train.epoch=3", *store)
+    assert out.returncode != 0 and "train.epoch" in out.stderr
+    out = run_train("train.batch_size=big", *store)
+    assert out.returncode == 2 and "train.batch_size" in out.stderr
+    out = run_train("data.path=/nonexistent", *store)
+    assert out.returncode == 2 and "/nonexistent" in out.stderr and "grouplens" in out.stderr
+    db = store[0].split("sqlite:///", 1)[1]
+    import os
+
+    assert not os.path.exists(db)
+
+
+@pytest.mark.slow
+def test_cfg_job_prints_the_composed_config():
+    out = run_train("model=dien", "model/evolution=agru", "--cfg", "job")
+    assert out.returncode == 0, out.stderr
+    assert "cell: agru" in out.stdout and "name: dien" in out.stdout and "hydra" not in out.stdout
