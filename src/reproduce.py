@@ -22,7 +22,6 @@ COMPARED = ("best_epoch", "best_valid_auc", "best_valid_gauc", "best_valid_loglo
 def fetch_config(run_id: str, tracking_uri: str | None = None):
     """The logged config of a run (OmegaConf) and the run itself."""
     import mlflow
-    from omegaconf import OmegaConf
 
     from src import tracking
 
@@ -30,7 +29,7 @@ def fetch_config(run_id: str, tracking_uri: str | None = None):
     client = mlflow.MlflowClient()
     run = client.get_run(run_id)
     text = mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml")
-    return OmegaConf.create(text), run
+    return tracking.load_logged_config(text), run
 
 
 def compare(original: dict, new: dict) -> tuple[str, bool]:

@@ -60,8 +60,26 @@ def describe_device() -> str:
     return f"CPU ({os.cpu_count()} cores)"
 
 
+def quiet() -> None:
+    """TensorFlow's and Optuna's chatter off (retracing notes, experimental-feature warnings)."""
+    import logging
+    import warnings
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message=".*experimental feature.*")
+    warnings.filterwarnings("ignore", category=UserWarning, module="keras.src.trainers.epoch_iterator")
+    try:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    except ImportError:
+        pass
+
+
 def configure(seed: int, deterministic: bool = True, intra_op: int = 1, inter_op: int = 0) -> str:
     """Threads, seeds and determinism; returns the device description."""
+    quiet()
     set_threads(intra_op, inter_op)
     device = describe_device()
     if deterministic:

@@ -127,12 +127,38 @@ def log_params(params: dict) -> None:
         mlflow.log_params(dict(items[i:i + 90]))
 
 
+RERUN_HEADER = """# Resolved config of a run. Rerun it with Hydra:
+#   python -m src.train --config-path <folder of this file> --config-name <file name without .yaml>
+# or with python -m src.reproduce RUN_ID
+defaults:
+  - _self_
+  - override hydra/job_logging: disabled
+  - override hydra/hydra_logging: disabled
+hydra:
+  output_subdir: null
+  run:
+    dir: .
+"""
+
+
+def rerunnable_yaml(cfg) -> str:
+    """A resolved config that `python -m src.train --config-path DIR --config-name NAME` runs as is."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    return redact(RERUN_HEADER + OmegaConf.to_yaml(OmegaConf.create(plain)))
+
+
+def load_logged_config(text: str):
+    """The config of a logged config.yaml, without the Hydra rerun header."""
+    cfg = OmegaConf.create(text)
+    return OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("defaults", "hydra")])
+
+
 def log_config(cfg, overrides: list[str]) -> None:
     """The resolved config as config.yaml, the command-line overrides, and every key as a param."""
     import mlflow
 
     plain = OmegaConf.to_container(cfg, resolve=True)
-    mlflow.log_text(redact(OmegaConf.to_yaml(OmegaConf.create(plain))), "config.yaml")
+    mlflow.log_text(rerunnable_yaml(cfg), "config.yaml")
     mlflow.log_text(redact("\n".join(overrides) + ("\n" if overrides else "")), "overrides.txt")
     log_params(flatten(plain))
 

@@ -89,7 +89,7 @@ def describe_run(plain: dict) -> str:
 
 
 def train_run(cfg, overrides=(), tags: dict | None = None, parent_run_id: str | None = None,
-              run_name: str | None = None, reporter=None, log=print) -> RunResult:
+              run_name: str | None = None, reporter=None, on_start=None, log=print) -> RunResult:
     """Trains one config and tracks it; returns the result. See the module docstring.
 
     Args:
@@ -99,6 +99,7 @@ def train_run(cfg, overrides=(), tags: dict | None = None, parent_run_id: str | 
         parent_run_id: nest the run under this MLflow run (sweeps).
         run_name: the MLflow run name.
         reporter: called as reporter(epoch, valid_metrics) after each epoch; may raise Pruned.
+        on_start: called with the MLflow run id once the run exists.
         log: where progress lines go.
 
     Raises:
@@ -141,6 +142,8 @@ def train_run(cfg, overrides=(), tags: dict | None = None, parent_run_id: str | 
     run = mlflow.start_run(experiment_id=exp_id, run_name=run_name, parent_run_id=parent_run_id,
                            nested=parent_run_id is not None, tags=all_tags)
     run_id = run.info.run_id
+    if on_start is not None:
+        on_start(run_id)
     t_start = time.perf_counter()
     history, best, best_epoch, best_weights, stale = [], None, 0, None, 0
     try:

@@ -1,0 +1,62 @@
+"""Hyperparameter sweeps: `python -m src.sweep [sweep=NAME] [overrides ...]`.
+
+    python -m src.sweep                                   sweeps/default.yaml (the four questions)
+    python -m src.sweep sweep=NAME                        sweeps/NAME.yaml
+    python -m src.sweep model=din 'model/activation=choice(sigmoid,dice)' sweep.trials=8
+
+Plain overrides (`data=movielens train.epochs=3`) fix the base config; sweep
+expressions (`choice`, `range`, `interval`, `tag(log, ...)`; see src/search.py)
+add or replace search dimensions (`~KEY` drops one of the sweep file's);
+`sweep.*` keys set the study: name, metric,
+direction, trials, timeout, sampler (tpe, random, grid), pruner (median,
+hyperband, none), seed, seeds, workers, storage.
+
+A trial is exactly a `src.train` run, nested in MLflow under the study's parent
+run. Running the same study again resumes it until it holds `sweep.trials`
+finished (complete or pruned) trials.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from src.runtime import TF_LOG_DEFAULT  # noqa: F401  (quiet TensorFlow before it loads)
+from src.search import SweepError
+from src.sweep_study import SETTINGS, Sweep, load_definition
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__)
+        print("study settings (sweep.KEY=VALUE) and their defaults:")
+        for k, v in SETTINGS.items():
+            print(f"  sweep.{k}={v!r}")
+        return 0
+    from src.data import DataError
+    from src.runtime import quiet
+
+    quiet()
+    try:
+        definition = load_definition(argv)
+        sweep = Sweep(definition)
+        sweep.prepare()
+    except (SweepError, DataError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    t = time.perf_counter()
+    try:
+        code = sweep.run()
+    except KeyboardInterrupt:
+        print("\ninterrupted: running trials were marked failed; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    print(f"sweep took {time.perf_counter() - t:.0f}s")
+    return code
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""What a sweep leaves behind: the results table, the ablation report, Optuna's plots, the best config.
+
+The ablation report answers "does this factor help?": for each categorical (or
+small discrete) dimension, the objective per level with its spread over trials and seeds
+(complete trials only; every seed's value counts), as a table and a picture.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import tempfile
+from pathlib import Path
+
+from src import tracking
+
+
+def trial_rows(study) -> list[dict]:
+    from optuna.trial import TrialState
+
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("surplus"):
+            continue
+        rows.append({
+            "trial": t.number, "state": t.state.name,
+            "value": t.value if t.state == TrialState.COMPLETE else None,
+            "spread": t.user_attrs.get("spread"),
+            "seed_values": t.user_attrs.get("seed_values", {}),
+            "params": dict(t.params),
+            "pruned_at_epoch": t.user_attrs.get("pruned_at_epoch"),
+            "failure": t.user_attrs.get("failure"),
+            "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start else None,
+        })
+    return rows
+
+
+def ablation(rows: list[dict], params: dict) -> dict:
+    """factor -> level -> {mean, std, n} over every seed value of the complete trials at that level.
+
+    Factors are the categorical dimensions and the discrete ones (ranges) with at most 12 levels.
+    """
+    out = {}
+    for key, p in params.items():
+        try:
+            levels_of = p.values()
+        except ValueError:  # continuous: no levels
+            continue
+        if p.kind != "categorical" and len(levels_of) > 12:
+            continue
+        levels = {}
+        for level in levels_of:
+            vals = [v for r in rows if r["state"] == "COMPLETE" and key in r["params"] and r["params"][key] == level
+                    for v in (r["seed_values"].values() or [r["value"]]) if v is not None]
+            levels[str(level)] = {"mean": statistics.fmean(vals) if vals else None,
+                                  "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0 if vals else None,
+                                  "n": len(vals), "values": vals}
+        out[key] = levels
+    return out
+
+
+def ablation_table(abl: dict, metric: str) -> str:
+    lines = [f"| factor | level | mean {metric} | std | n |", "| --- | --- | --- | --- | --- |"]
+    for factor, levels in abl.items():
+        for level, s in levels.items():
+            mean = "-" if s["mean"] is None else f"{s['mean']:.4f}"
+            std = "-" if s["std"] is None else f"{s['std']:.4f}"
+            lines.append(f"| {factor} | {level} | {mean} | {std} | {s['n']} |")
+    return "\n".join(lines)
+
+
+def ablation_figure(abl: dict, metric: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    factors = [f for f in abl if any(s["n"] for s in abl[f].values())]
+    if not factors:
+        return None
+    fig, axes = plt.subplots(1, len(factors), figsize=(3.2 * len(factors) + 0.8, 3.6), squeeze=False)
+    for ax, factor in zip(axes[0], factors):
+        levels = list(abl[factor])
+        for i, level in enumerate(levels):
+            s = abl[factor][level]
+            if not s["n"]:
+                continue
+            jitter = [i + 0.08 * ((j % 5) - 2) for j in range(len(s["values"]))]
+            ax.scatter(jitter, s["values"], s=12, alpha=0.5, color="tab:blue")
+            ax.errorbar([i], [s["mean"]], yerr=[s["std"]], fmt="o", color="black", capsize=6, markersize=7)
+        ax.set_xticks(range(len(levels)))
+        ax.set_xticklabels(levels, rotation=20)
+        ax.set_xlim(-0.6, len(levels) - 0.4)
+        ax.set_title(factor, fontsize=10)
+        ax.set_ylabel(metric)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("ablation: objective per level (dots: trials x seeds; bars: mean +- std)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def results_table(rows: list[dict], metric: str, direction: str, limit: int = 30) -> str:
+    keys = sorted({k for r in rows for k in r["params"]})
+    done = [r for r in rows if r["value"] is not None]
+    rest = [r for r in rows if r["value"] is None]
+    done.sort(key=lambda r: r["value"], reverse=direction == "maximize")
+    shown = (done + rest)[:limit]
+    header = ["trial", "state", metric, "+-"] + keys
+    body = []
+    for r in shown:
+        value = "" if r["value"] is None else f"{r['value']:.4f}"
+        spread = "" if not r["spread"] else f"{r['spread']:.4f}"
+        state = r["state"] + (f"@{r['pruned_at_epoch']}" if r["pruned_at_epoch"] else "")
+        body.append([str(r["trial"]), state, value, spread] + [str(r["params"].get(k, "-")) for k in keys])
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    lines = [fmt.format(*header), fmt.format(*["-" * w for w in widths])] + [fmt.format(*b) for b in body]
+    if len(rows) > limit:
+        lines.append(f"... {len(rows) - limit} more trials in MLflow")
+    return "\n".join(lines)
+
+
+def optuna_plots(study, out: Path) -> list[Path]:
+    """Optimisation history, parameter importances, parallel coordinates, intermediate values (PNG + HTML)."""
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna.visualization as vis
+    import optuna.visualization.matplotlib as vm
+
+    made = []
+    plots = {"history": (vm.plot_optimization_history, vis.plot_optimization_history),
+             "param_importances": (vm.plot_param_importances, vis.plot_param_importances),
+             "parallel_coordinate": (vm.plot_parallel_coordinate, vis.plot_parallel_coordinate),
+             "intermediate_values": (vm.plot_intermediate_values, vis.plot_intermediate_values)}
+    for name, (mpl_fn, plotly_fn) in plots.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                ax = mpl_fn(study)
+                fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
+                fig.set_size_inches(8, 5)
+                fig.tight_layout()
+                path = out / f"{name}.png"
+                fig.savefig(path, dpi=100)
+                plt.close(fig)
+                made.append(path)
+                html = out / f"{name}.html"
+                plotly_fn(study).write_html(html, include_plotlyjs="cdn")
+                made.append(html)
+            except Exception:  # noqa: BLE001 - e.g. importances need two complete trials
+                plt.close("all")
+    return made
+
+
+def finish(sweep, failed: str | None = None) -> None:
+    """Logs the study summary to the parent run and prints the results."""
+    import mlflow
+
+    study, s = sweep.study, sweep.s
+    rows = trial_rows(study)
+    abl = ablation(rows, sweep.params)
+    client = mlflow.MlflowClient()
+    parent = sweep.parent_run_id
+    counts = sweep.counts()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        (out / "trials.json").write_text(json.dumps(rows, indent=1, default=str))
+        table = ablation_table(abl, s["metric"])
+        (out / "ablation.md").write_text(table + "\n")
+        (out / "ablation.json").write_text(json.dumps(abl, indent=1))
+        fig = ablation_figure(abl, s["metric"])
+        if fig is not None:
+            fig.savefig(out / "ablation.png", dpi=100)
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+        for p in optuna_plots(study, out):
+            client.log_artifact(parent, str(p), "optuna")
+        for name in ("trials.json", "ablation.md", "ablation.json", "ablation.png"):
+            if (out / name).exists():
+                client.log_artifact(parent, str(out / name), "report")
+        best = None
+        try:
+            best = study.best_trial
+        except ValueError:
+            pass
+        metrics = {f"trials_{k}": v for k, v in counts.items()}
+        if best is not None:
+            metrics["best_value"] = best.value
+            for k, v in best.params.items():
+                client.log_param(parent, f"best.{k}", tracking.redact(str(v)))
+            seeds = s["seeds"]
+            best_cfg = sweep.compose(sweep.base + best.user_attrs.get("overrides", []) + [f"seed={seeds[0]}"])
+            client.log_text(parent, tracking.rerunnable_yaml(best_cfg), "best_config.yaml")
+            client.set_tag(parent, "best_trial", str(best.number))
+        for k, v in metrics.items():
+            if v is not None and math.isfinite(float(v)):
+                client.log_metric(parent, k, float(v))
+    client.set_terminated(parent, "FAILED" if failed else "FINISHED")
+    print()
+    print(results_table(rows, s["metric"], s["direction"]))
+    print()
+    if abl:
+        print("ablation (complete trials, every seed):")
+        print(table)
+        print()
+    if best is not None:
+        print(f"best trial {best.number}: {s['metric']} {best.value:.4f}  "
+              + " ".join(f"{k}={v}" for k, v in best.params.items()))
+    print(f"study {s['name']!r}: {counts['finished']} finished ({counts['complete']} complete, {counts['pruned']} "
+          f"pruned), {counts['failed']} failed")
+    if failed:
+        print(f"error: {failed}")
+    uri = mlflow.get_tracking_uri()
+    ui = "make ui" if uri == tracking.default_uri() else f"python -m src.tracking ui --uri '{tracking.redact(uri)}'"
+    print(f"browse the runs: {ui}   then open http://127.0.0.1:5000 (parent run {parent}; "
+          f"report/ and optuna/ artifacts; best_config.yaml reruns with "
+          f"`python -m src.train --config-path <dir> --config-name best_config`)")

@@ -1,0 +1,86 @@
+"""The sweep's MLflow side: one parent run per study, trial tags, cleaning up after dead workers."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import yaml
+
+from src import tracking
+
+
+def trial_tags(sweep, trial, seed) -> dict:
+    return {"study": sweep.s["name"], "trial": str(trial.number), "trial_seed": str(seed),
+            "sweep_parent": sweep.parent_run_id or ""}
+
+
+def _client():
+    import mlflow
+
+    return mlflow.MlflowClient()
+
+
+def definition_yaml(sweep) -> str:
+    doc = {"study": sweep.s, "fixed": sweep.base, "search": {k: p.expr for k, p in sweep.params.items()},
+           "command": ["python", "-m", "src.sweep", *sweep.definition["argv"]], "file": sweep.definition["file"]}
+    return tracking.redact(yaml.safe_dump(json.loads(json.dumps(doc, default=str)), sort_keys=False))
+
+
+def open_parent(sweep) -> str:
+    """The study's parent run: created on the first start, reopened by a resume or a joining worker.
+
+    Also ends, as KILLED, any child run still RUNNING whose trial is no longer running (its worker died).
+    """
+    from optuna.trial import TrialState
+
+    tracking.setup(sweep.base_cfg.tracking)
+    client = _client()
+    exp_id = tracking.experiment_id(sweep.base_cfg.tracking, str(sweep.base_cfg.data.name))
+    run_id = sweep.study.user_attrs.get("mlflow_parent_run_id")
+    run = None
+    if run_id:
+        try:
+            run = client.get_run(run_id)
+        except Exception:  # noqa: BLE001 - the store was reset: start a new parent
+            run = None
+    if run is None:
+        run = client.create_run(exp_id, run_name=f"sweep {sweep.s['name']}",
+                                tags={"study": sweep.s["name"], "sweep_role": "parent",
+                                      "storage": tracking.redact(sweep.url), **tracking.git_info(),
+                                      **tracking.versions()})
+        sweep.study.set_user_attr("mlflow_parent_run_id", run.info.run_id)
+        client.log_text(run.info.run_id, definition_yaml(sweep), "sweep.yaml")
+    else:
+        client.update_run(run.info.run_id, status="RUNNING")
+    parent = run.info.run_id
+    n = int(client.get_run(parent).data.tags.get("invocations", "0")) + 1
+    client.set_tag(parent, "invocations", str(n))
+    client.log_text(parent, definition_yaml(sweep), f"invocations/{n:03d}.yaml")
+    running = {str(t.number) for t in sweep.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    stale = client.search_runs([exp_id], filter_string=f"tags.study = '{sweep.s['name']}' and "
+                                                       f"attributes.status = 'RUNNING'", max_results=1000)
+    for r in stale:
+        if r.info.run_id != parent and r.data.tags.get("trial") not in running:
+            kill_runs([r.info.run_id], "worker died")
+    return parent
+
+
+def kill_runs(run_ids, reason: str) -> None:
+    client = _client()
+    for rid in run_ids:
+        try:
+            if client.get_run(rid).info.status == "RUNNING":
+                client.set_tag(rid, "end_reason", reason)
+                client.set_terminated(rid, "KILLED", end_time=int(time.time() * 1000))
+        except Exception:  # noqa: BLE001 - a run that cannot be found needs no cleaning
+            pass
+
+
+def tag_state(run_ids, state: str) -> None:
+    client = _client()
+    for rid in run_ids:
+        try:
+            client.set_tag(rid, "trial_state", state)
+        except Exception:  # noqa: BLE001
+            pass

@@ -1,0 +1,201 @@
+"""End-to-end sweeps on a tiny synthetic set, each in its own process as a user runs it."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from src.paths import ROOT
+
+pytestmark = pytest.mark.slow
+
+TINY = ["sweep=tiny", "data.users=60", "data.items=80", "data.cats=4", "data.seq_len=25", "data.samples_per_user=6",
+        "data.max_len=20", "data.cache=false", "model.embedding.item=8", "model.embedding.cat=4",
+        "model.mlp.width=16", "train.batch_size=64", "train.probe.size=4", "train.probe.metrics_size=40"]
+
+
+@pytest.fixture
+def sw(tmp_path):
+    class Sweep:
+        journal = tmp_path / "optuna.journal"
+        db = tmp_path / "mlflow.db"
+        args = [f"sweep.storage=journal:{journal}", f"tracking.uri=sqlite:///{db}",
+                f"tracking.artifact_root={tmp_path / 'artifacts'}"]
+
+        def run(self, *extra, timeout=600):
+            return subprocess.run([sys.executable, "-m", "src.sweep", *TINY, *self.args, *extra], cwd=ROOT,
+                                  capture_output=True, text=True, timeout=timeout)
+
+        def popen(self, *extra):
+            return subprocess.Popen([sys.executable, "-m", "src.sweep", *TINY, *self.args, *extra], cwd=ROOT,
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    start_new_session=True)
+
+        def study(self, name):
+            from optuna.storages import JournalStorage
+            from optuna.storages.journal import JournalFileBackend
+
+            return optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(self.journal))))
+
+        def client(self):
+            mlflow.set_tracking_uri(f"sqlite:///{self.db}")
+            return mlflow.MlflowClient()
+
+        def runs(self):
+            c = self.client()
+            return c.search_runs([e.experiment_id for e in c.search_experiments()], max_results=1000)
+
+    return Sweep()
+
+
+def states(study):
+    from collections import Counter
+
+    return Counter(t.state.name for t in study.get_trials() if not t.user_attrs.get("surplus"))
+
+
+def test_two_trial_sweep_end_to_end(sw, tmp_path):
+    out = sw.run("sweep.name=e2e", "sweep.trials=2", "sweep.sampler=random", "sweep.pruner=none")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "new study 'e2e'" in out.stdout and "ablation" in out.stdout and "browse the runs" in out.stdout
+    study = sw.study("e2e")
+    assert states(study) == {"COMPLETE": 2}
+    runs = sw.runs()
+    parents = [r for r in runs if r.data.tags.get("sweep_role") == "parent"]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.data.tags["study"] == "e2e"
+    assert "best_value" in parent.data.metrics and any(k.startswith("best.") for k in parent.data.params)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 2
+    assert {r.data.tags["trial"] for r in children} == {"0", "1"}
+    assert all(r.data.tags["trial_state"] == "COMPLETE" and r.info.status == "FINISHED" for r in children)
+    assert all("valid_auc" in r.data.metrics and r.data.params["model.name"] for r in children)
+    client = sw.client()
+    files = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"sweep.yaml", "best_config.yaml", "report", "optuna", "invocations"} <= files
+    report = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"report/ablation.md", "report/ablation.png", "report/trials.json"} <= report
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")}
+    assert "optuna/history.png" in plots
+    # best_config.yaml reruns with plain Hydra
+    local = client.download_artifacts(parent.info.run_id, "best_config.yaml", str(tmp_path))
+    rerun = subprocess.run([sys.executable, "-m", "src.train", "--config-path", str(tmp_path), "--config-name",
+                            "best_config", "--cfg", "job"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "name: synthetic" in rerun.stdout
+    del local
+
+
+def test_pruning_prunes_a_hopeless_trial(sw):
+    # grid order: two learning configs first, then one that cannot learn (lr 1e-9): below the median at epoch 1
+    out = sw.run("sweep.name=prune", "sweep.sampler=grid", "sweep.trials=3", "sweep.pruner=median",
+                 "~model/evolution", "model=din", "model/activation=sigmoid", "train.epochs=3",
+                 "data.current=6", "data.partner=6", "data.bias=-3", "data.users=150",
+                 "train.optimizer.lr=choice(0.02,0.0201,1e-9)")
+    assert out.returncode == 0, out.stdout + out.stderr
+    study = sw.study("prune")
+    by_lr = {t.params["train.optimizer.lr"]: t for t in study.get_trials()}
+    assert by_lr[1e-9].state == TrialState.PRUNED, out.stdout
+    assert by_lr[0.02].state == TrialState.COMPLETE
+    killed = [r for r in sw.runs() if r.data.tags.get("trial") == str(by_lr[1e-9].number)]
+    assert killed[0].info.status == "KILLED" and killed[0].data.tags["pruned_at_epoch"] == "1"
+
+
+def test_a_failing_trial_does_not_stop_the_sweep(sw):
+    out = sw.run("sweep.name=fail", "sweep.sampler=grid", "sweep.trials=2", "sweep.pruner=none", "model=base",
+                 "~model/evolution", "~model/activation", "~train.optimizer.lr", "train.optimizer.name=sgd",
+                 "train.optimizer.lr=choice(1e30,0.05,0.1)")
+    assert out.returncode == 0, out.stdout + out.stderr
+    study = sw.study("fail")
+    assert states(study) == {"FAIL": 1, "COMPLETE": 2}
+    failed = [t for t in study.get_trials() if t.state == TrialState.FAIL][0]
+    assert "Diverged" in failed.user_attrs["failure"]
+    run = [r for r in sw.runs() if r.data.tags.get("trial") == str(failed.number)][0]
+    assert run.info.status == "FAILED" and "diverg" in run.data.tags["failure"].lower()
+
+
+def test_first_trials_all_failing_stop_the_sweep(sw):
+    out = sw.run("sweep.name=allfail", "sweep.trials=6", "sweep.pruner=none", "model=base", "~model/evolution",
+                 "~model/activation", "train.optimizer.name=sgd", "train.optimizer.lr=tag(log,interval(1e29,1e30))")
+    assert out.returncode == 1
+    assert "first 3 trials all failed" in out.stdout
+    assert states(sw.study("allfail")) == {"FAIL": 3}
+
+
+def test_same_name_different_space_is_refused(sw):
+    assert sw.run("sweep.name=same", "sweep.trials=1", "model=din", "~model/evolution").returncode == 0
+    out = sw.run("sweep.name=same", "sweep.trials=2", "model=din", "~model/evolution",
+                 "model.mlp.depth=choice(1,2)")
+    assert out.returncode == 2 and "different search space" in out.stderr
+    assert states(sw.study("same")) == {"COMPLETE": 1}  # untouched
+
+
+def wait_for(predicate, proc, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"the sweep ended early:\n{proc.stdout.read()}")
+        v = predicate()
+        if v:
+            return v
+        time.sleep(0.5)
+    raise AssertionError("timed out")
+
+
+def running_trial(sw, name, other_than=None):
+    try:
+        study = sw.study(name)
+    except KeyError:
+        return None
+    for t in study.get_trials(states=(TrialState.RUNNING,)):
+        if t.user_attrs.get("mlflow_run_ids") and t.user_attrs.get("pid") != other_than:
+            return t
+    return None
+
+
+def assert_clean(sw, name, trials):
+    study = sw.study(name)
+    s = states(study)
+    assert s["COMPLETE"] + s["PRUNED"] == trials and s["RUNNING"] == 0, s
+    assert all(r.info.status != "RUNNING" for r in sw.runs())
+    return study
+
+
+def test_resume_after_sigkill_mid_trial(sw):
+    args = ["sweep.name=killed", "sweep.trials=3", "sweep.pruner=none", "train.epochs=3"]
+    proc = sw.popen(*args)
+    victim = wait_for(lambda: running_trial(sw, "killed"), proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    out = sw.run(*args)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "resuming study 'killed'" in out.stdout and "dead worker" in out.stdout
+    study = assert_clean(sw, "killed", 3)
+    dead = study.get_trials()[victim.number]
+    assert dead.state == TrialState.FAIL and "worker died" in dead.user_attrs["failure"]
+    assert any(t.user_attrs.get("retry_of") == victim.number for t in study.get_trials())
+    killed = [r for r in sw.runs() if r.info.run_id in victim.user_attrs["mlflow_run_ids"]]
+    assert killed and all(r.info.status == "KILLED" for r in killed)
+
+
+def test_two_workers_distinct_trials_and_a_killed_worker(sw):
+    args = ["sweep.name=pair", "sweep.trials=4", "sweep.workers=2", "sweep.sampler=grid", "sweep.pruner=none",
+            "train.epochs=2", "model=din", "~model/evolution", "~train.optimizer.lr", "model.mlp.depth=choice(1,2)",
+            "model/activation=choice(sigmoid,dice)"]
+    proc = sw.popen(*args)
+    victim = wait_for(lambda: running_trial(sw, "pair", other_than=proc.pid), proc)
+    os.kill(victim.user_attrs["pid"], signal.SIGKILL)
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output
+    study = assert_clean(sw, "pair", 4)
+    done = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
+    assert len({tuple(sorted(t.params.items())) for t in done}) == 4  # every grid point once
+    assert len({t.user_attrs["pid"] for t in study.get_trials() if "pid" in t.user_attrs}) >= 2
+    assert study.get_trials()[victim.number].state == TrialState.FAIL
