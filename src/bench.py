@@ -8,6 +8,9 @@
     python -m src.bench preprocess --source taobao --rows 100000000
         writes a file of that size in the source's real format and times its
         preprocessing, with peak memory
+    python -m src.bench sweep-overhead [--rounds 2]
+        the same short trials (DIN, MovieLens, one epoch) bare and through the
+        sweep machinery, interleaved in one process: the framework's cost per trial
 
 `models`: random data of the baseline's shapes (history 50, embedding 18, batch
 256, 50k samples, 20k items). Both models are built in one process, the
@@ -157,6 +160,90 @@ def bench_pipeline(a) -> dict:
     return s
 
 
+OVERHEAD_FIXED = ["data=movielens", "model=din", "train.epochs=1"]
+OVERHEAD_GRID = {"model/activation": ["sigmoid", "dice"], "model.attention.scale": ["true", "false"]}
+
+
+def _bare_trial(overrides: list[str]) -> float:
+    """The same training work as a trial, without the framework: no MLflow, no Optuna, no artifacts."""
+    import keras
+
+    from src.config import compose, to_plain
+    from src.data import load_data
+    from src.data.pipeline import make_dataset
+    from src.metrics import evaluate
+    from src.models import build_model
+    from src.optim import make_optimizer
+    from src.runtime import configure
+
+    plain = to_plain(compose(overrides))  # composed outside the timing: composition is framework cost
+    t = time.perf_counter()
+    keras.backend.clear_session()
+    configure(plain["seed"], intra_op=plain["train"]["threads"]["intra_op"])
+    data = load_data(plain["data"], progress=lambda m: None)
+    tr = plain["train"]
+    model = build_model(plain["model"], data.vocab, data.max_len)
+    model.compile(make_optimizer(tr["optimizer"]["name"], tr["optimizer"]["lr"]), "binary_crossentropy")
+    inputs = list(model.input)
+    train = make_dataset(data, "train", tr["batch_size"], shuffle=True, seed=plain["seed"], inputs=inputs)
+    for split in ("valid",) * tr["epochs"] + ("test",):
+        if split == "valid":
+            model.fit(train, epochs=1, verbose=0, shuffle=False)
+        ds = make_dataset(data, split, tr["eval_batch_size"], inputs=inputs)
+        p = model.predict(ds, verbose=0).reshape(-1)
+        evaluate(data.splits[split]["user"], data.splits[split]["label"], p)
+    return time.perf_counter() - t
+
+
+def bench_sweep_overhead(a) -> dict:
+    """Per-trial time of the same short trials bare and through the sweep machinery (composition,
+    MLflow run and artifacts, study bookkeeping), interleaved in one process: bare, swept, bare, ..."""
+    import itertools
+    import tempfile
+
+    import optuna
+
+    from src.runtime import quiet
+    from src.sweep_study import Sweep, load_definition, make_pruner, make_sampler
+    from src.sweep_worker import one_trial
+
+    quiet()
+    combos = [[f"{k}={v}" for k, v in zip(OVERHEAD_GRID, vals)]
+              for vals in itertools.product(*OVERHEAD_GRID.values())]
+    search_args = [f"{k}=choice({','.join(v)})" for k, v in OVERHEAD_GRID.items()]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        trials = len(combos) * a.rounds + 1
+        definition = load_definition(["sweep=none", *OVERHEAD_FIXED, *search_args, "sweep.sampler=random",
+                                      f"sweep.trials={trials}", "sweep.pruner=none", "sweep.name=overhead",
+                                      f"sweep.storage=journal:{tmp}/o.journal", f"tracking.uri=sqlite:///{tmp}/m.db",
+                                      f"tracking.artifact_root={tmp}/artifacts"])
+        sweep = Sweep(definition)
+        sweep.prepare()
+        study = optuna.load_study(study_name="overhead", storage=sweep.study._storage, sampler=make_sampler(sweep.s),
+                                  pruner=make_pruner(sweep.s, sweep.epochs))
+        sweep.study = study
+        points = [dict(c.split("=", 1) for c in combo) for combo in combos]
+        order = [points[0]] + points * a.rounds  # the first pair warms both paths up and is not counted
+        for i, point in enumerate(order):
+            overrides = OVERHEAD_FIXED + [f"{k}={v}" for k, v in point.items()]
+            bare = _bare_trial(overrides)
+            study.enqueue_trial({k: (v == "true") if v in ("true", "false") else v for k, v in point.items()})
+            t = time.perf_counter()
+            one_trial(sweep, study, tag="  ")
+            swept = time.perf_counter() - t
+            if i == 0:
+                continue
+            rows.append({"trial": i, "config": " ".join(overrides[len(OVERHEAD_FIXED):]), "bare_s": round(bare, 2),
+                         "sweep_s": round(swept, 2), "overhead": round(swept / bare - 1, 3)})
+            print(json.dumps(rows[-1]), flush=True)
+    s = {k: _summary([r[k] for r in rows]) for k in ("bare_s", "sweep_s", "overhead")}
+    s["overhead_of_means"] = round(statistics.fmean(r["sweep_s"] for r in rows) /
+                                   statistics.fmean(r["bare_s"] for r in rows) - 1, 3)
+    print(json.dumps({"trials": len(rows), "fixed": OVERHEAD_FIXED, "summary": s}), flush=True)
+    return s
+
+
 def bench_preprocess(a) -> dict:
     from src.data.scale import run_scale_benchmark
 
@@ -165,7 +252,7 @@ def bench_preprocess(a) -> dict:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", nargs="?", default="models", choices=["models", "pipeline", "preprocess"])
+    p.add_argument("what", nargs="?", default="models", choices=["models", "pipeline", "preprocess", "sweep-overhead"])
     p.add_argument("--models", default="din,dien")
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--history", type=int, default=50)
@@ -185,7 +272,8 @@ def main(argv=None):
     p.add_argument("--workdir", help="preprocess: where to write the generated file (default: a temp dir)")
     p.add_argument("--keep", action="store_true", help="preprocess: keep the generated file")
     a = p.parse_args(argv)
-    return {"models": bench_models, "pipeline": bench_pipeline, "preprocess": bench_preprocess}[a.what](a)
+    return {"models": bench_models, "pipeline": bench_pipeline, "preprocess": bench_preprocess,
+            "sweep-overhead": bench_sweep_overhead}[a.what](a)
 
 
 if __name__ == "__main__":

@@ -40,15 +40,18 @@ class AttentionProbe:
     def __init__(self, data, model, inputs: list[str], size: int, metrics_size: int, seed: int):
         self.net = attention_model(model)
         n = data.size("valid")
-        self.rows = probe_indices(n, size, seed)
-        self.metric_rows = probe_indices(n, max(metrics_size, size), seed + 1)
+        # the pictured rows are the first `size` of the metric rows, so one forward pass serves both
+        rows = probe_indices(n, max(metrics_size, size), seed)
+        self.metric_rows = rows
+        self.pictured = np.sort(np.random.default_rng(seed + 1).choice(len(rows), size=min(size, len(rows)),
+                                                                        replace=False))
+        self.rows = rows[self.pictured]
         self.inputs = inputs
-        self.x = self._features(data, self.rows)
-        self.xm = self._features(data, self.metric_rows)
+        self.xm = self._features(data, rows)
         valid = data.splits["valid"]
         self.labels = valid["label"][self.rows]
-        self.relevant = valid["relevant"][self.metric_rows] if "relevant" in valid else None
-        self.relevant_probe = valid["relevant"][self.rows] if "relevant" in valid else None
+        self.relevant = valid["relevant"][rows] if "relevant" in valid else None
+        self._w = None
 
     def _features(self, data, rows):
         h = data.histories("valid", rows)
@@ -58,13 +61,16 @@ class AttentionProbe:
     def active(self) -> bool:
         return self.net is not None and len(self.rows) > 0
 
-    def weights(self, x) -> np.ndarray:
-        return np.asarray(self.net.predict(x, verbose=0, batch_size=4096), dtype=np.float64)
+    def update(self) -> None:
+        """One forward pass of the attention sub-model (called eagerly: no tracing per run)."""
+        from keras import ops
+
+        self._w = np.asarray(ops.convert_to_numpy(self.net(self.xm, training=False)), dtype=np.float64)
 
     def summary(self) -> dict:
         """Entropy (normalised to [0, 1] by log length), weight on the RECENT last steps, and on
-        synthetic data the weight on the truly relevant positions."""
-        w = np.abs(self.weights(self.xm))
+        synthetic data the weight on the truly relevant positions; from the last `update`."""
+        w = np.abs(self._w)
         lengths = self.xm["hist_len"]
         steps = np.arange(w.shape[1])[None, :]
         valid = steps < lengths[:, None]
@@ -88,16 +94,17 @@ class AttentionProbe:
 
     def snapshot(self) -> dict:
         """The probe's arrays: weights, history ids, lengths, targets, labels (+ relevant)."""
+        p = self.pictured
         arrays = {
-            "weights": self.weights(self.x).astype(np.float32),
-            "hist_item": self.x["hist_item"],
-            "hist_len": self.x["hist_len"],
-            "target_item": self.x["target_item"],
+            "weights": self._w[p].astype(np.float32),
+            "hist_item": self.xm["hist_item"][p],
+            "hist_len": self.xm["hist_len"][p],
+            "target_item": self.xm["target_item"][p],
             "label": self.labels,
             "rows": self.rows,
         }
-        if self.relevant_probe is not None:
-            arrays["relevant"] = self.relevant_probe
+        if self.relevant is not None:
+            arrays["relevant"] = self.relevant[p]
         return arrays
 
 

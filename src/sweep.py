@@ -2,6 +2,7 @@
 
     python -m src.sweep                                   sweeps/default.yaml (the four questions)
     python -m src.sweep sweep=NAME                        sweeps/NAME.yaml
+    python -m src.sweep sweep=none ...                    the command line alone, no sweep file
     python -m src.sweep model=din 'model/activation=choice(sigmoid,dice)' sweep.trials=8
 
 Plain overrides (`data=movielens train.epochs=3`) fix the base config; sweep

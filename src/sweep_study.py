@@ -47,10 +47,14 @@ def load_definition(argv: list[str]) -> dict:
         else:
             rest.append(a)
     path = SWEEPS_DIR / f"{name}.yaml"
-    if not path.is_file():
+    if name == "none":  # the command line alone
+        doc = {}
+    elif not path.is_file():
         known = sorted(p.stem for p in SWEEPS_DIR.glob("*.yaml"))
-        raise SweepError(f"no sweep file {path}; known sweeps: {', '.join(known)}")
-    doc = yaml.safe_load(path.read_text()) or {}
+        raise SweepError(f"no sweep file {path}; known sweeps: {', '.join(known)} (or sweep=none: the command "
+                         f"line alone)")
+    else:
+        doc = yaml.safe_load(path.read_text()) or {}
     unknown = set(doc) - {"study", "fixed", "search"}
     if unknown:
         raise SweepError(f"{path}: unknown sections {sorted(unknown)}; expected study, fixed, search")

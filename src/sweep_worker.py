@@ -111,7 +111,7 @@ class _Heartbeat:
 
 def worker_main(job, sweep=None) -> dict:
     """One worker's loop on the study."""
-    from src.sweep_study import HOST, Sweep, open_storage
+    from src.sweep_study import Sweep, open_storage
 
     n_workers = job["definition"]["settings"]["workers"]
     _configure_worker(job, n_workers)
@@ -137,6 +137,8 @@ def worker_main(job, sweep=None) -> dict:
     from src.runtime import quiet
 
     quiet()
+    import src.training  # noqa: F401  (TensorFlow and Keras load once per worker, not inside the first trial)
+
     tag = f"[w{job['worker']}] " if n_workers > 1 else ""
     deadline = job["started"] + float(s["timeout"]) if s["timeout"] else None
     while True:
@@ -156,37 +158,50 @@ def worker_main(job, sweep=None) -> dict:
         error = _initial_failures(trials, s["max_initial_failures"])
         if error:
             return {"error": error}
-        trial = study.ask()
-        # two workers can ask for the last slot at once: the later trial number yields
-        ahead = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and
-                 t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)]
-        if len(ahead) >= s["trials"]:
-            trial.set_user_attr("surplus", True)
-            study.tell(trial, state=TrialState.FAIL)
+        if not one_trial(sweep, study, tag):
             break
-        trial.set_user_attr("host", HOST)
-        trial.set_user_attr("pid", os.getpid())
-        try:
-            with _Heartbeat(study, trial):
-                value = run_trial(sweep, study, trial, tag)
-            study.tell(trial, value)
-            _report(study, trial, "COMPLETE", value, tag, s)
-        except optuna.TrialPruned as e:
-            study.tell(trial, state=TrialState.PRUNED)
-            _report(study, trial, "PRUNED", None, tag, s, str(e))
-        except KeyboardInterrupt:
-            trial.set_user_attr("failure", "interrupted (Ctrl-C)")
-            study.tell(trial, state=TrialState.FAIL)
-            raise
-        except Exception as e:  # noqa: BLE001 - a failing trial is recorded and the sweep goes on
-            from src.tracking import redact
-
-            reason = redact(f"{type(e).__name__}: {e}")[:2000]
-            trial.set_user_attr("failure", reason)
-            trial.set_user_attr("traceback", redact(traceback.format_exc())[-4000:])
-            study.tell(trial, state=TrialState.FAIL)
-            _report(study, trial, "FAIL", None, tag, s, reason)
     return {}
+
+
+def one_trial(sweep, study, tag: str = "") -> bool:
+    """Asks one trial, runs it, tells the outcome; False if the trial turned out surplus."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from src.sweep_study import HOST
+
+    s = sweep.s
+    trial = study.ask()
+    # two workers can ask for the last slot at once: the later trial number yields
+    ahead = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and
+             t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)]
+    if len(ahead) >= s["trials"]:
+        trial.set_user_attr("surplus", True)
+        study.tell(trial, state=TrialState.FAIL)
+        return False
+    trial.set_user_attr("host", HOST)
+    trial.set_user_attr("pid", os.getpid())
+    try:
+        with _Heartbeat(study, trial):
+            value = run_trial(sweep, study, trial, tag)
+        study.tell(trial, value)
+        _report(study, trial, "COMPLETE", value, tag, s)
+    except optuna.TrialPruned as e:
+        study.tell(trial, state=TrialState.PRUNED)
+        _report(study, trial, "PRUNED", None, tag, s, str(e))
+    except KeyboardInterrupt:
+        trial.set_user_attr("failure", "interrupted (Ctrl-C)")
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    except Exception as e:  # noqa: BLE001 - a failing trial is recorded and the sweep goes on
+        from src.tracking import redact
+
+        reason = redact(f"{type(e).__name__}: {e}")[:2000]
+        trial.set_user_attr("failure", reason)
+        trial.set_user_attr("traceback", redact(traceback.format_exc())[-4000:])
+        study.tell(trial, state=TrialState.FAIL)
+        _report(study, trial, "FAIL", None, tag, s, reason)
+    return True
 
 
 def _initial_failures(trials, limit: int) -> str | None:

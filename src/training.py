@@ -168,6 +168,7 @@ def train_run(cfg, overrides=(), tags: dict | None = None, parent_run_id: str | 
                 row = {"epoch": epoch, "loss": loss, **{f"valid_{k}": v for k, v in m.items()},
                        "epoch_seconds": time.perf_counter() - t0}
                 if probe.active:
+                    probe.update()
                     row.update(probe.summary())
                     arrays = probe.snapshot()
                     path = Path(tmp) / f"epoch_{epoch:03d}.npz"
