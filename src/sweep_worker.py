@@ -20,11 +20,16 @@ HEARTBEAT_S = 30
 
 
 def _gpu_count() -> int:
-    try:
-        import tensorflow as tf
+    """GPUs TensorFlow sees, asked in a child process so this one stays free of CUDA state."""
+    import subprocess
+    import sys
 
-        return len(tf.config.list_physical_devices("GPU"))
-    except Exception:  # noqa: BLE001
+    code = "import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))"
+    try:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        return int(out.stdout.strip().splitlines()[-1])
+    except (subprocess.SubprocessError, ValueError, IndexError, OSError):
         return 0
 
 
@@ -35,10 +40,14 @@ def run_workers(sweep) -> dict:
         return worker_main(sweep.job(0), sweep=sweep)
     import multiprocessing as mp
 
+    gpus = os.environ.get("DIL_GPUS") or ",".join(str(i) for i in range(_gpu_count()))
+    if gpus:
+        print(f"{n} workers on GPUs {gpus} (one each, round robin)", flush=True)
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_worker_entry, args=(sweep.job(i), queue), name=f"sweep-worker-{i}")
-             for i in range(n)]
+    jobs = [dict(sweep.job(i), gpus=gpus) for i in range(n)]
+    procs = [ctx.Process(target=_worker_entry, args=(job, queue), name=f"sweep-worker-{i}")
+             for i, job in enumerate(jobs)]
     for p in procs:
         p.start()
     try:
@@ -70,7 +79,7 @@ def _configure_worker(job, n_workers: int) -> None:
     """Threads (CPU) or one GPU per worker, before TensorFlow starts."""
     w = job["worker"]
     if n_workers > 1:
-        gpus = os.environ.get("DIL_GPUS")
+        gpus = job.get("gpus")
         if gpus:
             ids = gpus.split(",")
             os.environ["CUDA_VISIBLE_DEVICES"] = ids[w % len(ids)]
