@@ -11,6 +11,9 @@
     python -m src.bench sweep-overhead [--rounds 2]
         the same short trials (DIN, MovieLens, one epoch) bare and through the
         sweep machinery, interleaved in one process: the framework's cost per trial
+    python -m src.bench bookkeeping [--workers 4 --trials 40]
+        time per trial in study-storage and tracking calls under load: PostgreSQL +
+        MLflow tracking server against the local default store
 
 `models`: random data of the baseline's shapes (history 50, embedding 18, batch
 256, 50k samples, 20k items). Both models are built in one process, the
@@ -244,6 +247,122 @@ def bench_sweep_overhead(a) -> dict:
     return s
 
 
+def _bookkeeping_worker(job: dict) -> list[dict]:
+    """One worker's trials with the storage and tracking calls of a real trial, timed, and no training."""
+    import mlflow
+    import numpy as np
+    import optuna
+
+    from src.probe import npz_bytes
+    from src.runtime import quiet
+    from src.sweep_study import open_storage
+
+    quiet()
+    mlflow.set_tracking_uri(job["tracking"])
+    client = mlflow.MlflowClient()
+    study = optuna.load_study(study_name="bookkeeping", storage=open_storage(job["storage"]),
+                              sampler=optuna.samplers.RandomSampler(seed=job["worker"]))
+    params = {f"section.key_{i}": i for i in range(90)}  # a resolved config flattens to about 90 params
+    blob = npz_bytes({"weights": np.random.rand(16, 50).astype("float32")})
+    out = []
+    for _ in range(job["trials"]):
+        t_store = t_track = 0.0
+        t = time.perf_counter()
+        trial = study.ask()
+        for k in ("host", "pid", "heartbeat", "overrides"):
+            trial.set_user_attr(k, str(k))
+        trial.suggest_categorical("model/activation", ["sigmoid", "dice"])
+        trial.suggest_int("model.mlp.depth", 1, 3)
+        trial.suggest_float("train.optimizer.lr", 1e-4, 1e-2, log=True)
+        t_store += time.perf_counter() - t
+        t = time.perf_counter()
+        tags = {"mlflow.parentRunId": job["parent"], "trial": str(trial.number), "study": "bookkeeping"}
+        run = client.create_run(job["experiment"], tags=tags)
+        rid = run.info.run_id
+        client.log_batch(rid, params=[mlflow.entities.Param(k, str(v)) for k, v in params.items()])
+        client.log_text(rid, "config: yes\n" * 60, "config.yaml")
+        t_track += time.perf_counter() - t
+        for epoch in range(1, job["epochs"] + 1):
+            t = time.perf_counter()
+            client.log_batch(rid, metrics=[mlflow.entities.Metric(k, 0.5, int(time.time() * 1000), epoch)
+                                           for k in ("loss", "valid_auc", "valid_gauc", "valid_logloss",
+                                                     "epoch_seconds", "attention_entropy")])
+            client.log_text(rid, blob.hex(), f"attention/epoch_{epoch:03d}.npz.hex")
+            t_track += time.perf_counter() - t
+            t = time.perf_counter()
+            trial.report(0.5 + 0.01 * epoch, epoch)
+            trial.should_prune()
+            trial.set_user_attr("heartbeat", time.time())
+            t_store += time.perf_counter() - t
+        t = time.perf_counter()
+        client.log_batch(rid, metrics=[mlflow.entities.Metric(k, 0.5, int(time.time() * 1000), 0)
+                                       for k in ("best_valid_auc", "test_auc", "test_gauc", "test_logloss")])
+        client.set_tag(rid, "trial_state", "COMPLETE")
+        client.set_terminated(rid, "FINISHED")
+        t_track += time.perf_counter() - t
+        t = time.perf_counter()
+        study.tell(trial, 0.5)
+        study.get_trials(deepcopy=False)  # the worker's loop reads the study once per trial
+        t_store += time.perf_counter() - t
+        out.append({"storage_s": t_store, "tracking_s": t_track})
+    return out
+
+
+def _bookkeeping_run(storage: str, tracking: str, workers: int, trials: int, epochs: int) -> dict:
+    import multiprocessing as mp
+
+    import mlflow
+    import optuna
+
+    from src.sweep_study import open_storage
+
+    optuna.create_study(study_name="bookkeeping", storage=open_storage(storage), direction="maximize")
+    mlflow.set_tracking_uri(tracking)
+    client = mlflow.MlflowClient()
+    exp = client.create_experiment("bookkeeping")
+    parent = client.create_run(exp).info.run_id
+    jobs = [{"storage": storage, "tracking": tracking, "experiment": exp, "parent": parent, "worker": w,
+             "trials": trials // workers, "epochs": epochs} for w in range(workers)]
+    t = time.perf_counter()
+    with mp.get_context("spawn").Pool(workers) as pool:
+        rows = [r for rs in pool.map(_bookkeeping_worker, jobs) for r in rs]
+    wall = time.perf_counter() - t
+    return {"trials": len(rows), "wall_s": round(wall, 1),
+            "storage_ms_per_trial": round(1000 * statistics.fmean(r["storage_s"] for r in rows), 1),
+            "tracking_ms_per_trial": round(1000 * statistics.fmean(r["tracking_s"] for r in rows), 1),
+            "storage_ms_p90": round(1000 * sorted(r["storage_s"] for r in rows)[int(0.9 * len(rows))], 1),
+            "tracking_ms_p90": round(1000 * sorted(r["tracking_s"] for r in rows)[int(0.9 * len(rows))], 1)}
+
+
+def bench_bookkeeping(a) -> dict:
+    """Time per trial in study-storage and tracking calls, N workers at once: PostgreSQL + an MLflow
+    tracking server (PostgreSQL backend) against the local default (journal file + SQLite)."""
+    import tempfile
+
+    from src.services import free_port, postgres, start_mlflow_server, stop_process
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out["local"] = _bookkeeping_run(f"journal:{tmp}/optuna.journal", f"sqlite:///{tmp}/mlflow.db",
+                                        a.workers, a.trials, a.epochs)
+        print(json.dumps({"backend": "local (journal file + SQLite)", "workers": a.workers, **out["local"]}),
+              flush=True)
+        with postgres() as url:
+            port = free_port()
+            server = start_mlflow_server(url.format(db="mlflow"), Path(tmp) / "server-artifacts", port)
+            try:
+                out["postgresql"] = _bookkeeping_run(url.format(db="optuna"), f"http://127.0.0.1:{port}",
+                                                     a.workers, a.trials, a.epochs)
+            finally:
+                stop_process(server)
+        print(json.dumps({"backend": "PostgreSQL + mlflow server", "workers": a.workers, **out["postgresql"]}),
+              flush=True)
+    ratio = {k: round(out["postgresql"][k] / out["local"][k], 2) for k in ("storage_ms_per_trial",
+                                                                          "tracking_ms_per_trial")}
+    print(json.dumps({"postgresql_over_local": ratio}), flush=True)
+    return out
+
+
 def bench_preprocess(a) -> dict:
     from src.data.scale import run_scale_benchmark
 
@@ -252,7 +371,11 @@ def bench_preprocess(a) -> dict:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", nargs="?", default="models", choices=["models", "pipeline", "preprocess", "sweep-overhead"])
+    p.add_argument("what", nargs="?", default="models",
+                   choices=["models", "pipeline", "preprocess", "sweep-overhead", "bookkeeping"])
+    p.add_argument("--workers", type=int, default=4, help="bookkeeping: worker processes")
+    p.add_argument("--trials", type=int, default=40, help="bookkeeping: trials in all")
+    p.add_argument("--epochs", type=int, default=3, help="bookkeeping: epochs reported per trial")
     p.add_argument("--models", default="din,dien")
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--history", type=int, default=50)
@@ -273,7 +396,7 @@ def main(argv=None):
     p.add_argument("--keep", action="store_true", help="preprocess: keep the generated file")
     a = p.parse_args(argv)
     return {"models": bench_models, "pipeline": bench_pipeline, "preprocess": bench_preprocess,
-            "sweep-overhead": bench_sweep_overhead}[a.what](a)
+            "sweep-overhead": bench_sweep_overhead, "bookkeeping": bench_bookkeeping}[a.what](a)
 
 
 if __name__ == "__main__":

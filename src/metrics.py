@@ -30,7 +30,7 @@ def auc(y, p) -> float:
     import pandas as pd
 
     y = np.asarray(y, np.float64)
-    if y.min(initial=0) == y.max(initial=0):
+    if len(np.unique(y)) < 2:
         return float("nan")
     ranks = pd.Series(np.asarray(p, np.float64)).rank(method="average").to_numpy()
     return float(_auc_from_ranks(ranks, y))

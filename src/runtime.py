@@ -68,6 +68,7 @@ def quiet() -> None:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*experimental feature.*")
     warnings.filterwarnings("ignore", category=UserWarning, module="keras.src.trainers.epoch_iterator")
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
     try:
         import optuna
 

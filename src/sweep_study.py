@@ -102,7 +102,7 @@ def storage_url(setting) -> str:
 def open_storage(url: str):
     """An Optuna storage: a journal file, or an RDB URL (with heartbeats, so dead workers' trials fail)."""
     import optuna
-    from optuna.storages import JournalStorage, RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
     from optuna.storages.journal import JournalFileBackend
 
     if url.startswith("journal:"):
@@ -111,10 +111,12 @@ def open_storage(url: str):
         return JournalStorage(JournalFileBackend(path))
     if url.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(url[len("sqlite:///"):]), exist_ok=True)
+    engine = None
+    if url.startswith("postgresql"):
+        engine = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
     try:
-        return RDBStorage(url, heartbeat_interval=30, grace_period=90,
-                          failed_trial_callback=RetryFailedTrialCallback(max_retry=3),
-                          engine_kwargs={"pool_pre_ping": True} if url.startswith("postgresql") else None)
+        return RDBStorage(url, heartbeat_interval=30, grace_period=90, engine_kwargs=engine,
+                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
     except Exception as e:  # noqa: BLE001 - unreachable database, bad URL: one clear message
         from src.tracking import redact
 
@@ -124,15 +126,45 @@ def open_storage(url: str):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def make_sampler(s: dict):
+def _base_sampler(s: dict, seed: int):
     import optuna
 
-    if s["sampler"] == "random":
-        return optuna.samplers.RandomSampler(seed=s["seed"])
-    if s["sampler"] == "grid":  # the grid is enqueued; anything beyond it is random
-        return optuna.samplers.RandomSampler(seed=s["seed"])
-    return optuna.samplers.TPESampler(seed=s["seed"], multivariate=True, group=True, constant_liar=True,
+    if s["sampler"] in ("random", "grid"):  # a grid is enqueued; anything beyond it is random
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
                                       n_startup_trials=min(5, max(2, s["trials"] // 3)))
+
+
+def make_sampler(s: dict):
+    """The configured sampler, seeded per trial from (sweep.seed, trial number).
+
+    Workers in other processes or on other machines then propose different points for different
+    trials (one seed per process would make them propose the same ones), and a study's proposals
+    are reproducible from its history.
+    """
+    import optuna
+
+    class PerTrialSeed(optuna.samplers.BaseSampler):
+        def __init__(self):
+            self.inner = _base_sampler(s, s["seed"])
+
+        def before_trial(self, study, trial):
+            self.inner = _base_sampler(s, (int(s["seed"]) * 1_000_003 + trial.number) % 2**31)
+            self.inner.before_trial(study, trial)
+
+        def infer_relative_search_space(self, study, trial):
+            return self.inner.infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):
+            return self.inner.sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            return self.inner.sample_independent(study, trial, param_name, param_distribution)
+
+        def after_trial(self, study, trial, state, values):
+            self.inner.after_trial(study, trial, state, values)
+
+    return PerTrialSeed()
 
 
 def make_pruner(s: dict, epochs: int):
@@ -147,13 +179,18 @@ def make_pruner(s: dict, epochs: int):
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether a process of this host runs (a zombie, killed but not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 @dataclass
@@ -206,8 +243,10 @@ class Sweep:
             study = optuna.create_study(study_name=self.s["name"], storage=storage, direction=self.s["direction"],
                                         load_if_exists=True)
             study.set_user_attr("signature", sig)
-            study.set_user_attr("definition", {"base": self.base, "search": {k: p.expr for k, p in
-                                                                             self.params.items()}})
+            from src.tracking import redact
+
+            study.set_user_attr("definition", {"base": [redact(o) for o in self.base],
+                                               "search": {k: p.expr for k, p in self.params.items()}})
             self.resumed = False
         self.study = study
         from src import sweep_tracking
@@ -299,7 +338,13 @@ class Sweep:
         else:
             outcome = sweep_worker.run_workers(self)
             if outcome.get("error"):
-                sweep_report.finish(self, failed=outcome["error"])
+                try:
+                    sweep_report.finish(self, failed=outcome["error"])
+                except Exception as e:  # noqa: BLE001 - e.g. the tracking server is the thing that is down
+                    from src.tracking import redact
+
+                    print(f"error: {outcome['error']}\n(the report could not be written: "
+                          f"{redact(str(e)).splitlines()[0][:300]})")
                 return 1
         sweep_report.finish(self)
         return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import yaml
@@ -11,8 +12,8 @@ from src import tracking
 
 
 def trial_tags(sweep, trial, seed) -> dict:
-    return {"study": sweep.s["name"], "trial": str(trial.number), "trial_seed": str(seed),
-            "sweep_parent": sweep.parent_run_id or ""}
+    return {"study": sweep.s["name"], "study_key": study_key(sweep), "trial": str(trial.number),
+            "trial_seed": str(seed), "sweep_parent": sweep.parent_run_id or ""}
 
 
 def _client():
@@ -27,9 +28,20 @@ def definition_yaml(sweep) -> str:
     return tracking.redact(yaml.safe_dump(json.loads(json.dumps(doc, default=str)), sort_keys=False))
 
 
-def open_parent(sweep) -> str:
-    """The study's parent run: created on the first start, reopened by a resume or a joining worker.
+def study_key(sweep) -> str:
+    """Identifies the study across processes and machines: its storage (redacted) and its id there."""
+    return f"{tracking.redact(sweep.url)}#{sweep.study._study_id}"
 
+
+def _parents(client, exp_id, key):
+    return client.search_runs([exp_id], filter_string=f"tags.study_key = '{key}' and tags.sweep_role = 'parent'",
+                              order_by=["attributes.start_time ASC"], max_results=50)
+
+
+def open_parent(sweep) -> str:
+    """The study's parent run: created on the first start, reopened by a resume or a joining machine.
+
+    Machines starting at once may each create one; they agree on the oldest and delete their own.
     Also ends, as KILLED, any child run still RUNNING whose trial is no longer running (its worker died).
     """
     from optuna.trial import TrialState
@@ -37,33 +49,47 @@ def open_parent(sweep) -> str:
     tracking.setup(sweep.base_cfg.tracking)
     client = _client()
     exp_id = tracking.experiment_id(sweep.base_cfg.tracking, str(sweep.base_cfg.data.name))
-    run_id = sweep.study.user_attrs.get("mlflow_parent_run_id")
-    run = None
-    if run_id:
-        try:
-            run = client.get_run(run_id)
-        except Exception:  # noqa: BLE001 - the store was reset: start a new parent
-            run = None
-    if run is None:
-        run = client.create_run(exp_id, run_name=f"sweep {sweep.s['name']}",
-                                tags={"study": sweep.s["name"], "sweep_role": "parent",
-                                      "storage": tracking.redact(sweep.url), **tracking.git_info(),
-                                      **tracking.versions()})
-        sweep.study.set_user_attr("mlflow_parent_run_id", run.info.run_id)
-        client.log_text(run.info.run_id, definition_yaml(sweep), "sweep.yaml")
-    else:
-        client.update_run(run.info.run_id, status="RUNNING")
-    parent = run.info.run_id
+    key = study_key(sweep)
+    found = _parents(client, exp_id, key)
+    if not found:
+        mine = client.create_run(exp_id, run_name=f"sweep {sweep.s['name']}",
+                                 tags={"study": sweep.s["name"], "study_key": key, "sweep_role": "parent",
+                                       "storage": tracking.redact(sweep.url), **tracking.git_info(),
+                                       **tracking.versions()})
+        found = _parents(client, exp_id, key)
+        if found[0].info.run_id != mine.info.run_id:
+            client.delete_run(mine.info.run_id)
+        else:
+            client.log_text(mine.info.run_id, definition_yaml(sweep), "sweep.yaml")
+    parent = found[0].info.run_id
+    sweep.study.set_user_attr("mlflow_parent_run_id", parent)
+    client.update_run(parent, status="RUNNING")
     n = int(client.get_run(parent).data.tags.get("invocations", "0")) + 1
     client.set_tag(parent, "invocations", str(n))
-    client.log_text(parent, definition_yaml(sweep), f"invocations/{n:03d}.yaml")
+    client.log_text(parent, definition_yaml(sweep), f"invocations/{n:03d}-{tracking.HOST}-{os.getpid()}.yaml")
     running = {str(t.number) for t in sweep.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    stale = client.search_runs([exp_id], filter_string=f"tags.study = '{sweep.s['name']}' and "
-                                                       f"attributes.status = 'RUNNING'", max_results=1000)
+    stale = client.search_runs([exp_id], filter_string=f"tags.study_key = '{key}' and attributes.status = 'RUNNING'",
+                               max_results=1000)
     for r in stale:
         if r.info.run_id != parent and r.data.tags.get("trial") not in running:
             kill_runs([r.info.run_id], "worker died")
     return parent
+
+
+def outage(exc: BaseException) -> bool:
+    """Whether an exception (or its cause) says the tracking server cannot be reached."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        name = type(exc).__name__
+        text = str(exc)
+        if name in ("ConnectionError", "MaxRetryError", "NewConnectionError", "ConnectTimeout", "ReadTimeout"):
+            return True
+        if "API request to" in text and ("Max retries exceeded" in text or "Connection refused" in text
+                                         or "failed with exception" in text):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def kill_runs(run_ids, reason: str) -> None:

@@ -17,6 +17,7 @@ import time
 import traceback
 
 HEARTBEAT_S = 30
+WAIT_S = 2
 
 
 def _gpu_count() -> int:
@@ -159,16 +160,25 @@ def worker_main(job, sweep=None) -> dict:
         trials = study.get_trials(deepcopy=False)
         finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
         running = sum(t.state == TrialState.RUNNING for t in trials)
-        if finished + running >= s["trials"]:
+        if finished >= s["trials"]:
             break
+        if finished + running >= s["trials"]:
+            # the remaining slots are taken by other workers: wait for them, and step in if one dies
+            if deadline and time.time() > deadline:
+                break
+            time.sleep(WAIT_S)
+            continue
         if deadline and time.time() > deadline:
             print(f"{tag}timeout: no new trial after {s['timeout']}s", flush=True)
             break
         error = _initial_failures(trials, s["max_initial_failures"])
         if error:
             return {"error": error}
-        if not one_trial(sweep, study, tag):
-            break
+        try:
+            if not one_trial(sweep, study, tag):
+                break
+        except TrackingOutage as e:
+            return {"error": str(e)}
     return {}
 
 
@@ -203,14 +213,26 @@ def one_trial(sweep, study, tag: str = "") -> bool:
         study.tell(trial, state=TrialState.FAIL)
         raise
     except Exception as e:  # noqa: BLE001 - a failing trial is recorded and the sweep goes on
+        from src.sweep_tracking import outage
         from src.tracking import redact
 
         reason = redact(f"{type(e).__name__}: {e}")[:2000]
+        if outage(e):
+            import mlflow
+
+            reason = (f"the MLflow tracking server {redact(mlflow.get_tracking_uri())} cannot be reached; this "
+                      f"worker stops (start the sweep again once the server is back: it resumes). {reason}")
         trial.set_user_attr("failure", reason)
         trial.set_user_attr("traceback", redact(traceback.format_exc())[-4000:])
         study.tell(trial, state=TrialState.FAIL)
         _report(study, trial, "FAIL", None, tag, s, reason)
+        if outage(e):
+            raise TrackingOutage(reason) from None
     return True
+
+
+class TrackingOutage(RuntimeError):
+    """The tracking server is unreachable: stop the worker rather than fail trial after trial."""
 
 
 def _initial_failures(trials, limit: int) -> str | None:

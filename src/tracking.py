@@ -23,6 +23,7 @@ from omegaconf import OmegaConf
 
 from src.paths import MLRUNS_DIR, ROOT, resolve
 
+HOST = __import__("socket").gethostname()
 LIBRARIES = ("tensorflow", "keras", "mlflow", "optuna", "hydra-core", "omegaconf", "numpy", "pandas")
 _SECRET = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@")
 
@@ -52,8 +53,16 @@ def resolve_uri(uri: str | None) -> str:
 
 
 def setup(tracking_cfg) -> str:
-    """Points MLflow at the configured store; returns the URI (creating mlruns/ for the default)."""
+    """Points MLflow at the configured store; returns the URI (creating mlruns/ for the default).
+
+    Against a server, requests give up after a few retries (about 10 s), so an unreachable server
+    fails the run with a clear error instead of hanging; the MLFLOW_HTTP_REQUEST_* variables override.
+    """
     import mlflow
+
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
     uri = resolve_uri(tracking_cfg.get("uri"))
     if uri.startswith("sqlite:///"):

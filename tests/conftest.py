@@ -32,3 +32,34 @@ def _reset_mlflow():
             mlflow.end_run()
     except ImportError:
         pass
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL server on loopback: DIL_TEST_PG_URL (a URL with {db}, started by .ci/run), else a
+    throwaway one started here. Never skipped: a missing server is an error."""
+    url = os.environ.get("DIL_TEST_PG_URL")
+    if url:
+        yield url
+        return
+    import secrets
+
+    from src.services import postgres
+
+    with postgres(password="pw-" + secrets.token_hex(4)) as started:
+        yield started
+
+
+@pytest.fixture
+def pg_db(pg_server, request):
+    """A fresh database on the test server; returns its URL."""
+    import re
+    import secrets
+
+    import psycopg
+
+    name = "t_" + re.sub(r"\W", "_", request.node.name)[:40].lower() + "_" + secrets.token_hex(3)
+    admin = pg_server.format(db="postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return pg_server.format(db=name)

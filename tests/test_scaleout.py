@@ -1,0 +1,176 @@
+"""Scale-out on real servers: studies on PostgreSQL, a shared `mlflow server` (PostgreSQL backend),
+several worker processes started as separate machines would start them, and faults. Bounded in time."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from urllib.parse import urlsplit
+
+import mlflow
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from src.paths import ROOT
+from src.services import free_port, start_mlflow_server, stop_process
+from tests.test_sweep import TINY
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def server(pg_server, tmp_path, request):
+    """An MLflow tracking server with a PostgreSQL backend store; restartable on the same port."""
+    import psycopg
+
+    db = "m_" + os.urandom(4).hex()
+    with psycopg.connect(pg_server.format(db="postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db}"')
+
+    class Server:
+        port = free_port()
+        backend = pg_server.format(db=db)
+        uri = f"http://127.0.0.1:{port}"
+        proc = None
+
+        def start(self):
+            self.proc = start_mlflow_server(self.backend, tmp_path / "server-artifacts", self.port,
+                                            tmp_path / "server.log")
+
+        def stop(self):
+            stop_process(self.proc)
+
+    s = Server()
+    s.start()
+    yield s
+    s.stop()
+
+
+def sweep_cmd(storage, tracking_uri, *extra):
+    return [sys.executable, "-m", "src.sweep", *TINY, f"sweep.storage={storage}", "tracking=server",
+            f"tracking.uri={tracking_uri}", "sweep.pruner=none", *extra]
+
+
+def start(cmd, log):
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=open(log, "w"), stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def password_of(url):
+    return urlsplit(url).password
+
+
+def all_runs(uri):
+    mlflow.set_tracking_uri(uri)
+    client = mlflow.MlflowClient()
+    return client, client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=2000)
+
+
+def wait_for(predicate, procs, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = predicate()
+        if v:
+            return v
+        if all(p.poll() is not None for p in procs):
+            raise AssertionError("the workers ended before the condition held")
+        time.sleep(0.5)
+    raise AssertionError("timed out")
+
+
+def test_three_workers_one_killed(pg_db, server, tmp_path):
+    n = 12
+    cmd = sweep_cmd(pg_db, server.uri, "sweep.name=multi", f"sweep.trials={n}", "train.epochs=2",
+                    "sweep.sampler=random")
+    procs = [start(cmd, tmp_path / f"worker{i}.log") for i in range(3)]
+    storage = optuna.storages.RDBStorage(pg_db)
+
+    def victim_trial():
+        try:
+            study = optuna.load_study(study_name="multi", storage=storage)
+        except KeyError:
+            return None
+        for t in study.get_trials(states=(TrialState.RUNNING,)):
+            if t.user_attrs.get("pid") == procs[1].pid and t.user_attrs.get("mlflow_run_ids"):
+                return t
+        return None
+
+    victim = wait_for(victim_trial, procs)
+    os.killpg(procs[1].pid, signal.SIGKILL)
+    for i in (0, 2):
+        procs[i].wait(timeout=900)
+    logs = "".join((tmp_path / f"worker{i}.log").read_text() for i in range(3))
+    assert procs[0].returncode == 0 and procs[2].returncode == 0, logs[-5000:]
+    study = optuna.load_study(study_name="multi", storage=storage)
+    trials = [t for t in study.get_trials() if not t.user_attrs.get("surplus")]
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == n
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    dead = study.get_trials()[victim.number]
+    assert dead.state == TrialState.FAIL
+    retried = [t for t in trials if t.user_attrs.get("retry_of") == victim.number
+               or t.system_attrs.get("failed_trial") == victim.number]
+    assert retried and retried[0].params == dead.params
+    client, runs = all_runs(server.uri)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    parents = [r for r in runs if r.data.tags.get("sweep_role") == "parent"]
+    assert len(parents) == 1
+    children = [r for r in runs if r.data.tags.get("trial") is not None]
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert {int(r.data.tags["trial"]) for r in children} >= {t.number for t in trials if t.state == TrialState.COMPLETE}
+    killed = [r for r in children if r.info.run_id in victim.user_attrs["mlflow_run_ids"]]
+    assert killed and all(r.info.status == "KILLED" for r in killed)
+    # the database password appears nowhere: terminal, params, tags, logged config and sweep definition
+    secret = password_of(pg_db)
+    assert secret and secret not in logs
+    for r in runs:
+        assert secret not in str(r.data.params) and secret not in str(r.data.tags)
+    text = mlflow.artifacts.load_text(f"runs:/{parents[0].info.run_id}/sweep.yaml")
+    assert "***" in text and secret not in text
+    text = mlflow.artifacts.load_text(f"runs:/{children[0].info.run_id}/config.yaml")
+    assert secret not in text
+
+
+def test_tracking_server_stopped_mid_sweep(pg_db, server, tmp_path):
+    cmd = sweep_cmd(pg_db, server.uri, "sweep.name=outage", "sweep.trials=4", "train.epochs=3")
+    proc = start(cmd, tmp_path / "first.log")
+    storage = optuna.storages.RDBStorage(pg_db)
+
+    def running():
+        try:
+            study = optuna.load_study(study_name="outage", storage=storage)
+        except KeyError:
+            return None
+        return [t for t in study.get_trials(states=(TrialState.RUNNING,)) if t.user_attrs.get("mlflow_run_ids")]
+
+    wait_for(running, [proc])
+    server.stop()
+    proc.wait(timeout=300)
+    out = (tmp_path / "first.log").read_text()
+    assert proc.returncode == 1, out[-3000:]
+    assert "tracking server" in out and "cannot be reached" in out
+    study = optuna.load_study(study_name="outage", storage=storage)
+    assert not [t for t in study.get_trials() if t.state == TrialState.RUNNING]  # not corrupted, nothing hangs
+    failed = [t for t in study.get_trials() if t.state == TrialState.FAIL]
+    assert failed and "cannot be reached" in failed[-1].user_attrs["failure"]
+    server.start()
+    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "resuming study 'outage'" in again.stdout
+    study = optuna.load_study(study_name="outage", storage=storage)
+    assert sum(t.state == TrialState.COMPLETE for t in study.get_trials()) == 4
+    _, runs = all_runs(server.uri)
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+
+
+def test_database_unreachable_at_start(tmp_path):
+    port = free_port()  # nothing listens there
+    url = f"postgresql://lab:hunter2secret@127.0.0.1:{port}/optuna"
+    out = subprocess.run([sys.executable, "-m", "src.sweep", *TINY, f"sweep.storage={url}",
+                          f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 2
+    assert "cannot open the study storage" in out.stderr and f"127.0.0.1:{port}" in out.stderr
+    assert "hunter2secret" not in out.stdout + out.stderr
+    assert not (tmp_path / "mlflow.db").exists()  # nothing trained, nothing tracked
