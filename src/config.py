@@ -23,3 +23,15 @@ def to_plain(cfg):
     if isinstance(cfg, DictConfig) or OmegaConf.is_list(cfg):
         return OmegaConf.to_container(cfg, resolve=True)
     return cfg
+
+
+def flatten(d, prefix: str = "") -> dict:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists stay values."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

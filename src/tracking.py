@@ -21,6 +21,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from src.config import flatten
 from src.paths import MLRUNS_DIR, ROOT, resolve
 
 HOST = __import__("socket").gethostname()
@@ -89,18 +90,6 @@ def experiment_id(tracking_cfg, default_name: str) -> str:
         return client.create_experiment(name, artifact_location=location)
     except MlflowException:  # created meanwhile by another worker
         return client.get_experiment_by_name(name).experiment_id
-
-
-def flatten(d, prefix: str = "") -> dict:
-    """{"a": {"b": 1}} -> {"a.b": 1}; lists stay values."""
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def git_info() -> dict:

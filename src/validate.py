@@ -11,6 +11,7 @@ import difflib
 
 from omegaconf import OmegaConf
 
+from src.config import flatten
 from src.paths import CONF_DIR
 
 
@@ -61,17 +62,6 @@ MODEL_KEYS = {
 TOP = {"seed", "data", "model", "train", "tracking", "sweep", "experiment"}
 
 
-def _flat(node, prefix=""):
-    out = {}
-    for k, v in node.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flat(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
 def _unknown(section: str, key: str, known) -> ConfigError:
     near = difflib.get_close_matches(key.split(".")[-1], [k.split(".")[-1] for k in known], n=3)
     hint = f" Did you mean {', '.join(near)}?" if near else ""
@@ -80,7 +70,7 @@ def _unknown(section: str, key: str, known) -> ConfigError:
 
 
 def _check_section(section: str, values: dict, schema: dict, open_prefixes=()) -> None:
-    flat = _flat(values)
+    flat = flatten(values)
     for key, value in flat.items():
         if key not in schema:
             if any(key.startswith(p) for p in open_prefixes):

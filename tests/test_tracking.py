@@ -8,8 +8,8 @@ import urllib.request
 
 import pytest
 
-from src.config import compose
-from src.tracking import flatten, redact, resolve_uri
+from src.config import compose, flatten
+from src.tracking import redact, resolve_uri
 from src.training import train_run
 from tests.conftest import TINY
 
