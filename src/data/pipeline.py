@@ -18,8 +18,9 @@ def make_dataset(data: SequenceData, split: str, batch_size: int, shuffle: bool 
                  inputs=FEATURES, repeat: bool = False):
     """Batches of `(features, labels)` for the model inputs named in `inputs`.
 
-    Shuffling draws a fresh seeded permutation of the whole split every epoch (the
-    sample indices are shuffled, not the rows). Batches are prefetched.
+    Shuffling draws a fresh permutation of the whole split every epoch, seeded by
+    (seed, epoch), so two runs see the same order (the sample indices are shuffled,
+    not the rows). Batches are prefetched.
 
     Args:
         data: the data set.
@@ -59,11 +60,21 @@ def make_dataset(data: SequenceData, split: str, batch_size: int, shuffle: bool 
                 out[k] = tf.where(valid, tf.gather(v, pos), tf.zeros([], v.dtype))
         return out, tf.gather(labels, idx)
 
-    index = tf.data.Dataset.range(n)
     if shuffle:
-        index = index.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        epochs = iter(range(2**62))
+
+        def permuted_batches():
+            # a fresh permutation per pass over the data, from (seed, pass number): repeatable, and
+            # far cheaper than shuffling n scalar elements through a tf.data buffer
+            perm = np.random.default_rng([seed, next(epochs)]).permutation(n)
+            for i in range(0, n, batch_size):
+                yield perm[i:i + batch_size]
+
+        index = tf.data.Dataset.from_generator(
+            permuted_batches, output_signature=tf.TensorSpec([None], tf.int64))
+    else:
+        index = tf.data.Dataset.range(n).batch(batch_size)
     if repeat:
         index = index.repeat()
-    index = index.batch(batch_size)
     return index.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
         tf.data.AUTOTUNE)
