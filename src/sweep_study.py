@@ -199,6 +199,7 @@ class Sweep:
     compose_cache: dict = field(default_factory=dict)
 
     def __post_init__(self):
+        self.creator = False  # this process created the study
         self.s = self.definition["settings"]
         self.base = self.definition["base"]
         self.params = self.definition["params"]
@@ -240,14 +241,18 @@ class Sweep:
                 raise SweepError(self._space_differs(json.loads(old), json.loads(sig)))
             self.resumed = True
         except KeyError:
-            study = optuna.create_study(study_name=self.s["name"], storage=storage, direction=self.s["direction"],
-                                        load_if_exists=True)
-            study.set_user_attr("signature", sig)
             from src.tracking import redact
 
+            self.resumed = False
+            try:  # one process creates the study; it also creates the MLflow parent run
+                study = optuna.create_study(study_name=self.s["name"], storage=storage,
+                                            direction=self.s["direction"])
+                self.creator = True
+            except optuna.exceptions.DuplicatedStudyError:  # another machine was a moment faster
+                study = optuna.load_study(study_name=self.s["name"], storage=storage)
+            study.set_user_attr("signature", sig)
             study.set_user_attr("definition", {"base": [redact(o) for o in self.base],
                                                "search": {k: p.expr for k, p in self.params.items()}})
-            self.resumed = False
         self.study = study
         from src import sweep_tracking
 

@@ -33,15 +33,21 @@ def study_key(sweep) -> str:
     return f"{tracking.redact(sweep.url)}#{sweep.study._study_id}"
 
 
-def _parents(client, exp_id, key):
-    return client.search_runs([exp_id], filter_string=f"tags.study_key = '{key}' and tags.sweep_role = 'parent'",
-                              order_by=["attributes.start_time ASC"], max_results=50)
+PARENT_WAIT_S = 120
+
+
+def _live_run(client, run_id):
+    try:
+        run = client.get_run(run_id)
+    except Exception:  # noqa: BLE001 - gone with a reset store
+        return None
+    return run if run.info.lifecycle_stage == "active" else None
 
 
 def open_parent(sweep) -> str:
-    """The study's parent run: created on the first start, reopened by a resume or a joining machine.
+    """The study's parent run: created once by the process that created the study, reopened by a
+    resume or a joining machine (which waits for it if the creator is a moment behind).
 
-    Machines starting at once may each create one; they agree on the oldest and delete their own.
     Also ends, as KILLED, any child run still RUNNING whose trial is no longer running (its worker died).
     """
     from optuna.trial import TrialState
@@ -50,19 +56,27 @@ def open_parent(sweep) -> str:
     client = _client()
     exp_id = tracking.experiment_id(sweep.base_cfg.tracking, str(sweep.base_cfg.data.name))
     key = study_key(sweep)
-    found = _parents(client, exp_id, key)
-    if not found:
-        mine = client.create_run(exp_id, run_name=f"sweep {sweep.s['name']}",
-                                 tags={"study": sweep.s["name"], "study_key": key, "sweep_role": "parent",
-                                       "storage": tracking.redact(sweep.url), **tracking.git_info(),
-                                       **tracking.versions()})
-        found = _parents(client, exp_id, key)
-        if found[0].info.run_id != mine.info.run_id:
-            client.delete_run(mine.info.run_id)
-        else:
-            client.log_text(mine.info.run_id, definition_yaml(sweep), "sweep.yaml")
-    parent = found[0].info.run_id
-    sweep.study.set_user_attr("mlflow_parent_run_id", parent)
+
+    def stored():
+        rid = sweep.study._storage.get_study_user_attrs(sweep.study._study_id).get("mlflow_parent_run_id")
+        return _live_run(client, rid) if rid else None
+
+    run = stored()
+    fresh = not sweep.study._storage.get_study_user_attrs(sweep.study._study_id).get("mlflow_parent_run_id") \
+        and not sweep.study.get_trials(deepcopy=False)
+    if run is None and fresh and not sweep.creator:
+        deadline = time.time() + PARENT_WAIT_S
+        while run is None and time.time() < deadline:
+            time.sleep(1)
+            run = stored()
+    if run is None:  # the creator, a resume after a store reset, or a creator that died first
+        run = client.create_run(exp_id, run_name=f"sweep {sweep.s['name']}",
+                                tags={"study": sweep.s["name"], "study_key": key, "sweep_role": "parent",
+                                      "storage": tracking.redact(sweep.url), **tracking.git_info(),
+                                      **tracking.versions()})
+        sweep.study.set_user_attr("mlflow_parent_run_id", run.info.run_id)
+        client.log_text(run.info.run_id, definition_yaml(sweep), "sweep.yaml")
+    parent = run.info.run_id
     client.update_run(parent, status="RUNNING")
     n = int(client.get_run(parent).data.tags.get("invocations", "0")) + 1
     client.set_tag(parent, "invocations", str(n))
