@@ -29,14 +29,7 @@ def source_files(cfg) -> list[Path]:
         raise DataError(f"`data.source` must be one of {SOURCES}, got {source!r}")
     if not cfg.get("path"):
         raise DataError(f"`data.path` is not set for source {source!r}")
-    folder = resolve(cfg["path"])
-    module = EVENT_SOURCES[source]
-    if source == "movielens":
-        ratings = movielens.find_one(folder, ["ratings.csv", "ratings.dat"], movielens.HOW_TO_GET)
-        movies = movielens.find_one(folder, ["movies.dat" if ratings.suffix == ".dat" else "movies.csv"],
-                                    movielens.HOW_TO_GET)
-        return [ratings, movies]
-    return module.files(cfg, folder)
+    return EVENT_SOURCES[source].files(cfg, resolve(cfg["path"]))
 
 
 def cache_key(cfg, files: list[Path]) -> str:
@@ -58,11 +51,10 @@ def build(cfg, files: list[Path], progress=print) -> SequenceData:
     progress(f"reading {', '.join(str(f) for f in files)}")
     if source == "taobao":
         events, meta = module.load_events(cfg, files, progress=lambda n: progress(f"  {n:,} rows read"))
-    elif source == "amazon":
-        events, meta = module.load_events(cfg, files)
-        cfg = {**cfg, **module.protocol_overrides(cfg)}
     else:
-        events, meta, _ = module.load_events(cfg, files[0].parent)
+        events, meta = module.load_events(cfg, files)
+    if source == "amazon":
+        cfg = {**cfg, **module.protocol_overrides(cfg)}
     progress(f"  {len(events):,} events in {time.perf_counter() - t:.1f}s; building samples")
     meta["files"] = [str(f) for f in files]
     return protocol.build(events, cfg, str(cfg.get("name", source)), implicit=source != "movielens", meta=meta)

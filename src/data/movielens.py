@@ -46,19 +46,23 @@ def _read_dat(path: Path, names, dtypes, checks):
         locate_bad_line(path, len(names), checks, sep="::", header=False, encoding="latin-1")
 
 
-def read_files(folder: Path):
-    """(ratings DataFrame [user, movie, rating, time], movies DataFrame [movie, genres], files)."""
-    ratings_path = find_one(folder, ["ratings.csv", "ratings.dat"], HOW_TO_GET)
+def files(cfg, folder: Path) -> list[Path]:
+    """[ratings, movies] in the folder: the csv pair, or ml-1m's .dat pair."""
+    ratings = find_one(folder, ["ratings.csv", "ratings.dat"], HOW_TO_GET)
+    return [ratings, find_one(folder, ["movies.dat" if ratings.suffix == ".dat" else "movies.csv"], HOW_TO_GET)]
+
+
+def read_files(paths: list[Path]):
+    """(ratings DataFrame [user, movie, rating, time], movies DataFrame [movie, genres])."""
+    ratings_path, movies_path = paths
     rating_cols = ["user", "movie", "rating", "time"]
     rating_types = {"user": np.int64, "movie": np.int64, "rating": np.float32, "time": np.int64}
     rating_checks = [int, int, _is_rating, int]
     if ratings_path.suffix == ".dat":
-        movies_path = find_one(folder, ["movies.dat"], HOW_TO_GET)
         ratings = _read_dat(ratings_path, rating_cols, rating_types, rating_checks)
         movies = _read_dat(movies_path, ["movie", "title", "genres"],
                            {"movie": np.int64, "title": str, "genres": str}, [int, str, str])
     else:
-        movies_path = find_one(folder, ["movies.csv"], HOW_TO_GET)
         ratings = next(read_delimited(ratings_path, rating_cols, rating_types, rating_checks))
         movies = next(read_delimited(movies_path, ["movie", "title", "genres"],
                                      {"movie": np.int64, "title": str, "genres": str}, [int, str, str]))
@@ -67,14 +71,14 @@ def read_files(folder: Path):
         i = int(np.flatnonzero(bad.to_numpy())[0])
         line = i + (1 if ratings_path.suffix == ".dat" else 2)
         raise DataError(f"{ratings_path}:{line}: rating {ratings['rating'].iloc[i]} is outside 0..5")
-    return ratings, movies, [ratings_path, movies_path]
+    return ratings, movies
 
 
-def load_events(cfg, folder: Path):
-    """Events with explicit labels, their provenance and the files read."""
+def load_events(cfg, paths: list[Path]):
+    """Events with explicit labels, and their provenance."""
     import pandas as pd
 
-    ratings, movies, files = read_files(folder)
+    ratings, movies = read_files(paths)
     genre = movies["genres"].str.split("|").str[0].to_numpy(dtype=str)
     genre_names, genre_codes = np.unique(genre, return_inverse=True)
     cat_of_movie = pd.Series(genre_codes, index=movies["movie"].to_numpy())
@@ -89,4 +93,4 @@ def load_events(cfg, folder: Path):
     meta = {"source": "movielens", "ratings": int(len(ratings)),
             "ratings_of_movies_without_genre_row": int(no_genre_row.sum()),
             "category": "first listed genre", "positive_rating": threshold}
-    return events, meta, files
+    return events, meta
