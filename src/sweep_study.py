@@ -6,7 +6,6 @@ Plain Python around Optuna; the search space is data (src/search.py).
 from __future__ import annotations
 
 import json
-import math
 import os
 import socket
 import time
@@ -358,7 +357,3 @@ class Sweep:
         """What a worker process needs (picklable)."""
         return {"definition": self.definition, "url": self.url, "parent_run_id": self.parent_run_id,
                 "worker": worker, "started": time.time(), "epochs": self.epochs}
-
-
-def finite(v) -> bool:
-    return v is not None and isinstance(v, int | float) and math.isfinite(v)

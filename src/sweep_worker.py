@@ -23,7 +23,6 @@ WAIT_S = 2
 def _gpu_count() -> int:
     """GPUs TensorFlow sees, asked in a child process so this one stays free of CUDA state."""
     import subprocess
-    import sys
 
     code = "import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))"
     try:
@@ -217,7 +216,8 @@ def one_trial(sweep, study, tag: str = "") -> bool:
         from src.tracking import redact
 
         reason = redact(f"{type(e).__name__}: {e}")[:2000]
-        if outage(e):
+        lost_tracking = outage(e)
+        if lost_tracking:
             import mlflow
 
             reason = (f"the MLflow tracking server {redact(mlflow.get_tracking_uri())} cannot be reached; this "
@@ -226,7 +226,7 @@ def one_trial(sweep, study, tag: str = "") -> bool:
         trial.set_user_attr("traceback", redact(traceback.format_exc())[-4000:])
         study.tell(trial, state=TrialState.FAIL)
         _report(study, trial, "FAIL", None, tag, s, reason)
-        if outage(e):
+        if lost_tracking:
             raise TrackingOutage(reason) from None
     return True
 
