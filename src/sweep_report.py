@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from src import tracking
+from src.sweep_tracking import set_tags
 
 
 def trial_rows(study) -> list[dict]:
@@ -193,12 +194,13 @@ def finish(sweep, failed: str | None = None) -> None:
         metrics = {f"trials_{k}": v for k, v in counts.items()}
         if best is not None:
             metrics["best_value"] = best.value
-            for k, v in best.params.items():
-                client.log_param(parent, f"best.{k}", tracking.redact(str(v)))
+            # tags, not params: a resume or another machine's finish may find a better trial, and
+            # MLflow params cannot change
+            set_tags(parent, {"best_trial": str(best.number),
+                              **{f"best.{k}": tracking.redact(str(v)) for k, v in best.params.items()}})
             seeds = s["seeds"]
             best_cfg = sweep.compose(sweep.base + best.user_attrs.get("overrides", []) + [f"seed={seeds[0]}"])
             client.log_text(parent, tracking.rerunnable_yaml(best_cfg), "best_config.yaml")
-            client.set_tag(parent, "best_trial", str(best.number))
         for k, v in metrics.items():
             if v is not None and math.isfinite(float(v)):
                 client.log_metric(parent, k, float(v))

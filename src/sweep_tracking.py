@@ -78,9 +78,10 @@ def open_parent(sweep) -> str:
         client.log_text(run.info.run_id, definition_yaml(sweep), "sweep.yaml")
     parent = run.info.run_id
     client.update_run(parent, status="RUNNING")
-    n = int(client.get_run(parent).data.tags.get("invocations", "0")) + 1
-    client.set_tag(parent, "invocations", str(n))
-    client.log_text(parent, definition_yaml(sweep), f"invocations/{n:03d}-{tracking.HOST}-{os.getpid()}.yaml")
+    # one artifact per invocation, named so that machines starting together never write the same
+    # thing (a counter tag raced: read, add one, write)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    client.log_text(parent, definition_yaml(sweep), f"invocations/{stamp}-{tracking.HOST}-{os.getpid()}.yaml")
     running = {str(t.number) for t in sweep.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     stale = client.search_runs([exp_id], filter_string=f"tags.study_key = '{key}' and attributes.status = 'RUNNING'",
                                max_results=1000)
@@ -115,6 +116,20 @@ def kill_runs(run_ids, reason: str) -> None:
                 client.set_terminated(rid, "KILLED", end_time=int(time.time() * 1000))
         except Exception:  # noqa: BLE001 - a run that cannot be found needs no cleaning
             pass
+
+
+def set_tags(run_id: str, tags: dict) -> None:
+    """Sets tags in one call; retried once, since two machines inserting the same new tag at the same
+    moment collide in the store and the retry updates instead."""
+    from mlflow.entities import RunTag
+    from mlflow.exceptions import MlflowException
+
+    batch = [RunTag(k, str(v)) for k, v in tags.items()]
+    try:
+        _client().log_batch(run_id, tags=batch)
+    except MlflowException:
+        time.sleep(0.5)
+        _client().log_batch(run_id, tags=batch)
 
 
 def tag_state(run_ids, state: str) -> None:

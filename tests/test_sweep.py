@@ -71,7 +71,7 @@ def test_two_trial_sweep_end_to_end(sw, tmp_path):
     assert len(parents) == 1
     parent = parents[0]
     assert parent.info.status == "FINISHED" and parent.data.tags["study"] == "e2e"
-    assert "best_value" in parent.data.metrics and any(k.startswith("best.") for k in parent.data.params)
+    assert "best_value" in parent.data.metrics and any(k.startswith("best.") for k in parent.data.tags)
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(children) == 2
     assert {r.data.tags["trial"] for r in children} == {"0", "1"}
@@ -135,6 +135,10 @@ def test_same_name_different_space_is_refused(sw):
                  "model.mlp.depth=choice(1,2)")
     assert out.returncode == 2 and "different search space" in out.stderr
     assert states(sw.study("same")) == {"COMPLETE": 1}  # untouched
+    # a resume that finds a better trial records the new best over the old one
+    again = sw.run("sweep.name=same", "sweep.trials=3", "model=din", "~model/evolution")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "resuming study 'same'" in again.stdout
 
 
 def wait_for(predicate, proc, timeout=240):
