@@ -207,8 +207,8 @@ def bench_sweep_overhead(a) -> dict:
     import optuna
 
     from src.runtime import quiet
-    from src.sweep_study import Sweep, load_definition, make_pruner, make_sampler
-    from src.sweep_worker import one_trial
+    from src.sweep.study import Sweep, load_definition, make_pruner, make_sampler
+    from src.sweep.worker import one_trial
 
     quiet()
     combos = [[f"{k}={v}" for k, v in zip(OVERHEAD_GRID, vals)]
@@ -255,7 +255,7 @@ def _bookkeeping_worker(job: dict) -> list[dict]:
 
     from src.probe import npz_bytes
     from src.runtime import quiet
-    from src.sweep_study import open_storage
+    from src.sweep.study import open_storage
 
     quiet()
     mlflow.set_tracking_uri(job["tracking"])
@@ -314,7 +314,7 @@ def _bookkeeping_run(storage: str, tracking: str, workers: int, trials: int, epo
     import mlflow
     import optuna
 
-    from src.sweep_study import open_storage
+    from src.sweep.study import open_storage
 
     optuna.create_study(study_name="bookkeeping", storage=open_storage(storage), direction="maximize")
     mlflow.set_tracking_uri(tracking)

@@ -1,9 +1,9 @@
 import optuna
 import pytest
 
-from src import search
 from src.config import compose
-from src.search import SweepError
+from src.sweep import space as search
+from src.sweep.space import SweepError
 from src.validate import validate
 
 

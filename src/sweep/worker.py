@@ -120,7 +120,7 @@ class _Heartbeat:
 
 def worker_main(job, sweep=None) -> dict:
     """One worker's loop on the study."""
-    from src.sweep_study import Sweep, open_storage
+    from src.sweep.study import Sweep, open_storage
 
     n_workers = job["definition"]["settings"]["workers"]
     _configure_worker(job, n_workers)
@@ -133,13 +133,14 @@ def worker_main(job, sweep=None) -> dict:
         sweep.epochs = job["epochs"]
     s = sweep.s
     storage = open_storage(job["url"])
-    from src.sweep_study import make_pruner, make_sampler
+    from src.sweep.study import make_pruner, make_sampler
 
     study = optuna.load_study(study_name=s["name"], storage=storage, sampler=make_sampler(s),
                               pruner=make_pruner(s, job["epochs"]))
     sweep.study = study
     if not hasattr(sweep, "base_cfg"):
-        from src import search, tracking
+        from src import tracking
+        from src.sweep import space as search
 
         sweep.base_cfg = sweep.compose(sweep.base + search.structural_combinations(sweep.params)[0])
         tracking.setup(sweep.base_cfg.tracking)
@@ -186,7 +187,7 @@ def one_trial(sweep, study, tag: str = "") -> bool:
     import optuna
     from optuna.trial import TrialState
 
-    from src.sweep_study import HOST
+    from src.sweep.study import HOST
 
     s = sweep.s
     trial = study.ask()
@@ -212,7 +213,7 @@ def one_trial(sweep, study, tag: str = "") -> bool:
         study.tell(trial, state=TrialState.FAIL)
         raise
     except Exception as e:  # noqa: BLE001 - a failing trial is recorded and the sweep goes on
-        from src.sweep_tracking import outage
+        from src.sweep.tracking import outage
         from src.tracking import redact
 
         reason = redact(f"{type(e).__name__}: {e}")[:2000]
@@ -252,7 +253,7 @@ def _initial_failures(trials, limit: int) -> str | None:
 def _report(study, trial, state, value, tag, s, reason=""):
     from optuna.trial import TrialState
 
-    from src.sweep_tracking import tag_state
+    from src.sweep.tracking import tag_state
 
     tag_state(study._storage.get_trial(trial._trial_id).user_attrs.get("mlflow_run_ids", []), state)
 
@@ -272,8 +273,8 @@ def run_trial(sweep, study, trial, tag="") -> float:
     """Samples the trial's config and trains it once per seed; returns the mean best validation metric."""
     import optuna
 
-    from src import search
-    from src.sweep_tracking import trial_tags
+    from src.sweep import space as search
+    from src.sweep.tracking import trial_tags
     from src.training import Pruned, train_run
 
     s = sweep.s

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from src import tracking
-from src.sweep_tracking import set_tags
+from src.sweep.tracking import set_tags
 
 
 def trial_rows(study) -> list[dict]:

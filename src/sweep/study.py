@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from src import search
 from src.paths import MLRUNS_DIR, SWEEPS_DIR, resolve
-from src.search import SweepError
+from src.sweep import space as search
+from src.sweep.space import SweepError
 
 SETTINGS = {
     "name": None,          # study name; default: the sweep file's name
@@ -253,7 +253,7 @@ class Sweep:
             study.set_user_attr("definition", {"base": [redact(o) for o in self.base],
                                                "search": {k: p.expr for k, p in self.params.items()}})
         self.study = study
-        from src import sweep_tracking
+        from src.sweep import tracking as sweep_tracking
 
         self.recovered = self.recover_stale()
         if self.s["sampler"] == "grid":
@@ -278,7 +278,7 @@ class Sweep:
         import optuna
         from optuna.trial import TrialState
 
-        from src import sweep_tracking
+        from src.sweep import tracking as sweep_tracking
 
         now = time.time()
         stale = []
@@ -326,7 +326,8 @@ class Sweep:
                 "failed": c["FAIL"], "running": c["RUNNING"], "waiting": c["WAITING"]}
 
     def run(self) -> int:
-        from src import sweep_report, sweep_worker
+        from src.sweep import report as sweep_report
+        from src.sweep import worker as sweep_worker
 
         c = self.counts()
         target = self.s["trials"]

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from src.paths import ROOT
 from src.services import free_port, start_mlflow_server, stop_process
-from tests.test_sweep import TINY
+from tests.sweep.test_sweep import TINY
 
 pytestmark = pytest.mark.slow
 

@@ -24,8 +24,8 @@ import sys
 import time
 
 from src.runtime import TF_LOG_DEFAULT  # noqa: F401  (quiet TensorFlow before it loads)
-from src.search import SweepError
-from src.sweep_study import SETTINGS, Sweep, load_definition
+from src.sweep.space import SweepError
+from src.sweep.study import SETTINGS, Sweep, load_definition
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,1 @@
+"""The sweep: `python -m src.sweep` (see __main__.py)."""
