@@ -169,32 +169,14 @@ OVERHEAD_GRID = {"model/activation": ["sigmoid", "dice"], "model.attention.scale
 
 def _bare_trial(overrides: list[str]) -> float:
     """The same training work as a trial, without the framework: no MLflow, no Optuna, no artifacts."""
-    import keras
+    from src.config import compose
+    from src.training import fit, prepare, test_metrics
 
-    from src.config import compose, to_plain
-    from src.data import load_data
-    from src.data.pipeline import make_dataset
-    from src.metrics import evaluate
-    from src.models import build_model
-    from src.optim import make_optimizer
-    from src.runtime import configure
-
-    plain = to_plain(compose(overrides))  # composed outside the timing: composition is framework cost
+    cfg = compose(overrides)  # composed outside the timing: composition is framework cost
     t = time.perf_counter()
-    keras.backend.clear_session()
-    configure(plain["seed"], intra_op=plain["train"]["threads"]["intra_op"])
-    data = load_data(plain["data"], progress=lambda m: None)
-    tr = plain["train"]
-    model = build_model(plain["model"], data.vocab, data.max_len)
-    model.compile(make_optimizer(tr["optimizer"]["name"], tr["optimizer"]["lr"]), "binary_crossentropy")
-    inputs = list(model.input)
-    train = make_dataset(data, "train", tr["batch_size"], shuffle=True, seed=plain["seed"], inputs=inputs)
-    for split in ("valid",) * tr["epochs"] + ("test",):
-        if split == "valid":
-            model.fit(train, epochs=1, verbose=0, shuffle=False)
-        ds = make_dataset(data, split, tr["eval_batch_size"], inputs=inputs)
-        p = model.predict(ds, verbose=0).reshape(-1)
-        evaluate(data.splits[split]["user"], data.splits[split]["label"], p)
+    p = prepare(cfg, log=lambda m: None)
+    fit(p, log=lambda m: None)
+    test_metrics(p)
     return time.perf_counter() - t
 
 
@@ -204,10 +186,10 @@ def bench_sweep_overhead(a) -> dict:
     import itertools
     import tempfile
 
-    import optuna
-
     from src.runtime import quiet
-    from src.sweep.study import Sweep, load_definition, make_pruner, make_sampler
+    from src.sweep import driver
+    from src.sweep import study as studies
+    from src.sweep.definition import load
     from src.sweep.worker import one_trial
 
     quiet()
@@ -217,15 +199,14 @@ def bench_sweep_overhead(a) -> dict:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         trials = len(combos) * a.rounds + 1
-        definition = load_definition(["sweep=none", *OVERHEAD_FIXED, *search_args, "sweep.sampler=random",
+        definition = load(["sweep=none", *OVERHEAD_FIXED, *search_args, "sweep.sampler=random",
                                       f"sweep.trials={trials}", "sweep.pruner=none", "sweep.name=overhead",
                                       f"sweep.storage=journal:{tmp}/o.journal", f"tracking.uri=sqlite:///{tmp}/m.db",
                                       f"tracking.artifact_root={tmp}/artifacts"])
-        sweep = Sweep(definition)
-        sweep.prepare()
-        study = optuna.load_study(study_name="overhead", storage=sweep.study._storage, sampler=make_sampler(sweep.s),
-                                  pruner=make_pruner(sweep.s, sweep.epochs))
-        sweep.study = study
+        sweep = driver.prepare(definition)
+        job = sweep.job()
+        storage = studies.open_storage(job.url)
+        study = studies.load(definition, job.url, storage, job.epochs)
         points = [dict(c.split("=", 1) for c in combo) for combo in combos]
         order = [points[0]] + points * a.rounds  # the first pair warms both paths up and is not counted
         for i, point in enumerate(order):
@@ -233,7 +214,7 @@ def bench_sweep_overhead(a) -> dict:
             bare = _bare_trial(overrides)
             study.enqueue_trial({k: (v == "true") if v in ("true", "false") else v for k, v in point.items()})
             t = time.perf_counter()
-            one_trial(sweep, study, tag="  ")
+            one_trial(job, study, storage, tag="  ")
             swept = time.perf_counter() - t
             if i == 0:
                 continue

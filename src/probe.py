@@ -82,6 +82,8 @@ class AttentionProbe:
         out = {
             "attention_entropy": float(np.mean(ent / norm)),
             "attention_recent_weight": float(np.mean((p * (steps >= lengths[:, None] - RECENT)).sum(1))),
+            # the recent share that evenly spread weights would give: the baseline to compare with
+            "attention_recent_uniform": float(np.mean(np.minimum(lengths, RECENT) / np.maximum(lengths, 1))),
         }
         if self.relevant is not None:
             has = self.relevant.any(1)

@@ -166,6 +166,7 @@ def log_dataset(data) -> None:
     import mlflow
     from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.exceptions import MlflowException
 
     files = data.meta.get("files") or []
     cache_path = (data.meta.get("cache") or {}).get("path")
@@ -174,7 +175,8 @@ def log_dataset(data) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             source = resolve_dataset_source(source_path)
-    except Exception:  # noqa: BLE001 - a source MLflow cannot resolve is not worth failing a run
+    except MlflowException as e:  # a source MLflow cannot resolve is not worth failing a run
+        warnings.warn(f"the data set is not logged as an MLflow input: {e}", stacklevel=2)
         return
     ds = MetaDataset(source=source, name=data.name, digest=str(data.meta.get("fingerprint", ""))[:36])
     for context in ("training", "validation", "test"):

@@ -31,6 +31,7 @@ CHECKS = {
     "bool": lambda v: isinstance(v, bool),
     "string or null": lambda v: v is None or isinstance(v, str),
     "int": _is_int,
+    "int or null": lambda v: v is None or _is_int(v),
 }
 
 TRAIN = {
@@ -39,6 +40,7 @@ TRAIN = {
     "batch_size": "positive int",
     "eval_batch_size": "positive int",
     "epochs": "positive int",
+    "shuffle_seed": "int or null",
     "early_stopping.metric": ["auc", "gauc", "logloss"],
     "early_stopping.patience": "non-negative int",
     "deterministic": "bool",
@@ -95,9 +97,11 @@ def data_keys() -> set[str]:
 
 def validate(cfg) -> dict:
     """Raises ConfigError for the first problem; returns the config as a plain dict."""
+    from omegaconf.errors import OmegaConfBaseException
+
     try:
         plain = OmegaConf.to_container(cfg, resolve=True)
-    except Exception as e:  # interpolation errors name their key
+    except OmegaConfBaseException as e:  # interpolation errors name their key
         raise ConfigError(f"config cannot be resolved: {e}") from None
     for key in plain:
         if key not in TOP:

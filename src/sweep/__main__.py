@@ -6,11 +6,11 @@
     python -m src.sweep model=din 'model/activation=choice(sigmoid,dice)' sweep.trials=8
 
 Plain overrides (`data=movielens train.epochs=3`) fix the base config; sweep
-expressions (`choice`, `range`, `interval`, `tag(log, ...)`; see src/search.py)
+expressions (`choice`, `range`, `interval`, `tag(log, ...)`; see src/sweep/space.py)
 add or replace search dimensions (`~KEY` drops one of the sweep file's);
 `sweep.*` keys set the study: name, metric,
-direction, trials, timeout, sampler (tpe, random, grid), pruner (median,
-hyperband, none), seed, seeds, workers, storage.
+direction, trials, timeout, sampler (tpe, random, grid, fractional), pruner
+(median, hyperband, none), seed, seeds, workers, storage, heartbeat, grace.
 
 A trial is exactly a `src.train` run, nested in MLflow under the study's parent
 run. Running the same study again resumes it until it holds `sweep.trials`
@@ -24,8 +24,8 @@ import sys
 import time
 
 from src.runtime import TF_LOG_DEFAULT  # noqa: F401  (quiet TensorFlow before it loads)
+from src.sweep.definition import DEFAULTS, load
 from src.sweep.space import SweepError
-from src.sweep.study import SETTINGS, Sweep, load_definition
 
 
 def main(argv=None) -> int:
@@ -33,23 +33,22 @@ def main(argv=None) -> int:
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__)
         print("study settings (sweep.KEY=VALUE) and their defaults:")
-        for k, v in SETTINGS.items():
+        for k, v in DEFAULTS.items():
             print(f"  sweep.{k}={v!r}")
         return 0
     from src.data import DataError
     from src.runtime import quiet
+    from src.sweep import driver
 
     quiet()
     try:
-        definition = load_definition(argv)
-        sweep = Sweep(definition)
-        sweep.prepare()
+        sweep = driver.prepare(load(argv))
     except (SweepError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     t = time.perf_counter()
     try:
-        code = sweep.run()
+        code = driver.run(sweep)
     except KeyboardInterrupt:
         print("\ninterrupted: running trials were marked failed; run the same command again to resume",
               file=sys.stderr)

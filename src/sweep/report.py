@@ -8,6 +8,7 @@ small discrete) dimension, the objective per level with its spread over trials a
 from __future__ import annotations
 
 import json
+import logging
 import math
 import statistics
 import tempfile
@@ -15,6 +16,8 @@ from pathlib import Path
 
 from src import tracking
 from src.sweep.tracking import set_tags
+
+log = logging.getLogger(__name__)
 
 
 def trial_rows(study) -> list[dict]:
@@ -154,28 +157,31 @@ def optuna_plots(study, out: Path) -> list[Path]:
                 html = out / f"{name}.html"
                 plotly_fn(study).write_html(html, include_plotlyjs="cdn")
                 made.append(html)
-            except Exception:  # noqa: BLE001 - e.g. importances need two complete trials
+            except Exception as e:  # noqa: BLE001 - e.g. importances need two complete trials; say which
+                log.warning("the Optuna plot %s was not made: %s: %s", name, type(e).__name__, str(e)[:200])
                 plt.close("all")
     return made
 
 
-def finish(sweep, failed: str | None = None) -> None:
+def finish(definition, study, parent: str, failed: str | None = None) -> None:
     """Logs the study summary to the parent run and prints the results."""
     import mlflow
 
-    study, s = sweep.study, sweep.s
+    from src.sweep.study import counts as study_counts
+    from src.sweep.worker import compose
+
+    s = definition.settings
     rows = trial_rows(study)
-    abl = ablation(rows, sweep.params)
+    abl = ablation(rows, definition.params)
     client = mlflow.MlflowClient()
-    parent = sweep.parent_run_id
-    counts = sweep.counts()
+    counts = study_counts(study)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         (out / "trials.json").write_text(json.dumps(rows, indent=1, default=str))
-        table = ablation_table(abl, s["metric"])
+        table = ablation_table(abl, s.metric)
         (out / "ablation.md").write_text(table + "\n")
         (out / "ablation.json").write_text(json.dumps(abl, indent=1))
-        fig = ablation_figure(abl, s["metric"])
+        fig = ablation_figure(abl, s.metric)
         if fig is not None:
             fig.savefig(out / "ablation.png", dpi=100)
             import matplotlib.pyplot as plt
@@ -198,24 +204,23 @@ def finish(sweep, failed: str | None = None) -> None:
             # MLflow params cannot change
             set_tags(parent, {"best_trial": str(best.number),
                               **{f"best.{k}": tracking.redact(str(v)) for k, v in best.params.items()}})
-            seeds = s["seeds"]
-            best_cfg = sweep.compose(sweep.base + best.user_attrs.get("overrides", []) + [f"seed={seeds[0]}"])
+            best_cfg = compose(list(definition.base) + best.user_attrs.get("overrides", []) + [f"seed={s.seeds[0]}"])
             client.log_text(parent, tracking.rerunnable_yaml(best_cfg), "best_config.yaml")
         for k, v in metrics.items():
             if v is not None and math.isfinite(float(v)):
                 client.log_metric(parent, k, float(v))
     client.set_terminated(parent, "FAILED" if failed else "FINISHED")
     print()
-    print(results_table(rows, s["metric"], s["direction"]))
+    print(results_table(rows, s.metric, s.direction))
     print()
     if abl:
         print("ablation (complete trials, every seed):")
         print(table)
         print()
     if best is not None:
-        print(f"best trial {best.number}: {s['metric']} {best.value:.4f}  "
+        print(f"best trial {best.number}: {s.metric} {best.value:.4f}  "
               + " ".join(f"{k}={v}" for k, v in best.params.items()))
-    print(f"study {s['name']!r}: {counts['finished']} finished ({counts['complete']} complete, {counts['pruned']} "
+    print(f"study {s.name!r}: {counts['finished']} finished ({counts['complete']} complete, {counts['pruned']} "
           f"pruned), {counts['failed']} failed")
     if failed:
         print(f"error: {failed}")

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 
 import yaml
 
 from src import tracking
+from src.sweep.definition import Definition
+from src.sweep.study import HOST
 
-
-def trial_tags(sweep, trial, seed) -> dict:
-    return {"study": sweep.s["name"], "study_key": study_key(sweep), "trial": str(trial.number),
-            "trial_seed": str(seed), "sweep_parent": sweep.parent_run_id or ""}
+log = logging.getLogger(__name__)
+PARENT_WAIT_S = 120
 
 
 def _client():
@@ -22,29 +23,31 @@ def _client():
     return mlflow.MlflowClient()
 
 
-def definition_yaml(sweep) -> str:
-    doc = {"study": sweep.s, "fixed": sweep.base, "search": {k: p.expr for k, p in sweep.params.items()},
-           "command": ["python", "-m", "src.sweep", *sweep.definition["argv"]], "file": sweep.definition["file"]}
+def trial_tags(definition: Definition, parent_run_id: str, trial_number: int, seed: int) -> dict:
+    return {"study": definition.settings.name, "trial": str(trial_number), "trial_seed": str(seed),
+            "sweep_parent": parent_run_id or ""}
+
+
+def definition_yaml(definition: Definition) -> str:
+    from dataclasses import asdict
+
+    doc = {"study": asdict(definition.settings), "fixed": list(definition.base),
+           "search": {k: p.expr for k, p in definition.params.items()},
+           "command": ["python", "-m", "src.sweep", *definition.argv], "file": definition.file}
     return tracking.redact(yaml.safe_dump(json.loads(json.dumps(doc, default=str)), sort_keys=False))
 
 
-def study_key(sweep) -> str:
-    """Identifies the study across processes and machines: its storage (redacted) and its id there."""
-    return f"{tracking.redact(sweep.url)}#{sweep.study._study_id}"
-
-
-PARENT_WAIT_S = 120
-
-
 def _live_run(client, run_id):
+    from mlflow.exceptions import MlflowException
+
     try:
         run = client.get_run(run_id)
-    except Exception:  # noqa: BLE001 - gone with a reset store
+    except MlflowException:  # gone with a reset store
         return None
     return run if run.info.lifecycle_stage == "active" else None
 
 
-def open_parent(sweep) -> str:
+def open_parent(definition: Definition, study, url: str, creator: bool, tracking_cfg, experiment: str) -> str:
     """The study's parent run: created once by the process that created the study, reopened by a
     resume or a joining machine (which waits for it if the creator is a moment behind).
 
@@ -52,42 +55,38 @@ def open_parent(sweep) -> str:
     """
     from optuna.trial import TrialState
 
-    tracking.setup(sweep.base_cfg.tracking)
+    tracking.setup(tracking_cfg)
     client = _client()
-    exp_id = tracking.experiment_id(sweep.base_cfg.tracking, str(sweep.base_cfg.data.name))
-    key = study_key(sweep)
+    exp_id = tracking.experiment_id(tracking_cfg, experiment)
 
     def stored():
-        rid = sweep.study._storage.get_study_user_attrs(sweep.study._study_id).get("mlflow_parent_run_id")
+        rid = study.user_attrs.get("mlflow_parent_run_id")
         return _live_run(client, rid) if rid else None
 
     run = stored()
-    fresh = not sweep.study._storage.get_study_user_attrs(sweep.study._study_id).get("mlflow_parent_run_id") \
-        and not sweep.study.get_trials(deepcopy=False)
-    if run is None and fresh and not sweep.creator:
+    fresh = not study.user_attrs.get("mlflow_parent_run_id") and not study.get_trials(deepcopy=False)
+    if run is None and fresh and not creator:
         deadline = time.time() + PARENT_WAIT_S
         while run is None and time.time() < deadline:
             time.sleep(1)
             run = stored()
     if run is None:  # the creator, a resume after a store reset, or a creator that died first
-        run = client.create_run(exp_id, run_name=f"sweep {sweep.s['name']}",
-                                tags={"study": sweep.s["name"], "study_key": key, "sweep_role": "parent",
-                                      "storage": tracking.redact(sweep.url), **tracking.git_info(),
-                                      **tracking.versions()})
-        sweep.study.set_user_attr("mlflow_parent_run_id", run.info.run_id)
-        client.log_text(run.info.run_id, definition_yaml(sweep), "sweep.yaml")
+        name = definition.settings.name
+        run = client.create_run(exp_id, run_name=f"sweep {name}",
+                                tags={"study": name, "sweep_role": "parent", "storage": tracking.redact(url),
+                                      **tracking.git_info(), **tracking.versions()})
+        study.set_user_attr("mlflow_parent_run_id", run.info.run_id)
+        client.log_text(run.info.run_id, definition_yaml(definition), "sweep.yaml")
     parent = run.info.run_id
     client.update_run(parent, status="RUNNING")
     # one artifact per invocation, named so that machines starting together never write the same
     # thing (a counter tag raced: read, add one, write)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    client.log_text(parent, definition_yaml(sweep), f"invocations/{stamp}-{tracking.HOST}-{os.getpid()}.yaml")
-    running = {str(t.number) for t in sweep.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    stale = client.search_runs([exp_id], filter_string=f"tags.study_key = '{key}' and attributes.status = 'RUNNING'",
-                               max_results=1000)
-    for r in stale:
-        if r.info.run_id != parent and r.data.tags.get("trial") not in running:
-            kill_runs([r.info.run_id], "worker died")
+    client.log_text(parent, definition_yaml(definition), f"invocations/{stamp}-{HOST}-{os.getpid()}.yaml")
+    running = {str(t.number) for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    stale = client.search_runs([exp_id], filter_string=f"tags.sweep_parent = '{parent}' and "
+                                                       f"attributes.status = 'RUNNING'", max_results=1000)
+    kill_runs([r.info.run_id for r in stale if r.data.tags.get("trial") not in running], "worker died")
     return parent
 
 
@@ -108,14 +107,17 @@ def outage(exc: BaseException) -> bool:
 
 
 def kill_runs(run_ids, reason: str) -> None:
+    """Ends the RUNNING ones among these runs as KILLED, with the reason as a tag."""
+    from mlflow.exceptions import MlflowException
+
     client = _client()
     for rid in run_ids:
         try:
             if client.get_run(rid).info.status == "RUNNING":
                 client.set_tag(rid, "end_reason", reason)
                 client.set_terminated(rid, "KILLED", end_time=int(time.time() * 1000))
-        except Exception:  # noqa: BLE001 - a run that cannot be found needs no cleaning
-            pass
+        except MlflowException as e:  # a run deleted from the store needs no cleaning
+            log.warning("could not end run %s as KILLED: %s", rid, tracking.redact(str(e)).splitlines()[0])
 
 
 def set_tags(run_id: str, tags: dict) -> None:
@@ -133,9 +135,13 @@ def set_tags(run_id: str, tags: dict) -> None:
 
 
 def tag_state(run_ids, state: str) -> None:
+    """Tags a trial's runs with the trial's final state."""
+    from mlflow.exceptions import MlflowException
+
     client = _client()
     for rid in run_ids:
         try:
             client.set_tag(rid, "trial_state", state)
-        except Exception:  # noqa: BLE001
-            pass
+        except MlflowException as e:
+            log.warning("could not tag run %s with trial_state=%s: %s", rid, state,
+                        tracking.redact(str(e)).splitlines()[0])

@@ -1,115 +1,95 @@
-"""Sweep workers: ask a trial, train it (once per seed) as a nested `src.train` run, tell the result.
+"""A sweep worker: ask a trial, train it once per seed as a nested `src.train` run, tell the result.
 
-`sweep.workers=N` spawns N processes (spawned, not forked) on one study, each
-with its share of the CPU threads or its own GPU. A worker stops when the study
-holds the requested number of finished trials, when the timeout passes, or when
-the first trials all failed.
+A worker gets a frozen `Job` with everything it needs and rebuilds nothing. It stops when the
+study holds the requested number of finished trials, when the timeout passes, or when the
+first trials all failed. While a trial runs, a thread beats its heartbeat.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 import os
 import statistics
-import sys
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 
-HEARTBEAT_S = 30
+from src.sweep import space
+from src.sweep import study as studies
+from src.sweep import tracking as sweep_tracking
+from src.sweep.definition import Definition
+
 WAIT_S = 2
+log = logging.getLogger(__name__)
 
 
-def _gpu_count() -> int:
-    """GPUs TensorFlow sees, asked in a child process so this one stays free of CUDA state."""
-    import subprocess
+@dataclass(frozen=True)
+class Job:
+    """Everything one worker process needs (picklable)."""
 
-    code = "import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))"
-    try:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-        return int(out.stdout.strip().splitlines()[-1])
-    except (subprocess.SubprocessError, ValueError, IndexError, OSError):
-        return 0
-
-
-def run_workers(sweep) -> dict:
-    """Runs the workers to the end; returns {"error": message} if the sweep gave up."""
-    n = sweep.s["workers"]
-    if n == 1:
-        return worker_main(sweep.job(0), sweep=sweep)
-    import multiprocessing as mp
-
-    gpus = os.environ.get("DIL_GPUS") or ",".join(str(i) for i in range(_gpu_count()))
-    if gpus:
-        print(f"{n} workers on GPUs {gpus} (one each, round robin)", flush=True)
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    jobs = [dict(sweep.job(i), gpus=gpus) for i in range(n)]
-    procs = [ctx.Process(target=_worker_entry, args=(job, queue), name=f"sweep-worker-{i}")
-             for i, job in enumerate(jobs)]
-    for p in procs:
-        p.start()
-    try:
-        for p in procs:
-            p.join()
-    except KeyboardInterrupt:
-        for p in procs:
-            p.join(timeout=60)
-        raise
-    outcomes = []
-    while not queue.empty():
-        outcomes.append(queue.get())
-    errors = [o["error"] for o in outcomes if o.get("error")]
-    bad_exit = [p.name for p in procs if p.exitcode not in (0, None)]
-    if bad_exit and not errors:
-        print(f"warning: worker(s) {bad_exit} exited abnormally; their trials are recovered at the next start",
-              file=sys.stderr)
-    return {"error": errors[0]} if errors else {}
+    definition: Definition
+    url: str                 # the study's storage URL (resolved)
+    parent_run_id: str       # the study's MLflow parent run
+    tracking: dict           # the resolved `tracking` config
+    epochs: int              # train.epochs of the base config (pruning steps per seed)
+    started: float           # when the sweep started (sweep.timeout counts from here)
+    worker: int = 0
+    workers: int = 1
+    inter_op: int = 0        # TensorFlow inter-op threads for each training (0: its default)
+    gpu: str | None = None   # the GPU this worker uses (CUDA_VISIBLE_DEVICES), None: all / none
 
 
-def _worker_entry(job, queue):
-    try:
-        queue.put(worker_main(job))
-    except KeyboardInterrupt:
-        queue.put({"error": None})
+class TrackingOutage(RuntimeError):
+    """The tracking server is unreachable: stop the worker rather than fail trial after trial."""
 
 
-def _configure_worker(job, n_workers: int) -> None:
-    """Threads (CPU) or one GPU per worker, before TensorFlow starts."""
-    w = job["worker"]
-    if n_workers > 1:
-        gpus = job.get("gpus")
-        if gpus:
-            ids = gpus.split(",")
-            os.environ["CUDA_VISIBLE_DEVICES"] = ids[w % len(ids)]
-        cores = os.cpu_count() or 1
-        os.environ["DIL_INTER_OP"] = str(max(1, cores // n_workers))
+@functools.lru_cache(maxsize=512)
+def _compose(overrides: tuple):
+    from src.config import compose
+
+    return compose(list(overrides))
 
 
-class _Heartbeat:
-    """Records that a trial's worker is alive: storage heartbeats (RDB) and a `heartbeat` user attribute."""
+def compose(overrides) -> object:
+    """The composed config (cached: a sweep composes the same few configs over and over)."""
+    return _compose(tuple(overrides))
 
-    def __init__(self, study, trial):
-        self.study, self.trial = study, trial
+
+class Heartbeat:
+    """Tells the study that a trial's worker is alive, every `interval` seconds, until the block ends.
+
+    RDB storages: Optuna's heartbeat (`record_heartbeat`), which `fail_stale_trials` reads on any
+    machine; other storages: the trial's `heartbeat` user attribute. A missed beat is logged and
+    tolerated (the next one may get through; `sweep.grace` allows for several).
+    """
+
+    def __init__(self, storage, trial, interval: float):
+        from sqlalchemy.exc import SQLAlchemyError
+
+        self.storage, self.trial, self.interval = storage, trial, interval
+        self.expected = (SQLAlchemyError, OSError, RuntimeError)
         self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread = threading.Thread(target=self._run, daemon=True, name=f"heartbeat-{trial.number}")
 
-    def _beat(self):
-        storage = self.study._storage
+    def beat(self) -> None:
         try:
-            if hasattr(storage, "record_heartbeat") and storage.is_heartbeat_enabled():
-                storage.record_heartbeat(self.trial._trial_id)
-            storage.set_trial_user_attr(self.trial._trial_id, "heartbeat", time.time())
-        except Exception:  # noqa: BLE001 - a missed beat is not worth a trial
-            pass
+            if studies.has_heartbeat(self.storage):
+                self.storage.record_heartbeat(self.trial._trial_id)  # no public id of a live trial
+            else:
+                self.trial.set_user_attr("heartbeat", time.time())
+        except self.expected as e:
+            log.warning("trial %d: a heartbeat was missed (%s: %s)", self.trial.number, type(e).__name__,
+                        str(e).splitlines()[0][:200] if str(e) else "")
 
     def _run(self):
-        while not self.stop.wait(HEARTBEAT_S):
-            self._beat()
+        while not self.stop.wait(self.interval):
+            self.beat()
 
     def __enter__(self):
-        self._beat()
+        self.beat()
         self.thread.start()
         return self
 
@@ -118,91 +98,80 @@ class _Heartbeat:
         self.thread.join(timeout=5)
 
 
-def worker_main(job, sweep=None) -> dict:
-    """One worker's loop on the study."""
-    from src.sweep.study import Sweep, open_storage
+def _configure_process(job: Job) -> None:
+    """This worker's GPU, before TensorFlow starts."""
+    if job.gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = job.gpu
 
-    n_workers = job["definition"]["settings"]["workers"]
-    _configure_worker(job, n_workers)
-    import optuna
+
+def main(job: Job) -> dict:
+    """One worker's loop on the study; returns {"error": message} if the sweep should give up."""
+    _configure_process(job)
     from optuna.trial import TrialState
 
-    if sweep is None:
-        sweep = Sweep(job["definition"])
-        sweep.parent_run_id = job["parent_run_id"]
-        sweep.epochs = job["epochs"]
-    s = sweep.s
-    storage = open_storage(job["url"])
-    from src.sweep.study import make_pruner, make_sampler
-
-    study = optuna.load_study(study_name=s["name"], storage=storage, sampler=make_sampler(s),
-                              pruner=make_pruner(s, job["epochs"]))
-    sweep.study = study
-    if not hasattr(sweep, "base_cfg"):
-        from src import tracking
-        from src.sweep import space as search
-
-        sweep.base_cfg = sweep.compose(sweep.base + search.structural_combinations(sweep.params)[0])
-        tracking.setup(sweep.base_cfg.tracking)
+    from src import tracking
     from src.runtime import quiet
 
+    s = job.definition.settings
+    storage = studies.open_storage(job.url, s.heartbeat, s.grace)
+    study = studies.load(job.definition, job.url, storage, job.epochs)
+    tracking.setup(job.tracking)
     quiet()
     import src.training  # noqa: F401  (TensorFlow and Keras load once per worker, not inside the first trial)
 
-    tag = f"[w{job['worker']}] " if n_workers > 1 else ""
-    deadline = job["started"] + float(s["timeout"]) if s["timeout"] else None
+    tag = f"[w{job.worker}] " if job.workers > 1 else ""
+    deadline = job.started + float(s.timeout) if s.timeout else None
     while True:
-        if hasattr(storage, "is_heartbeat_enabled") and storage.is_heartbeat_enabled():
-            optuna.storages.fail_stale_trials(study)
-        recovered = sweep.recover_stale()
+        recovered = studies.recover_stale(study, storage, s)
         if recovered:
-            print(f"{tag}trials {recovered} lost their worker: marked failed, their configs queued again", flush=True)
+            for t in recovered:
+                sweep_tracking.kill_runs(t.user_attrs.get("mlflow_run_ids", []), "worker died")
+            print(f"{tag}trials {[t.number for t in recovered]} lost their worker: marked failed, their configs "
+                  f"queued again", flush=True)
         trials = study.get_trials(deepcopy=False)
         finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
         running = sum(t.state == TrialState.RUNNING for t in trials)
-        if finished >= s["trials"]:
+        if finished >= s.trials:
             break
-        if finished + running >= s["trials"]:
+        if deadline and time.time() > deadline:
+            if finished + running < s.trials:
+                print(f"{tag}timeout: no new trial after {s.timeout}s", flush=True)
+            break
+        if finished + running >= s.trials:
             # the remaining slots are taken by other workers: wait for them, and step in if one dies
-            if deadline and time.time() > deadline:
-                break
             time.sleep(WAIT_S)
             continue
-        if deadline and time.time() > deadline:
-            print(f"{tag}timeout: no new trial after {s['timeout']}s", flush=True)
-            break
-        error = _initial_failures(trials, s["max_initial_failures"])
+        error = _initial_failures(trials, s.max_initial_failures)
         if error:
             return {"error": error}
         try:
-            if not one_trial(sweep, study, tag):
+            if not one_trial(job, study, storage, tag):
                 break
         except TrackingOutage as e:
             return {"error": str(e)}
     return {}
 
 
-def one_trial(sweep, study, tag: str = "") -> bool:
+def one_trial(job: Job, study, storage, tag: str = "") -> bool:
     """Asks one trial, runs it, tells the outcome; False if the trial turned out surplus."""
     import optuna
     from optuna.trial import TrialState
 
-    from src.sweep.study import HOST
-
-    s = sweep.s
+    s = job.definition.settings
     trial = study.ask()
     # two workers can ask for the last slot at once: the later trial number yields
     ahead = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and
              t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)]
-    if len(ahead) >= s["trials"]:
+    if len(ahead) >= s.trials:
         trial.set_user_attr("surplus", True)
+        trial.set_user_attr("failure", "surplus: the study already had its trials")
         study.tell(trial, state=TrialState.FAIL)
         return False
-    trial.set_user_attr("host", HOST)
+    trial.set_user_attr("host", studies.HOST)
     trial.set_user_attr("pid", os.getpid())
     try:
-        with _Heartbeat(study, trial):
-            value = run_trial(sweep, study, trial, tag)
+        with Heartbeat(storage, trial, s.heartbeat):
+            value = run_trial(job, trial, tag)
         study.tell(trial, value)
         _report(study, trial, "COMPLETE", value, tag, s)
     except optuna.TrialPruned as e:
@@ -212,12 +181,11 @@ def one_trial(sweep, study, tag: str = "") -> bool:
         trial.set_user_attr("failure", "interrupted (Ctrl-C)")
         study.tell(trial, state=TrialState.FAIL)
         raise
-    except Exception as e:  # noqa: BLE001 - a failing trial is recorded and the sweep goes on
-        from src.sweep.tracking import outage
+    except Exception as e:  # noqa: BLE001 - any error of a trial is recorded, reported, and the sweep goes on
         from src.tracking import redact
 
         reason = redact(f"{type(e).__name__}: {e}")[:2000]
-        lost_tracking = outage(e)
+        lost_tracking = sweep_tracking.outage(e)
         if lost_tracking:
             import mlflow
 
@@ -230,10 +198,6 @@ def one_trial(sweep, study, tag: str = "") -> bool:
         if lost_tracking:
             raise TrackingOutage(reason) from None
     return True
-
-
-class TrackingOutage(RuntimeError):
-    """The tracking server is unreachable: stop the worker rather than fail trial after trial."""
 
 
 def _initial_failures(trials, limit: int) -> str | None:
@@ -253,47 +217,41 @@ def _initial_failures(trials, limit: int) -> str | None:
 def _report(study, trial, state, value, tag, s, reason=""):
     from optuna.trial import TrialState
 
-    from src.sweep.tracking import tag_state
-
-    tag_state(study._storage.get_trial(trial._trial_id).user_attrs.get("mlflow_run_ids", []), state)
-
+    sweep_tracking.tag_state(trial.user_attrs.get("mlflow_run_ids", []), state)
     trials = study.get_trials(deepcopy=False)
     finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     best = ""
     try:
         bt = study.best_trial
         best = f", best {bt.value:.4f} (trial {bt.number})"
-    except ValueError:
+    except ValueError:  # no complete trial yet
         pass
-    what = f"{s['metric']} {value:.4f}" if value is not None else reason
-    print(f"{tag}trial {trial.number} {state}: {what} | study {finished}/{s['trials']} finished{best}", flush=True)
+    what = f"{s.metric} {value:.4f}" if value is not None else reason
+    print(f"{tag}trial {trial.number} {state}: {what} | study {finished}/{s.trials} finished{best}", flush=True)
 
 
-def run_trial(sweep, study, trial, tag="") -> float:
+def run_trial(job: Job, trial, tag="") -> float:
     """Samples the trial's config and trains it once per seed; returns the mean best validation metric."""
     import optuna
 
-    from src.sweep import space as search
-    from src.sweep.tracking import trial_tags
     from src.training import Pruned, train_run
 
-    s = sweep.s
-    overrides = search.sample(trial, sweep.base, sweep.params, sweep.compose)
-    sampled = overrides[len(sweep.base):]
+    d, s = job.definition, job.definition.settings
+    overrides = space.sample(trial, list(d.base), d.params, compose)
+    sampled = overrides[len(d.base):]
     trial.set_user_attr("overrides", sampled)
     print(f"{tag}trial {trial.number} start: {' '.join(sampled) or '(base config)'}", flush=True)
-    metric = s["metric"][len("valid_"):]
+    metric = s.metric[len("valid_"):]
     values, run_ids = [], []
-    inter_op = int(os.environ.get("DIL_INTER_OP", "0"))
-    for k, seed in enumerate(s["seeds"]):
-        run_overrides = overrides + [f"seed={seed}"] + ([f"train.threads.inter_op={inter_op}"] if inter_op else [])
-        cfg = sweep.compose(run_overrides)
+    threads = [f"train.threads.inter_op={job.inter_op}"] if job.inter_op else []
+    for k, seed in enumerate(s.seeds):
+        run_overrides = overrides + [f"seed={seed}"] + threads
 
         def reporter(epoch, m, k=k):
             v = m.get(metric)
             if v is None or not math.isfinite(v):
                 return
-            trial.report(v, step=k * sweep.epochs + epoch)
+            trial.report(v, step=k * job.epochs + epoch)
             if trial.should_prune():
                 raise Pruned(epoch, v)
 
@@ -302,15 +260,18 @@ def run_trial(sweep, study, trial, tag="") -> float:
             trial.set_user_attr("mlflow_run_ids", list(run_ids))
 
         try:
-            result = train_run(cfg, run_overrides, tags=trial_tags(sweep, trial, seed),
-                               parent_run_id=sweep.parent_run_id, run_name=f"trial-{trial.number}-seed-{seed}",
+            result = train_run(compose(run_overrides), run_overrides,
+                               tags=sweep_tracking.trial_tags(d, job.parent_run_id, trial.number, seed),
+                               parent_run_id=job.parent_run_id, run_name=f"trial-{trial.number}-seed-{seed}",
                                reporter=reporter, on_start=started, log=lambda m: None)
         except Pruned as e:
             trial.set_user_attr("pruned_at_epoch", e.epoch)
             raise optuna.TrialPruned(f"pruned at epoch {e.epoch} of seed {seed}") from None
         values.append(result.valid[metric])
-        trial.set_user_attr("seed_values", dict(zip(map(str, s["seeds"]), values)))
+        trial.set_user_attr("seed_values", dict(zip(map(str, s.seeds), values)))
         trial.set_user_attr("test_" + metric, result.test[metric])
+        if result.attention:
+            trial.set_user_attr("attention", {**trial.user_attrs.get("attention", {}), str(seed): result.attention})
     mean = statistics.fmean(values)
     trial.set_user_attr("spread", statistics.pstdev(values) if len(values) > 1 else 0.0)
     if not math.isfinite(mean):

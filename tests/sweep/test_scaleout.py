@@ -174,3 +174,69 @@ def test_database_unreachable_at_start(tmp_path):
     assert "cannot open the study storage" in out.stderr and f"127.0.0.1:{port}" in out.stderr
     assert "hunter2secret" not in out.stdout + out.stderr
     assert not (tmp_path / "mlflow.db").exists()  # nothing trained, nothing tracked
+
+
+def test_second_host_heartbeat(pg_db, tmp_path):
+    """Two "machines" (DIL_HOST) on one PostgreSQL study, with a 1 s heartbeat and a 6 s grace period.
+    Host A judges host B's trials by heartbeat alone (the process-id check is for its own host)."""
+    grace = 6
+    store = [f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"tracking.artifact_root={tmp_path}/artifacts"]
+
+    def cmd(trials):
+        return [sys.executable, "-m", "src.sweep", *TINY, f"sweep.storage={pg_db}", *store, "sweep.name=xhost",
+                "sweep.sampler=random", "sweep.pruner=none", "sweep.heartbeat=1", f"sweep.grace={grace}",
+                f"sweep.trials={trials}", "train.epochs=6", "model=dien"]
+
+    def host(name, trials, log):
+        return subprocess.Popen(cmd(trials), cwd=ROOT, stdout=open(log, "w"), stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1", "DIL_HOST": name})
+
+    storage = optuna.storages.RDBStorage(pg_db)
+
+    def running_on(name, procs):
+        def find():
+            try:
+                study = optuna.load_study(study_name="xhost", storage=storage)
+            except KeyError:
+                return None
+            return next((t for t in study.get_trials(states=(TrialState.RUNNING,))
+                         if t.user_attrs.get("host") == name and t.user_attrs.get("mlflow_run_ids")), None)
+        return wait_for(find, procs)
+
+    # 1. B runs the study's only trial; A joins and, with nothing left to take, polls for dead trials
+    #    every 2 s while B's trial runs past the grace period: the live trial is left alone and completes
+    b = host("host-b", 1, tmp_path / "b1.log")
+    running_on("host-b", [b])
+    a = host("host-a", 1, tmp_path / "a1.log")
+    assert b.wait(timeout=600) == 0, (tmp_path / "b1.log").read_text()[-3000:]
+    assert a.wait(timeout=600) == 0, (tmp_path / "a1.log").read_text()[-3000:]
+    study = optuna.load_study(study_name="xhost", storage=storage)
+    [live] = study.get_trials()
+    assert live.state == TrialState.COMPLETE and live.user_attrs["host"] == "host-b"
+    assert (live.datetime_complete - live.datetime_start).total_seconds() > grace + 2
+
+    # 2. both run two more trials; B is killed mid-trial and stops beating: A fails that trial after the
+    #    grace period, queues its configuration once and trains it
+    b = host("host-b", 3, tmp_path / "b2.log")
+    a = host("host-a", 3, tmp_path / "a2.log")
+    victim = running_on("host-b", [a, b])
+    os.killpg(b.pid, signal.SIGKILL)
+    b.wait(timeout=60)
+    assert a.wait(timeout=600) == 0, (tmp_path / "a2.log").read_text()[-3000:]
+    assert "lost their worker" in (tmp_path / "a2.log").read_text()
+    study = optuna.load_study(study_name="xhost", storage=storage)
+    trials = [t for t in study.get_trials() if not t.user_attrs.get("surplus")]
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 3
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    dead = study.get_trials()[victim.number]
+    assert dead.state == TrialState.FAIL
+    retries = [t for t in trials if t.user_attrs.get("retry_of") == victim.number]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE and retries[0].params == dead.params
+    reason = retries[0].user_attrs["retry_reason"]
+    assert "worker died" in reason and "host host-b" in reason and "recovered by host host-a" in reason
+    done = [tuple(sorted(t.params.items())) for t in trials if t.state == TrialState.COMPLETE]
+    assert len(done) == len(set(done))  # no configuration trained twice to completion
+    _, runs = all_runs(f"sqlite:///{tmp_path}/mlflow.db")
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    killed = [r for r in runs if r.info.run_id in victim.user_attrs["mlflow_run_ids"]]
+    assert killed and all(r.info.status == "KILLED" for r in killed)

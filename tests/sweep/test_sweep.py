@@ -183,8 +183,9 @@ def test_resume_after_sigkill_mid_trial(sw):
     assert "resuming study 'killed'" in out.stdout and "dead worker" in out.stdout
     study = assert_clean(sw, "killed", 3)
     dead = study.get_trials()[victim.number]
-    assert dead.state == TrialState.FAIL and "worker died" in dead.user_attrs["failure"]
-    assert any(t.user_attrs.get("retry_of") == victim.number for t in study.get_trials())
+    assert dead.state == TrialState.FAIL
+    [retry] = [t for t in study.get_trials() if t.user_attrs.get("retry_of") == victim.number]
+    assert "worker died" in retry.user_attrs["retry_reason"] and retry.params == dead.params
     killed = [r for r in sw.runs() if r.info.run_id in victim.user_attrs["mlflow_run_ids"]]
     assert killed and all(r.info.status == "KILLED" for r in killed)
 
@@ -203,3 +204,22 @@ def test_two_workers_distinct_trials_and_a_killed_worker(sw):
     assert len({tuple(sorted(t.params.items())) for t in done}) == 4  # every grid point once
     assert len({t.user_attrs["pid"] for t in study.get_trials() if "pid" in t.user_attrs}) >= 2
     assert study.get_trials()[victim.number].state == TrialState.FAIL
+
+
+def test_killed_grid_resumes_without_queueing_twice(sw):
+    # a grid of 4: kill the sweep once a trial is running, resume it; every configuration ends COMPLETE
+    # exactly once and nothing stays WAITING (a resume queues only what is neither finished nor queued)
+    args = ["sweep.name=grid-resume", "sweep.trials=4", "sweep.sampler=grid", "sweep.pruner=none",
+            "train.epochs=2", "model=din", "~model/evolution", "~train.optimizer.lr",
+            "model.mlp.depth=choice(1,2)", "model/activation=choice(sigmoid,dice)"]
+    proc = sw.popen(*args)
+    wait_for(lambda: running_trial(sw, "grid-resume"), proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert states(sw.study("grid-resume"))["WAITING"] == 3  # the rest of the grid was queued once
+    out = sw.run(*args)
+    assert out.returncode == 0, out.stdout + out.stderr
+    study = assert_clean(sw, "grid-resume", 4)
+    assert states(study)["WAITING"] == 0, [(t.number, t.state.name, t.system_attrs) for t in study.get_trials()]
+    done = [tuple(sorted(t.params.items())) for t in study.get_trials() if t.state == TrialState.COMPLETE]
+    assert len(done) == len(set(done)) == 4
