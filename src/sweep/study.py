@@ -68,16 +68,27 @@ def open_storage(url: str, heartbeat: float = 30, grace: float = 90):
     engine = None
     if url.startswith("postgresql"):
         engine = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
+
+    from src.tracking import redact
+
+    def refuse(e):
+        return SweepError(f"cannot open the study storage {redact(url)}: {type(e).__name__}: "
+                          f"{redact(str(e)).splitlines()[0]}")
 
     try:
-        return RDBStorage(url, heartbeat_interval=max(1, round(heartbeat)), grace_period=max(2, round(grace)),
-                          engine_kwargs=engine, heartbeat_stale_trial_callback=_StaleCollector())
-    except (SQLAlchemyError, ImportError, ValueError) as e:  # unreachable database, bad URL, missing driver
-        from src.tracking import redact
-
-        raise SweepError(f"cannot open the study storage {redact(url)}: {type(e).__name__}: "
-                         f"{redact(str(e)).splitlines()[0]}") from None
+        for attempt in range(6):
+            try:
+                return RDBStorage(url, heartbeat_interval=max(1, round(heartbeat)), grace_period=max(2, round(grace)),
+                                  engine_kwargs=engine, heartbeat_stale_trial_callback=_StaleCollector())
+            except (ProgrammingError, IntegrityError) as e:
+                # machines opening a new database together race to create Optuna's tables ("already
+                # exists"); once one has made them, the others' next attempt finds them
+                if attempt == 5:
+                    raise refuse(e) from None
+                time.sleep(0.5 + attempt)
+            except (SQLAlchemyError, ImportError, ValueError) as e:  # unreachable database, bad URL, no driver
+                raise refuse(e) from None
     finally:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
 
