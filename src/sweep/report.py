@@ -1,8 +1,11 @@
-"""What a sweep leaves behind: the results table, the ablation report, Optuna's plots, the best config.
+"""What a sweep leaves behind: the results table, the effects report, the ablation report, Optuna's
+plots, the best config.
 
-The ablation report answers "does this factor help?": for each categorical (or
-small discrete) dimension, the objective per level with its spread over trials and seeds
-(complete trials only; every seed's value counts), as a table and a picture.
+The effects report answers "does this factor help?": each level of each discrete dimension
+against the reference level (the first listed), with a 95% interval, P(better), the number of
+matched pairs and a verdict held against seed noise (src/sweep/effects.py), as JSON, Markdown
+and a forest plot. The ablation report shows the objective per level with its spread over
+trials and seeds (complete trials only; every seed's value counts), as a table and a picture.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ def trial_rows(study) -> list[dict]:
             "spread": t.user_attrs.get("spread"),
             "seed_values": t.user_attrs.get("seed_values", {}),
             "params": dict(t.params),
+            "attention": t.user_attrs.get("attention", {}),
             "pruned_at_epoch": t.user_attrs.get("pruned_at_epoch"),
             "failure": t.user_attrs.get("failure"),
             "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
@@ -163,6 +167,121 @@ def optuna_plots(study, out: Path) -> list[Path]:
     return made
 
 
+def factors(params: dict) -> dict:
+    """{factor: [reference level, other levels]} for the discrete dimensions with at most 12 levels."""
+    out = {}
+    for key, p in params.items():
+        try:
+            levels = p.values()
+        except ValueError:  # continuous: no levels
+            continue
+        if p.kind == "categorical" or len(levels) <= 12:
+            out[key] = levels
+    return out
+
+
+def effects_report(rows: list[dict], params: dict, direction: str, seeds) -> dict:
+    """The effects of every factor level (src/sweep/effects.py) from the complete trials' per-seed values;
+    pruned and failed trials are left out, and counted."""
+    from src.sweep.effects import estimate
+
+    obs = [{"config": r["params"], "seed": seed, "value": v} for r in rows if r["state"] == "COMPLETE"
+           for seed, v in r["seed_values"].items() if v is not None and math.isfinite(v)]
+    out = estimate(obs, factors(params), direction, len(seeds))
+    left = [r for r in rows if r["state"] in ("PRUNED", "FAIL")]
+    out["left_out"] = {"trials": len(left), "pruned": sum(r["state"] == "PRUNED" for r in left),
+                       "failed": sum(r["state"] == "FAIL" for r in left)}
+    out["runs"] = len(obs)
+    out["attention"] = attention_summary(rows)
+    return out
+
+
+def attention_summary(rows: list[dict]) -> dict:
+    """Mean attention summary of the complete trials' best epochs (entropy 1 = uniform weights)."""
+    vals = {}
+    for r in rows:
+        if r["state"] != "COMPLETE":
+            continue
+        for per_seed in (r.get("attention") or {}).values():
+            for k, v in per_seed.items():
+                vals.setdefault(k, []).append(v)
+    return {k: statistics.fmean(v) for k, v in vals.items() if v}
+
+
+def _fmt(v, digits=4, signed=False):
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+
+
+def effects_table(eff: dict, metric: str) -> str:
+    lines = [f"| factor | level vs reference | effect on {metric} | 95% interval | P(better) | pairs | "
+             f"detectable | verdict |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in eff["records"]:
+        pairs = str(r["n_pairs"]) if r["method"] == "paired" else f"({r['method']})"
+        lines.append(f"| {r['factor']} | {r['level']} vs {r['reference']} | {_fmt(r['effect'], signed=True)} | "
+                     f"[{_fmt(r['ci_low'], signed=True)}, {_fmt(r['ci_high'], signed=True)}] | "
+                     f"{_fmt(r['p_better'], 2)} | {pairs} | {_fmt(r['detectable'])} | {r['verdict']} |")
+    return "\n".join(lines)
+
+
+def effects_text(eff: dict, metric: str, seeds) -> str:
+    """The effects table with the noise floor, what was left out and the notes, as Markdown."""
+    n = eff["noise"]
+    noise = (f"seed noise (one configuration's spread over {len(seeds)} seeds, SD): median {n['sd_median']:.4f}, "
+             f"range {n['sd_min']:.4f} to {n['sd_max']:.4f} over {n['configs']} configurations"
+             if n["sd_median"] is not None else "seed noise: not measured (one seed per configuration)")
+    lo = eff["left_out"]
+    parts = [effects_table(eff, metric), "", f"{eff['runs']} runs; {noise}.",
+             "detectable: the smallest true effect this design finds 80% of the time (5% two-sided)."]
+    if lo["trials"]:
+        parts.append(f"left out: {lo['trials']} trials ({lo['pruned']} pruned, {lo['failed']} failed) and the pairs "
+                     f"they were part of.")
+    att = eff.get("attention") or {}
+    if "attention_entropy" in att:
+        line = f"attention at the best epoch (mean over runs): normalised entropy {att['attention_entropy']:.3f} " \
+               f"(1 = uniform weights)"
+        if "attention_recent_weight" in att and "attention_recent_uniform" in att:
+            line += (f", weight on the 5 most recent steps {att['attention_recent_weight']:.3f} "
+                     f"(uniform: {att['attention_recent_uniform']:.3f})")
+        parts.append(line + ".")
+    parts += eff["notes"]
+    return "\n".join(parts)
+
+
+def effects_figure(eff: dict, metric: str, direction: str):
+    """Forest plot: each level's effect against its reference with the 95% interval, a line at zero."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recs = [r for r in eff["records"] if r["effect"] is not None]
+    if not recs:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(recs) + 1.6))
+    colors = {"better": "tab:green", "worse": "tab:red"}
+    for i, r in enumerate(reversed(recs)):
+        c = colors.get(r["verdict"].split(" ")[0], "tab:gray")
+        lo, hi = r["ci_low"], r["ci_high"]
+        if lo is not None and math.isfinite(lo):
+            ax.plot([lo, hi], [i, i], color=c, lw=2.5)
+        ax.plot([r["effect"]], [i], "o", color=c, ms=7)
+    ax.axvline(0, color="black", lw=1)
+    n = eff["noise"]["sd_median"]
+    if n:
+        ax.axvspan(-n, n, color="0.9", zorder=0, label=f"± seed noise SD ({n:.4f})")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_yticks(range(len(recs)))
+    ax.set_yticklabels([f"{r['factor']}: {r['level']} vs {r['reference']}" for r in reversed(recs)], fontsize=9)
+    ax.set_xlabel(f"effect on {metric} ({'higher' if direction == 'maximize' else 'lower'} is better)")
+    ax.set_title("effects with 95% intervals (green: better, red: worse, grey: no difference detectable)",
+                 fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def finish(definition, study, parent: str, failed: str | None = None) -> None:
     """Logs the study summary to the parent run and prints the results."""
     import mlflow
@@ -181,6 +300,18 @@ def finish(definition, study, parent: str, failed: str | None = None) -> None:
         table = ablation_table(abl, s.metric)
         (out / "ablation.md").write_text(table + "\n")
         (out / "ablation.json").write_text(json.dumps(abl, indent=1))
+        eff = effects_report(rows, definition.params, s.direction, s.seeds)
+        eff_text = effects_text(eff, s.metric, s.seeds)
+        (out / "effects.json").write_text(json.dumps(eff["records"], indent=1, default=str))
+        (out / "effects_summary.json").write_text(json.dumps({k: v for k, v in eff.items() if k != "records"},
+                                                             indent=1, default=str))
+        (out / "effects.md").write_text(eff_text + "\n")
+        fig = effects_figure(eff, s.metric, s.direction)
+        if fig is not None:
+            fig.savefig(out / "effects.png", dpi=100)
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
         fig = ablation_figure(abl, s.metric)
         if fig is not None:
             fig.savefig(out / "ablation.png", dpi=100)
@@ -189,7 +320,9 @@ def finish(definition, study, parent: str, failed: str | None = None) -> None:
             plt.close(fig)
         for p in optuna_plots(study, out):
             client.log_artifact(parent, str(p), "optuna")
-        for name in ("trials.json", "ablation.md", "ablation.json", "ablation.png"):
+        names = ("trials.json", "effects.json", "effects_summary.json", "effects.md", "effects.png", "ablation.md",
+                 "ablation.json", "ablation.png")
+        for name in names:
             if (out / name).exists():
                 client.log_artifact(parent, str(out / name), "report")
         best = None
@@ -229,3 +362,6 @@ def finish(definition, study, parent: str, failed: str | None = None) -> None:
     print(f"browse the runs: {ui}   then open http://127.0.0.1:5000 (parent run {parent}; "
           f"report/ and optuna/ artifacts; best_config.yaml reruns with "
           f"`python -m src.train --config-path <dir> --config-name best_config`)")
+    print()
+    print("effects against the reference level (report/effects.md, effects.png on the parent run):")
+    print(eff_text)

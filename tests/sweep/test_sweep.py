@@ -1,5 +1,6 @@
 """End-to-end sweeps on a tiny synthetic set, each in its own process as a user runs it."""
 
+import json
 import os
 import signal
 import subprocess
@@ -223,3 +224,31 @@ def test_killed_grid_resumes_without_queueing_twice(sw):
     assert states(study)["WAITING"] == 0, [(t.number, t.state.name, t.system_attrs) for t in study.get_trials()]
     done = [tuple(sorted(t.params.items())) for t in study.get_trials() if t.state == TrialState.COMPLETE]
     assert len(done) == len(set(done)) == 4
+
+
+PLANTED = ["sweep=none", "data=synthetic", "data.users=500", "data.items=200", "data.cats=8", "data.seq_len=30",
+           "data.samples_per_user=8", "data.split.valid=3", "data.split.test=3", "data.max_len=25",
+           "data.cache=false", "data.partner=4", "data.current=1", "model.embedding.item=8", "model.embedding.cat=4",
+           "model.mlp.width=32", "train.batch_size=128", "train.epochs=4", "train.optimizer.lr=0.005",
+           "train.probe.size=4", "train.probe.metrics_size=200", "sweep.sampler=grid", "sweep.pruner=none",
+           "sweep.seeds=[0,1,2]", "sweep.trials=4", "model=choice(base,din)", "train.shuffle_seed=choice(100,200)"]
+
+
+def test_planted_truth_gets_the_right_verdicts(sw):
+    # clicks follow the target's partner item in the history: attention pooling (din) must beat sum pooling
+    # (base), with an interval above zero; the order of the training data (shuffle_seed) changes nothing
+    # by construction and must get "no difference"
+    out = subprocess.run([sys.executable, "-m", "src.sweep", *PLANTED, *sw.args, "sweep.name=planted"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    parent = [r for r in sw.runs() if r.data.tags.get("sweep_role") == "parent"][0]
+    records = {r["factor"]: r for r in json.loads(mlflow.artifacts.load_text(
+        f"runs:/{parent.info.run_id}/report/effects.json"))}
+    model, order = records["model"], records["train.shuffle_seed"]
+    assert (model["level"], model["reference"], model["n_pairs"]) == ("din", "base", 6), model
+    assert model["verdict"] == "better" and model["ci_low"] > 0, out.stdout[-2500:]
+    assert order["verdict"] == "no difference detectable with this budget", out.stdout[-2500:]
+    assert order["ci_low"] <= 0 <= order["ci_high"] and order["n_pairs"] == 6
+    assert "effects against the reference level" in out.stdout and "seed noise" in out.stdout
+    files = {a.path for a in sw.client().list_artifacts(parent.info.run_id, "report")}
+    assert {"report/effects.json", "report/effects.md", "report/effects.png"} <= files
