@@ -42,7 +42,7 @@ class RunResult:
     test: dict
     history: list = field(default_factory=list)  # per epoch: {"epoch", "loss", "valid_auc", ...}
     seconds: float = 0.0
-    attention: dict = field(default_factory=dict)  # the best epoch's attention summary (models with attention)
+    attention: dict = field(default_factory=dict)  # attention summary of the best and (last_*) the last epoch
 
 
 def _progress_verbose(setting) -> int:
@@ -316,4 +316,5 @@ def train_run(cfg, overrides=(), tags: dict | None = None, parent_run_id: str | 
         log(f"best epoch {best_epoch}: valid {metric} {valid_best[metric]:.4f}; test auc {test['auc']:.4f}  "
             f"gauc {test['gauc']:.4f}  logloss {test['logloss']:.4f}  ({seconds:.0f}s)")
     attention = {k: v for k, v in history[best_epoch - 1].items() if k.startswith("attention_")}
+    attention.update({f"last_{k}": v for k, v in history[-1].items() if k.startswith("attention_")})
     return RunResult(run_id, "FINISHED", best_epoch, valid_best, test, history, seconds, attention)

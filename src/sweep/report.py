@@ -238,13 +238,14 @@ def effects_text(eff: dict, metric: str, seeds) -> str:
         parts.append(f"left out: {lo['trials']} trials ({lo['pruned']} pruned, {lo['failed']} failed) and the pairs "
                      f"they were part of.")
     att = eff.get("attention") or {}
-    if "attention_entropy" in att:
-        line = f"attention at the best epoch (mean over runs): normalised entropy {att['attention_entropy']:.3f} " \
-               f"(1 = uniform weights)"
-        if "attention_recent_weight" in att and "attention_recent_uniform" in att:
-            line += (f", weight on the 5 most recent steps {att['attention_recent_weight']:.3f} "
-                     f"(uniform: {att['attention_recent_uniform']:.3f})")
-        parts.append(line + ".")
+    for prefix, when in (("", "the best epoch"), ("last_", "the last epoch")):
+        if f"{prefix}attention_entropy" in att:
+            line = (f"attention at {when} (mean over runs): normalised entropy {att[prefix + 'attention_entropy']:.3f} "
+                    f"(1 = uniform weights)")
+            if f"{prefix}attention_recent_weight" in att:
+                line += (f", weight on the 5 most recent steps {att[prefix + 'attention_recent_weight']:.3f} "
+                         f"(uniform: {att.get(prefix + 'attention_recent_uniform', float('nan')):.3f})")
+            parts.append(line + ".")
     parts += eff["notes"]
     return "\n".join(parts)
 
