@@ -45,19 +45,24 @@ def trial_rows(study) -> list[dict]:
     return rows
 
 
-def ablation(rows: list[dict], params: dict) -> dict:
-    """factor -> level -> {mean, std, n} over every seed value of the complete trials at that level.
-
-    Factors are the categorical dimensions and the discrete ones (ranges) with at most 12 levels.
-    """
+def factors(params: dict) -> dict:
+    """{factor: [reference level, other levels]} for the discrete dimensions with at most 12 levels."""
     out = {}
     for key, p in params.items():
         try:
-            levels_of = p.values()
+            levels = p.values()
         except ValueError:  # continuous: no levels
             continue
-        if p.kind != "categorical" and len(levels_of) > 12:
-            continue
+        if p.kind == "categorical" or len(levels) <= 12:
+            out[key] = levels
+    return out
+
+
+def ablation(rows: list[dict], params: dict) -> dict:
+    """factor -> level -> {mean, std, n} over every seed value of the complete trials at that level,
+    for the factors of `factors(params)`."""
+    out = {}
+    for key, levels_of in factors(params).items():
         levels = {}
         for level in levels_of:
             vals = [v for r in rows if r["state"] == "COMPLETE" and key in r["params"] and r["params"][key] == level
@@ -165,19 +170,6 @@ def optuna_plots(study, out: Path) -> list[Path]:
                 log.warning("the Optuna plot %s was not made: %s: %s", name, type(e).__name__, str(e)[:200])
                 plt.close("all")
     return made
-
-
-def factors(params: dict) -> dict:
-    """{factor: [reference level, other levels]} for the discrete dimensions with at most 12 levels."""
-    out = {}
-    for key, p in params.items():
-        try:
-            levels = p.values()
-        except ValueError:  # continuous: no levels
-            continue
-        if p.kind == "categorical" or len(levels) <= 12:
-            out[key] = levels
-    return out
 
 
 def effects_report(rows: list[dict], params: dict, direction: str, seeds) -> dict:
