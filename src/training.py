@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from src.metrics import HIGHER_IS_BETTER, evaluate
-from src.validate import validate
+from src.validate import check_names, validate
 
 
 class Diverged(RuntimeError):
@@ -98,6 +98,7 @@ def prepare(cfg, log=print) -> Prepared:
     Raises:
         ConfigError, DataError, ValueError: the config or the data is wrong (nothing tracked yet).
     """
+    plain = validate(cfg)  # before TensorFlow loads
     import keras
 
     from src import probe as probe_mod
@@ -107,11 +108,11 @@ def prepare(cfg, log=print) -> Prepared:
     from src.models import build_model
     from src.optim import make_optimizer
 
-    plain = validate(cfg)
     tr = plain["train"]
     seed = int(plain.get("seed", 0))
     keras.backend.clear_session()
     device = runtime.configure(seed, tr["deterministic"], tr["threads"]["intra_op"], tr["threads"]["inter_op"])
+    check_names(plain)  # registry names, before any data is read
     data = load_data(plain["data"], progress=log)
     model = build_model(plain["model"], data.vocab, data.max_len)
     opt = dict(tr["optimizer"])

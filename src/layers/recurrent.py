@@ -42,6 +42,11 @@ def register_cell(name: str):
     return wrap
 
 
+def cell_names() -> list[str]:
+    """The registered evolution cells (`model.evolution.cell`)."""
+    return sorted(_CELLS)
+
+
 class EvolutionCell:
     """How a step mixes the old state and the candidate. Subclasses set `update`.
 
