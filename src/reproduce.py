@@ -13,8 +13,6 @@ from __future__ import annotations
 import math
 import sys
 
-from src.runtime import TF_LOG_DEFAULT  # noqa: F401  (quiet TensorFlow before it loads)
-
 COMPARED = ("best_epoch", "best_valid_auc", "best_valid_gauc", "best_valid_logloss", "test_auc", "test_gauc",
             "test_logloss")
 

@@ -1,15 +1,79 @@
-"""Process-wide runtime settings: seeds, deterministic ops, CPU threads, GPU memory growth.
+"""Process-wide runtime settings: seeds, deterministic ops, CPU threads, GPU memory growth, and a
+TensorFlow that starts without native log lines.
 
 Call `configure` once, before the first model is built (TensorFlow fixes its
 thread pools at first use).
+
+TensorFlow's native libraries write start-up lines straight to the process's standard error
+while `import tensorflow` runs ("All log messages before absl::InitializeLog()...", oneDNN and
+CUDA probes), whatever TF_CPP_MIN_LOG_LEVEL says. Importing this module (the `src` package does)
+installs an import hook that sends file descriptor 2 to a temporary file for the length of that
+one import, in whichever module imports TensorFlow first, and writes the lines back if the
+import fails. `DIL_TF_LOGS=1` leaves them on the terminal.
 """
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import os
+import sys
+import tempfile
 
 TF_LOG_DEFAULT = "3"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_LOG_DEFAULT)
+
+
+class _QuietLoader(importlib.abc.Loader):
+    """Runs the wrapped loader with the process's standard error (fd 2) sent to a temporary file."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def create_module(self, spec):
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module):
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile(mode="w+b") as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                self.inner.exec_module(module)
+            except BaseException:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                captured.seek(0)
+                os.write(2, captured.read())
+                raise
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
+
+
+class _QuietTensorFlow(importlib.abc.MetaPathFinder):
+    """Wraps the loader of the first `import tensorflow` in `_QuietLoader`, then steps aside."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+def quiet_tensorflow_import() -> None:
+    """Keeps TensorFlow's native start-up lines off the terminal (unless DIL_TF_LOGS=1)."""
+    if os.environ.get("DIL_TF_LOGS") == "1" or "tensorflow" in sys.modules:
+        return
+    if not any(isinstance(f, _QuietTensorFlow) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietTensorFlow())
+
+
+quiet_tensorflow_import()
 
 
 def set_determinism(seed: int) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import subprocess
@@ -68,6 +69,9 @@ def setup(tracking_cfg) -> str:
     uri = resolve_uri(tracking_cfg.get("uri"))
     if uri.startswith("sqlite:///"):
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+    # "Creating initial MLflow database tables..." and the schema migration's lines: routine, not news
+    for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     mlflow.set_tracking_uri(uri)
     return uri
 

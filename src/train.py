@@ -15,20 +15,34 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from src.runtime import TF_LOG_DEFAULT  # noqa: F401  (quiet TensorFlow before it loads)
-
 
 def run_cli(cfg: DictConfig, overrides: list[str], result: dict | None = None, **kwargs) -> int:
     """Runs one config with the project's error handling: clear messages, exit codes.
 
-    `result`, if given, receives the run's id and status.
+    The config is checked before TensorFlow loads, so a wrong value is refused at once. Ctrl-C
+    ends the run as KILLED in MLflow and prints one line. `result`, if given, receives the run's
+    id and status.
     """
-    from src.data import DataError
-    from src.training import Diverged, train_run
-    from src.validate import ConfigError
+    from src.validate import ConfigError, validate
 
     try:
-        out = train_run(cfg, overrides, **kwargs)
+        validate(cfg)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    from src.data import DataError
+    from src.training import Diverged, train_run
+
+    started = {}
+    user_on_start = kwargs.pop("on_start", None)
+
+    def on_start(run_id):
+        started["run_id"] = run_id
+        if user_on_start is not None:
+            user_on_start(run_id)
+
+    try:
+        out = train_run(cfg, overrides, on_start=on_start, **kwargs)
         if result is not None:
             result.update(run_id=out.run_id, status=out.status, result=out)
     except (ConfigError, DataError) as e:
@@ -40,6 +54,10 @@ def run_cli(cfg: DictConfig, overrides: list[str], result: dict | None = None, *
     except Diverged as e:
         print(f"error: the run diverged: {e} (marked FAILED in MLflow)", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        where = f"; run {started['run_id']} is marked KILLED in MLflow" if started else "; no run was started"
+        print(f"\ninterrupted{where}", file=sys.stderr)
+        return 130
     return 0
 
 

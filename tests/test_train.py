@@ -149,3 +149,48 @@ def test_cfg_job_prints_the_composed_config():
     out = run_train("model=dien", "model/evolution=agru", "--cfg", "job")
     assert out.returncode == 0, out.stderr
     assert "cell: agru" in out.stdout and "name: dien" in out.stdout and "hydra" not in out.stdout
+
+
+NATIVE = ("absl::InitializeLog", "I0000", "port.cc", "cudart_stub", "oneDNN")
+
+
+@pytest.mark.slow
+def test_no_native_log_lines_from_train_reproduce_and_a_two_worker_sweep(store, tmp_path):
+    out = run_train(*TINY, *store)
+    assert out.returncode == 0, out.stderr[-2000:]
+    run_id = next(line.split()[1].rstrip(":") for line in out.stdout.splitlines() if line.startswith("run "))
+    rep = subprocess.run([sys.executable, "-m", "src.reproduce", run_id, store[0]], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert rep.returncode == 0, rep.stderr[-2000:]
+    sweep = subprocess.run([sys.executable, "-m", "src.sweep", "sweep=tiny", "data.users=60", "sweep.trials=2",
+                            "sweep.workers=2", f"sweep.storage=journal:{tmp_path}/j", *store], cwd=ROOT,
+                           capture_output=True, text=True, timeout=600)
+    assert sweep.returncode == 0, sweep.stderr[-2000:]
+    for proc in (out, rep, sweep):
+        text = proc.stdout + proc.stderr
+        assert not [m for m in NATIVE if m in text], text[:3000]
+
+
+@pytest.mark.slow
+def test_ctrl_c_prints_one_line_and_the_run_ends_killed(store):
+    import os
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "src.train", *TINY, "train.epochs=200", *store], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    line = ""
+    deadline = time.time() + 240
+    while not line.startswith("epoch 1/") and time.time() < deadline:
+        line = proc.stdout.readline()
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("interrupted; run ") and "KILLED" in lines[0], err[-3000:]
+    import mlflow
+
+    mlflow.set_tracking_uri(store[0].split("=", 1)[1])
+    run_id = lines[0].split()[2]
+    assert mlflow.MlflowClient().get_run(run_id).info.status == "KILLED"

@@ -45,6 +45,13 @@ def non_negative(name: str, value) -> float:
     return v
 
 
+def positive(name: str, value) -> float:
+    v = non_negative(name, value)
+    if v == 0:
+        raise ValueError(f"`{name}` must be positive, got {value!r}")
+    return v
+
+
 def one_of(name: str, value, options) -> str:
     if value not in options:
         raise ValueError(f"`{name}` must be one of {sorted(options)}, got {value!r}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from src.layers._checks import fraction, non_negative
+from src.layers._checks import fraction, positive
 
 _REGISTRY: dict[str, type[keras.layers.Layer]] = {}
 
@@ -49,7 +49,7 @@ class Dice(keras.layers.Layer):
 
     def __init__(self, epsilon=1e-9, momentum=0.99, use_beta=False, **kwargs):
         super().__init__(**kwargs)
-        self.epsilon = non_negative("epsilon", epsilon)
+        self.epsilon = positive("epsilon", epsilon)  # 0 divides by zero on a constant channel
         self.momentum = fraction("momentum", momentum)
         self.use_beta = bool(use_beta)
 

@@ -23,7 +23,6 @@ import os
 import sys
 import time
 
-from src.runtime import TF_LOG_DEFAULT  # noqa: F401  (quiet TensorFlow before it loads)
 from src.sweep.definition import DEFAULTS, load
 from src.sweep.space import SweepError
 

@@ -76,7 +76,8 @@ def test_bad_activation_names_the_argument(spec, match):
         get_activation(spec)
 
 
-@pytest.mark.parametrize("kwargs, name", [({"momentum": 1.5}, "momentum"), ({"epsilon": -1}, "epsilon")])
+@pytest.mark.parametrize("kwargs, name", [({"momentum": 1.5}, "momentum"), ({"epsilon": -1}, "epsilon"),
+                                          ({"epsilon": 0}, "epsilon")])
 def test_dice_bad_arguments(kwargs, name):
     with pytest.raises(ValueError, match=name):
         Dice(**kwargs)
