@@ -76,8 +76,28 @@ def setup(tracking_cfg) -> str:
     return uri
 
 
+# MLflow 3's UI opens an experiment in its GenAI view unless told otherwise: the experiment tag says
+# what kind it is, and the URL parameter opens the "Model training" view directly
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+ML_VIEW = "workflowType=machine_learning"
+UI_BASE = "http://127.0.0.1:5000"
+
+
+def ui_base(uri: str | None = None) -> str:
+    """Where the UI for this store is: the tracking server itself, or `make ui`'s address."""
+    uri = uri or ""
+    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else UI_BASE
+
+
+def ui_url(experiment: str, run_id: str | None = None, base: str = UI_BASE) -> str:
+    """The UI page of a run (or of an experiment) in the Model training view."""
+    page = f"#/experiments/{experiment}" + (f"/runs/{run_id}" if run_id else "")
+    return f"{redact(base)}/{page}?{ML_VIEW}"
+
+
 def experiment_id(tracking_cfg, default_name: str) -> str:
-    """The experiment's id, creating it with an absolute artifact location for local stores."""
+    """The experiment's id, creating it (tagged as model training, with an absolute artifact location
+    for local stores); an existing experiment without the kind tag gets it."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -85,15 +105,43 @@ def experiment_id(tracking_cfg, default_name: str) -> str:
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(name)
     if exp is not None:
+        if not all(exp.tags.get(k) == v for k, v in EXPERIMENT_KIND.items()):
+            for k, v in EXPERIMENT_KIND.items():
+                client.set_experiment_tag(exp.experiment_id, k, v)
         return exp.experiment_id
     root = tracking_cfg.get("artifact_root")
     location = None
     if root or mlflow.get_tracking_uri().startswith("sqlite:"):
         location = (resolve(root) if root else default_artifact_root()).as_uri()
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
     except MlflowException:  # created meanwhile by another worker
         return client.get_experiment_by_name(name).experiment_id
+
+
+def browse_hint(experiment: str, run_id: str, uri: str | None = None) -> str:
+    """The line that says how to open a run in the UI."""
+    uri = uri or default_uri()
+    if uri.startswith(("http://", "https://")):
+        return f"open {ui_url(experiment, run_id, ui_base(uri))}"
+    serve = "make ui" if uri == default_uri() else f"python -m src.tracking ui --uri '{redact(uri)}'"
+    return f"browse: {serve}, then open {ui_url(experiment, run_id)}"
+
+
+def latest_sweep(uri: str) -> tuple[str, str, str] | None:
+    """(experiment id, run id, study) of the most recently started sweep parent run in a store, or None."""
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    exps = [e.experiment_id for e in client.search_experiments()]
+    if not exps:
+        return None
+    runs = client.search_runs(exps, filter_string="tags.sweep_role = 'parent'", order_by=["attributes.start_time DESC"],
+                              max_results=1)
+    if not runs:
+        return None
+    r = runs[0]
+    return r.info.experiment_id, r.info.run_id, r.data.tags.get("study", "")
 
 
 def git_info() -> dict:
@@ -195,7 +243,7 @@ def run_tags(data, device: str, extra: dict | None = None) -> dict:
 
 
 def serve_ui(port: int = 5000, uri: str | None = None, artifact_root: str | None = None) -> int:
-    """Runs `mlflow server` on the project's store, bound to 127.0.0.1."""
+    """Runs `mlflow server` on the project's store, bound to 127.0.0.1; says where the latest sweep is."""
     uri = resolve_uri(uri)
     root = Path(resolve(artifact_root)) if artifact_root else default_artifact_root()
     root.mkdir(parents=True, exist_ok=True)
@@ -203,8 +251,13 @@ def serve_ui(port: int = 5000, uri: str | None = None, artifact_root: str | None
         Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
            "--default-artifact-root", root.as_uri(), "--host", "127.0.0.1", "--port", str(port)]
-    print(f"MLflow UI on http://127.0.0.1:{port}  (store {redact(uri)}, artifacts {root}); Ctrl-C stops it",
+    base = f"http://127.0.0.1:{port}"
+    print(f"MLflow UI on {base}/#/experiments?{ML_VIEW}  (store {redact(uri)}, artifacts {root}); Ctrl-C stops it",
           flush=True)
+    latest = latest_sweep(uri) if not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///"):]).exists() else None
+    if latest:
+        exp, run, study = latest
+        print(f"latest sweep ({study}): {ui_url(exp, run, base)}", flush=True)
     return subprocess.call(cmd, env={**os.environ, "MLFLOW_HOST": "127.0.0.1"})
 
 

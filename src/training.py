@@ -316,6 +316,7 @@ def train_run(cfg, overrides=(), tags: dict | None = None, parent_run_id: str | 
         seconds = time.perf_counter() - t_start
         log(f"best epoch {best_epoch}: valid {metric} {valid_best[metric]:.4f}; test auc {test['auc']:.4f}  "
             f"gauc {test['gauc']:.4f}  logloss {test['logloss']:.4f}  ({seconds:.0f}s)")
+        log(tracking.browse_hint(exp_id, run_id, mlflow.get_tracking_uri()))
     attention = {k: v for k, v in history[best_epoch - 1].items() if k.startswith("attention_")}
     attention.update({f"last_{k}": v for k, v in history[-1].items() if k.startswith("attention_")})
     return RunResult(run_id, "FINISHED", best_epoch, valid_best, test, history, seconds, attention)

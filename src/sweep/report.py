@@ -350,10 +350,9 @@ def finish(definition, study, parent: str, failed: str | None = None) -> None:
           f"pruned), {counts['failed']} failed")
     if failed:
         print(f"error: {failed}")
-    uri = mlflow.get_tracking_uri()
-    ui = "make ui" if uri == tracking.default_uri() else f"python -m src.tracking ui --uri '{tracking.redact(uri)}'"
-    print(f"browse the runs: {ui}   then open http://127.0.0.1:5000 (parent run {parent}; "
-          f"report/ and optuna/ artifacts; best_config.yaml reruns with "
+    exp = client.get_run(parent).info.experiment_id
+    print(f"{tracking.browse_hint(exp, parent, mlflow.get_tracking_uri())}  (the sweep's parent run: report/ and "
+          f"optuna/ artifacts, its trials nested under it; best_config.yaml reruns with "
           f"`python -m src.train --config-path <dir> --config-name best_config`)")
     print()
     print("effects against the reference level (report/effects.md, effects.png on the parent run):")

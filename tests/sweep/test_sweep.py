@@ -64,7 +64,8 @@ def states(study):
 def test_two_trial_sweep_end_to_end(sw, tmp_path):
     out = sw.run("sweep.name=e2e", "sweep.trials=2", "sweep.sampler=random", "sweep.pruner=none")
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "new study 'e2e'" in out.stdout and "ablation" in out.stdout and "browse the runs" in out.stdout
+    assert "new study 'e2e'" in out.stdout and "ablation" in out.stdout and "browse: " in out.stdout
+    assert "?workflowType=machine_learning" in out.stdout
     study = sw.study("e2e")
     assert states(study) == {"COMPLETE": 2}
     runs = sw.runs()
@@ -72,6 +73,10 @@ def test_two_trial_sweep_end_to_end(sw, tmp_path):
     assert len(parents) == 1
     parent = parents[0]
     assert parent.info.status == "FINISHED" and parent.data.tags["study"] == "e2e"
+    from src.tracking import latest_sweep, ui_url
+
+    assert latest_sweep(f"sqlite:///{sw.db}")[1] == parent.info.run_id  # what `make ui` points at
+    assert ui_url(parent.info.experiment_id, parent.info.run_id) in out.stdout
     assert "best_value" in parent.data.metrics and any(k.startswith("best.") for k in parent.data.tags)
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(children) == 2

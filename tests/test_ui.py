@@ -1,0 +1,70 @@
+"""The URL a run prints opens MLflow's Model training view on that run, in a real browser (headless
+Chromium from Debian's package, which .ci/run installs): the run's metric names, and its attention
+artifact on the artifacts tab."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+from src.config import compose
+from src.paths import ROOT
+from src.services import free_port
+from src.training import train_run
+from tests.conftest import TINY
+
+pytestmark = pytest.mark.slow
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def rendered_text(url: str) -> str:
+    """The page's text after its scripts ran (Chromium's --dump-dom with a virtual time budget)."""
+    browser = shutil.which("chromium")
+    assert browser, "Debian's chromium package is needed (apt-get install chromium; .ci/run installs it)"
+    with tempfile.TemporaryDirectory() as profile:
+        out = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=20000",
+                              "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", out.stdout))
+
+
+def test_the_printed_url_opens_the_model_training_run_page(store, tmp_path):
+    lines = []
+    result = train_run(compose(TINY + ["model=din"] + store), log=lines.append)
+    [hint] = [line for line in lines if line.startswith("browse: ")]
+    url = hint.split("then open ", 1)[1]
+    assert url.endswith(f"/runs/{result.run_id}?workflowType=machine_learning")
+    port = free_port()
+    url = url.replace("http://127.0.0.1:5000", f"http://127.0.0.1:{port}")
+    db, artifacts = store[0].split("=", 1)[1], store[1].split("=", 1)[1]
+    ui = subprocess.Popen([sys.executable, "-m", "src.tracking", "ui", "--port", str(port), "--uri", db,
+                           "--artifact-root", artifacts], cwd=ROOT, stdout=open(tmp_path / "ui.log", "w"),
+                          stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                assert time.time() < deadline and ui.poll() is None, (tmp_path / "ui.log").read_text()[-2000:]
+                time.sleep(1)
+        page = rendered_text(url)
+        # the Model training run page: its tabs and the run's metrics; not the GenAI view's sidebar
+        assert "Model metrics" in page and "Artifacts" in page, page[-3000:]
+        for name in ("valid_auc", "valid_gauc", "attention_entropy", "best_valid_auc", "test_auc"):
+            assert name in page, name
+        assert "Judges" not in page and "Evaluation runs" not in page
+        artifact = url.replace("?workflowType", "/artifacts/attention/epoch_001.png?workflowType")
+        page = rendered_text(artifact)
+        assert "attention/epoch_001.png" in page and "epoch_001.npz" in page, page[-3000:]
+    finally:
+        os.killpg(ui.pid, 15)
+        ui.wait(timeout=30)
