@@ -203,14 +203,20 @@ def load_logged_config(text: str):
     return OmegaConf.masked_copy(cfg, [k for k in cfg if k not in ("defaults", "hydra")])
 
 
-def log_config(cfg, overrides: list[str]) -> None:
-    """The resolved config as config.yaml, the command-line overrides, and every key as a param."""
+def log_config(cfg, overrides: list[str], data_used: dict | None = None) -> None:
+    """The resolved config as config.yaml, the command-line overrides, and every key as a param.
+
+    `data_used`: the protocol values the data set was actually built with (a protocol may set some,
+    as Amazon's `dien` sets samples_per_user and the split); they are what the data.* params say.
+    """
     import mlflow
 
     plain = OmegaConf.to_container(cfg, resolve=True)
     mlflow.log_text(rerunnable_yaml(cfg), "config.yaml")
     mlflow.log_text(redact("\n".join(overrides) + ("\n" if overrides else "")), "overrides.txt")
-    log_params(flatten(plain))
+    params = flatten(plain)
+    params.update({k: v for k, v in flatten({"data": data_used or {}}).items() if k in params})
+    log_params(params)
 
 
 def log_dataset(data) -> None:
@@ -220,6 +226,9 @@ def log_dataset(data) -> None:
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.exceptions import MlflowException
 
+    from src.data.dataset import filtering_params
+
+    log_params(filtering_params(data.meta))
     files = data.meta.get("files") or []
     cache_path = (data.meta.get("cache") or {}).get("path")
     source_path = files[0] if files else (cache_path or str(ROOT / "data"))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from src.data.dataset import filtering_lines
 from src.metrics import HIGHER_IS_BETTER, evaluate
 from src.validate import check_names, validate
 
@@ -293,11 +294,13 @@ def train_run(cfg, overrides=(), tags: dict | None = None, parent_run_id: str | 
         if on_start is not None:
             on_start(run_id)
         t_start = time.perf_counter()
-        tracking.log_config(cfg, list(overrides))
+        tracking.log_config(cfg, list(overrides), data_used=p.data.meta.get("protocol"))
         tracking.log_dataset(p.data)
         data = p.data
         log(f"run {run_id}: {describe_run(p.plain)} on {data.name} ({data.size('train'):,} train / "
             f"{data.size('valid'):,} valid / {data.size('test'):,} test) on {p.device}")
+        for line in filtering_lines(data.meta):
+            log(line)
 
         def on_epoch(row, is_best):
             _log_epoch(p, row, Path(tmp))

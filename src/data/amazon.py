@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.data.dataset import DataError
+from src.data.dataset import DataError, filtering_step
 from src.data.protocol import Events
 from src.data.readers import find_one, open_text
 
@@ -94,21 +94,39 @@ def read_reviews(path: Path):
     return np.array(u, np.int64), np.array(i, np.int64), np.array(t, np.int64), items
 
 
+WARN_META_COVERAGE = 0.9
+
+
 def load_events(cfg, paths: list[Path]):
     reviews_path, meta_path = paths
     protocol = cfg.get("protocol", "din")
     if protocol not in ("din", "dien"):
         raise DataError(f"`data.protocol` must be 'din' or 'dien', got {protocol!r}")
     cat_of = read_meta(meta_path)
+    if not cat_of:
+        raise DataError(f"{meta_path}: the file is empty (no item metadata)")
     user, item, time, item_codes = read_reviews(reviews_path)
     if len(user) == 0:
-        raise DataError(f"{reviews_path}: no reviews")
+        raise DataError(f"{reviews_path}: the file is empty (no reviews)")
     names = np.empty(len(item_codes), dtype=object)
     for asin, code in item_codes.items():
         names[code] = cat_of.get(asin, "unknown")
+    covered = sum(a in cat_of for a in item_codes)
+    coverage = covered / len(item_codes)
+    need = float(cfg.get("min_meta_coverage", 0.5))
+    share = f"{meta_path} has categories for {covered:,} of the {len(item_codes):,} reviewed items ({coverage:.1%})"
+    if coverage < need:
+        raise DataError(f"{share}, below data.min_meta_coverage={need}: is it the meta file of another category "
+                        f"(data.category={cfg.get('category')!r})? Items without metadata all get one category "
+                        f"'unknown'. Set data.min_meta_coverage=0 to accept it.")
+    warnings = [f"{share}; the rest share the category 'unknown'"] if coverage < WARN_META_COVERAGE else []
     cat_names, cat_codes = np.unique(names.astype(str), return_inverse=True)
+    steps = [filtering_step("reviews_read", len(user), f"reviews read from {reviews_path.name}"),
+             filtering_step("items_without_meta", len(item_codes) - covered,
+                            f"of {len(item_codes):,} items have no metadata (category 'unknown'; kept)")]
     meta = {"source": "amazon", "category": cfg.get("category", "Electronics"), "protocol": protocol,
-            "reviews": int(len(user)), "items_without_meta": int(sum(a not in cat_of for a in item_codes))}
+            "reviews": int(len(user)), "items_without_meta": int(len(item_codes) - covered),
+            "meta_coverage": round(coverage, 4), "filtering": steps, "warnings": warnings}
     return Events(user, item, cat_codes[item], time), meta
 
 

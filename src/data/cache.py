@@ -15,7 +15,7 @@ from src.data.readers import fingerprint
 from src.paths import CACHE_DIR, resolve
 
 # bump when the protocol's output changes for the same input, so old caches are not reused
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: meta['filtering'], what each filtering step kept or dropped
 EVENT_SOURCES = {"movielens": movielens, "amazon": amazon, "taobao": taobao}
 SOURCES = sorted([*EVENT_SOURCES, "synthetic"])
 

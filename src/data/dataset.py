@@ -108,3 +108,26 @@ class SequenceData:
         vocab = {"item": int(max(item.max(initial=0), target_item.max()) + 1),
                  "cat": int(max(events["cat"].max(initial=0), target_cat.max()) + 1), "user": 2}
         return cls(name, t, vocab, events, splits, {})
+
+
+def filtering_step(key: str, count: int, what: str) -> dict:
+    """One line of a data set's filtering record: `count` rows or events read, kept (>= 0) or dropped (< 0)."""
+    return {"key": key, "count": int(count), "what": what}
+
+
+def filtering_lines(meta: dict) -> list[str]:
+    """What each filtering step kept or dropped, in order, as lines for a terminal."""
+    steps = meta.get("filtering") or []
+    if not steps:
+        return []
+    width = max(len(f"{abs(s['count']):,}") for s in steps)
+    out = []
+    for s in steps:
+        sign = "-" if s["count"] < 0 else " "
+        out.append(f"  {sign} {abs(s['count']):>{width},}  {s['what']}")
+    return out + [f"  warning: {w}" for w in meta.get("warnings", [])]
+
+
+def filtering_params(meta: dict) -> dict:
+    """The filtering record as run params: data_filter.<step> = count (negative: dropped)."""
+    return {f"data_filter.{s['key']}": s["count"] for s in meta.get("filtering") or []}

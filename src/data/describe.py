@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-from src.data.dataset import SPLITS, DataError, SequenceData
+from src.data.dataset import SPLITS, DataError, SequenceData, filtering_lines
 
 
 def summary(data: SequenceData) -> dict:
@@ -52,6 +52,9 @@ def render(info: dict, data: SequenceData) -> str:
             continue
         lines.append(f"{split:<6} {s['samples']:>10,} {s['positive_rate']:>9.3f} {h['min']:>8} {h['p25']:>5} "
                      f"{h['median']:>6} {h['p75']:>5} {h['max']:>5} {h['mean']:>6.1f} {h['full']:>6.1%}")
+    filtering = filtering_lines(data.meta)
+    if filtering:
+        lines += ["filtering (- dropped):", *filtering]
     lengths = data.splits["train"]["hist_len"]
     if len(lengths):
         edges = np.unique(np.linspace(0, data.max_len, 11).astype(int))

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from src.data.dataset import OOV, PAD, SPLITS, DataError, SequenceData
+from src.data.dataset import OOV, PAD, SPLITS, DataError, SequenceData, filtering_step
 
 
 @dataclass
@@ -115,10 +115,19 @@ def build(events: Events, cfg, name: str, implicit: bool, meta: dict | None = No
 
     # sample events: every event with enough history (optionally only a user's last k)
     is_sample = pos >= min_history
+    short = int((~is_sample).sum())
     per_user = cfg.get("samples_per_user")
     if per_user:
         is_sample &= pos >= counts[user_of] - int(per_user)
     sample_idx = np.flatnonzero(is_sample)
+    steps = [filtering_step("events", n_events, "events"),
+             filtering_step("not_samples_short_history", -short,
+                            f"events with fewer than data.min_history={min_history} earlier events (history only)")]
+    if per_user:
+        steps.append(filtering_step("not_samples_beyond_per_user", -(n_events - short - len(sample_idx)),
+                                    f"events before each user's last data.samples_per_user={per_user} "
+                                    f"(history only)"))
+    steps.append(filtering_step("samples", len(sample_idx), "events that are samples (train, valid and test)"))
     n_samples_u = np.bincount(user_of[sample_idx], minlength=len(starts))
     split_cfg = cfg.get("split", {}) or {}
     n_test = _take(n_samples_u, split_cfg.get("test", 1), "test")
@@ -179,6 +188,7 @@ def build(events: Events, cfg, name: str, implicit: bool, meta: dict | None = No
         splits[split] = cols
 
     info = dict(meta or {})
+    info["filtering"] = list(info.get("filtering") or []) + steps
     info.update(
         events=int(n_events), users=int(len(starts)), items=len(item_vocab) - 2, cats=len(cat_vocab) - 2,
         users_in_vocab=len(user_vocab) - 2, implicit=implicit,

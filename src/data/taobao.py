@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.data.dataset import DataError
+from src.data.dataset import DataError, filtering_step
 from src.data.protocol import Events
 from src.data.readers import find_one, read_delimited
 
@@ -44,7 +44,7 @@ def load_events(cfg, paths: list[Path], progress=None):
         raise DataError(f"`data.behaviors` must be a non-empty subset of {list(BEHAVIOURS)}, got {keep}")
     window = cfg.get("window", {}) or {}
     start, end = int(window.get("start", 0)), int(window.get("end", 2**62))
-    parts, rows, dropped = [], 0, 0
+    parts, rows, out_of_window, other = [], 0, 0, 0
     types = {"user": np.int64, "item": np.int64, "cat": np.int64, "behavior": "category", "time": np.int64}
     checks = [int, int, int, _behaviour, int]
     for chunk in read_delimited(path, COLUMNS, types, checks, header=False,
@@ -56,15 +56,25 @@ def load_events(cfg, paths: list[Path], progress=None):
             raise DataError(f"{path}:{rows + i + 1}: unknown behavior_type {behaviour.iloc[i]!r} "
                             f"(expected one of {list(BEHAVIOURS)})")
         t = chunk["time"].to_numpy()
-        sel = behaviour.isin(keep).to_numpy() & (t >= start) & (t < end)
+        in_window = (t >= start) & (t < end)
+        wanted = behaviour.isin(keep).to_numpy()
+        sel = wanted & in_window
         parts.append(np.stack([chunk[c].to_numpy()[sel] for c in ("user", "item", "cat", "time")]).astype(np.int64))
         rows += len(chunk)
-        dropped += int((~((t >= start) & (t < end))).sum())
+        out_of_window += int((~in_window).sum())
+        other += int((in_window & ~wanted).sum())
         if progress:
             progress(rows)
-    if not parts:
-        raise DataError(f"{path}: empty file")
+    if rows == 0:
+        raise DataError(f"{path}: the file is empty (no rows)")
     user, item, cat, time = np.concatenate(parts, axis=1)
-    meta = {"source": "taobao", "rows": rows, "rows_out_of_window": dropped, "behaviors": keep,
-            "window": [start, end]}
+    steps = [filtering_step("rows_read", rows, f"rows read from {path.name}"),
+             filtering_step("dropped_out_of_window", -out_of_window, f"outside the time window [{start}, {end})"),
+             filtering_step("dropped_other_behaviours", -other, f"behaviour types other than {keep} "
+                                                                f"(data.behaviors)")]
+    if len(user) == 0:
+        raise DataError(f"{path}: no events left after filtering: {rows:,} rows read, {out_of_window:,} outside the "
+                        f"time window [{start}, {end}), {other:,} of behaviour types other than {keep}")
+    meta = {"source": "taobao", "rows": rows, "rows_out_of_window": out_of_window, "rows_other_behaviours": other,
+            "behaviors": keep, "window": [start, end], "filtering": steps}
     return Events(user, item, cat, time), meta

@@ -108,3 +108,71 @@ def test_taobao_errors(tmp_path):
     write(tmp_path / "UserBehavior.csv", TAOBAO)
     with pytest.raises(DataError, match="behaviors"):
         load_data(taobao_cfg(tmp_path, behaviors=["like"]))
+
+
+def test_taobao_reports_each_filtering_step(tmp_path):
+    from src.data.dataset import filtering_lines, filtering_params
+    from src.data.describe import render, summary
+
+    write(tmp_path / "UserBehavior.csv", TAOBAO)
+    d = load_data(taobao_cfg(tmp_path))
+    steps = filtering_params(d.meta)
+    # 10 rows: 1 outside the window, 1 (in the window) of another behaviour type, 8 click events
+    assert steps["data_filter.rows_read"] == 10 and steps["data_filter.dropped_out_of_window"] == -1
+    assert steps["data_filter.dropped_other_behaviours"] == -1 and steps["data_filter.events"] == 8
+    assert steps["data_filter.not_samples_short_history"] == -3  # each user's first event
+    assert steps["data_filter.samples"] == 5
+    text = render(summary(d), d)
+    assert "outside the time window" in text and "behaviour types other than ['pv']" in text
+    assert "\n".join(filtering_lines(d.meta)) in text
+
+
+@pytest.mark.parametrize("content", ["", "\n\n"])
+def test_an_empty_taobao_file_is_named_as_empty(tmp_path, content):
+    write(tmp_path / "UserBehavior.csv", content)
+    with pytest.raises(DataError, match=r"UserBehavior.csv: the file is empty"):
+        load_data(taobao_cfg(tmp_path))
+
+
+def test_taobao_nothing_left_says_why(tmp_path):
+    write(tmp_path / "UserBehavior.csv", TAOBAO)
+    with pytest.raises(DataError, match=r"UserBehavior.csv: no events left after filtering: 10 rows read, 10 outside"):
+        load_data(taobao_cfg(tmp_path, window={"start": 0, "end": 1}))
+
+
+def test_amazon_meta_file_that_covers_too_few_items(tmp_path, amazon_rows):
+    reviews, meta = amazon_rows
+    write(tmp_path / "reviews_Electronics_5.json", amazon_lines(reviews))
+    write(tmp_path / "meta_Electronics.json", "")
+    with pytest.raises(DataError, match=r"meta_Electronics.json: the file is empty"):
+        load_data(amazon_cfg(tmp_path))
+    other = [{"asin": "zz" + str(i), "categories": [["Books", "X"]]} for i in range(5)]  # another category's file
+    write(tmp_path / "meta_Electronics.json", amazon_lines(other))
+    with pytest.raises(DataError, match=r"has categories for 0 of the 6 reviewed items \(0.0%\).*min_meta_coverage"):
+        load_data(amazon_cfg(tmp_path))
+    accepted = load_data(amazon_cfg(tmp_path, min_meta_coverage=0))  # opted in: accepted, and said
+    assert accepted.meta["meta_coverage"] == 0 and "the rest share the category 'unknown'" in accepted.meta["warnings"][0]
+    write(tmp_path / "meta_Electronics.json", amazon_lines(meta[:4]))  # 4 of 6 items: a warning, not an error
+    low = load_data(amazon_cfg(tmp_path))
+    assert low.meta["meta_coverage"] == round(4 / 6, 4) and low.meta["warnings"]
+    assert load_data(amazon_cfg(tmp_path, protocol="din")).meta["filtering"][1]["count"] == 2
+
+
+def test_a_run_logs_what_the_protocol_used_and_what_was_dropped(tmp_path, amazon_rows, store):
+    import mlflow
+
+    from src.config import compose
+    from src.training import train_run
+
+    reviews, meta = amazon_rows
+    write(tmp_path / "reviews_Electronics_5.json", amazon_lines(reviews))
+    write(tmp_path / "meta_Electronics.json", amazon_lines(meta))
+    lines = []
+    overrides = ["data=amazon", f"data.path={tmp_path}", "data.protocol=dien", "data.cache=false", "model=din",
+                 "model.embedding.item=4", "model.embedding.cat=2", "model.mlp.width=8", "train.epochs=1",
+                 "train.probe.size=2", "train.probe.metrics_size=4", *store]
+    result = train_run(compose(overrides), overrides, log=lines.append)
+    assert any("reviews read from reviews_Electronics_5.json" in line for line in lines[:8]), lines
+    params = mlflow.MlflowClient().get_run(result.run_id).data.params
+    assert params["data.samples_per_user"] == "3" and params["data.split.valid"] == "1"  # what dien used
+    assert params["data_filter.reviews_read"] == "9" and params["data_filter.samples"] == "5"  # U1: 3, U2: 2
