@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install test test-fast sweep train ui bench lint clean-cache
+.PHONY: install test test-fast sweep train ui dashboard bench lint clean-cache
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ train: $(STAMP)
 ## the MLflow UI on the project's store, http://127.0.0.1:5000
 ui: $(STAMP)
 	$(PY) -m src.tracking ui $(ARGS)
+
+## Optuna's dashboard on the local study journal, read-only, http://127.0.0.1:8080
+## (another study storage: make dashboard ARGS="postgresql://lab@DBHOST/optuna")
+dashboard: $(STAMP)
+	$(PY) -m src.dashboard $(ARGS)
 
 ## training throughput beside the plain Keras baseline
 bench: $(STAMP)
