@@ -1,4 +1,4 @@
-"""Evaluation metrics (REFERENCE.md section 5), each named for what it computes.
+"""Evaluation metrics (docs/data.md, "Metrics"), each named for what it computes.
 
 - auc: ROC AUC over all samples.
 - gauc: the DIN paper's user-weighted AUC, sum_u n_u AUC_u / sum_u n_u over

@@ -1,4 +1,4 @@
-"""Amazon reviews in the published raw format (REFERENCE.md section 4).
+"""Amazon reviews in the published raw format (docs/data.md).
 
 `reviews_<Cat>_5.json[.gz]`: one review per line (reviewerID, asin, overall,
 unixReviewTime, ...); `meta_<Cat>.json[.gz]`: one item per line (asin,

@@ -1,4 +1,4 @@
-"""MovieLens, the DIN paper's protocol (REFERENCE.md section 4).
+"""MovieLens, the DIN paper's protocol (docs/data.md).
 
 One sample per rating: label 1 for ratings >= `positive_rating` (4: ratings 4 and
 5), else 0; the history is the user's earlier rated movies (any rating) in time

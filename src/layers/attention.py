@@ -3,7 +3,7 @@
 Scores each behaviour k_t against the target q with an MLP on [q, k, q - k, q * k],
 masks padded steps with -2**32 + 1, optionally divides by sqrt(D), and normalises
 with a softmax over the sequence (or keeps the raw scores, padding 0, as the DIN
-paper does). REFERENCE.md section 1.
+paper does). docs/models.md section 1.
 """
 
 from __future__ import annotations

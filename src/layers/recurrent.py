@@ -1,6 +1,6 @@
 """DIEN's recurrent layers: the interest extractor GRU and the interest evolution cells.
 
-One recurrence serves every cell (REFERENCE.md section 3). With the input
+One recurrence serves every cell (docs/models.md section 3). With the input
 projection p = x W + b, q = h U + bU and
 
     z = sigmoid(p_z + q_z), r = sigmoid(p_r + q_r), c = tanh(p_c + r * q_c),

@@ -42,7 +42,7 @@ def dice(x, alpha, mean, var, eps):
 
 
 def gru_sequence(x, lengths, kernel, rkernel, bias, rbias, update, scores=None):
-    """REFERENCE.md section 3, step by step; update(z, a) -> weight of the candidate.
+    """docs/models.md section 3, step by step; update(z, a) -> weight of the candidate.
 
     Returns all states [B, T, H]; padded steps repeat the previous state.
     """
