@@ -202,6 +202,8 @@ class Train(Strict):
     shuffle_seed: int | None = None
     early_stopping: EarlyStopping
     deterministic: bool
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    jit_compile: bool = False
     threads: Threads
     probe: Probe
     save_model: bool

@@ -112,12 +112,14 @@ def prepare(cfg, log=print) -> Prepared:
     tr = plain["train"]
     seed = int(plain.get("seed", 0))
     keras.backend.clear_session()
+    keras.config.set_dtype_policy(tr.get("precision", "float32"))  # set on every run: one process, many runs
     device = runtime.configure(seed, tr["deterministic"], tr["threads"]["intra_op"], tr["threads"]["inter_op"])
     check_names(plain)  # registry names, before any data is read
     data = load_data(plain["data"], progress=log)
     model = build_model(plain["model"], data.vocab, data.max_len)
     opt = dict(tr["optimizer"])
-    model.compile(make_optimizer(opt.pop("name"), opt.pop("lr"), **opt), loss="binary_crossentropy")
+    model.compile(make_optimizer(opt.pop("name"), opt.pop("lr"), **opt), loss="binary_crossentropy",
+                  jit_compile=bool(tr.get("jit_compile", False)))
     inputs = list(model.input)
     for split in ("train", "valid", "test"):
         if data.size(split) == 0:

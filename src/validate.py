@@ -30,7 +30,18 @@ def validate(cfg) -> dict:
         schema.check(plain)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    tr = plain["train"]
+    if tr.get("jit_compile") and tr["deterministic"] and backend() == "tensorflow":
+        raise ConfigError("`train.jit_compile=true` needs `train.deterministic=false` on TensorFlow: its op "
+                          "determinism turns XLA off (and Keras would drop jit_compile without a word)")
     return plain
+
+
+def backend() -> str:
+    """The Keras backend this process will use (KERAS_BACKEND, default tensorflow), without importing Keras."""
+    import os
+
+    return os.environ.get("KERAS_BACKEND", "tensorflow")
 
 
 def check_names(plain: dict) -> None:

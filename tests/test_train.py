@@ -194,3 +194,20 @@ def test_ctrl_c_prints_one_line_and_the_run_ends_killed(store):
     mlflow.set_tracking_uri(store[0].split("=", 1)[1])
     run_id = lines[0].split()[2]
     assert mlflow.MlflowClient().get_run(run_id).info.status == "KILLED"
+
+
+@pytest.mark.slow
+def test_a_mixed_precision_run_and_an_xla_run(store):
+    lines = []
+    result = train_run(compose(TINY + ["model=dien", "model/activation=dice", "train.precision=mixed_bfloat16"]
+                               + store), log=lines.append)
+    assert result.status == "FINISHED" and np.isfinite(result.valid["auc"])
+    assert mlflow.MlflowClient().get_run(result.run_id).data.params["train.precision"] == "mixed_bfloat16"
+    assert keras.config.dtype_policy().name == "mixed_bfloat16"
+    again = train_run(compose(TINY + ["model=din"] + store), log=lines.append)  # the next run is float32 again
+    assert keras.config.dtype_policy().name == "float32" and again.status == "FINISHED"
+    with pytest.raises(ConfigError, match="jit_compile=true` needs `train.deterministic=false"):
+        validate(compose(TINY + ["train.jit_compile=true"]))
+    xla = train_run(compose(TINY + ["model=din", "train.jit_compile=true", "train.deterministic=false"] + store),
+                    log=lines.append)
+    assert xla.status == "FINISHED" and np.isfinite(xla.valid["auc"])

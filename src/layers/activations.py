@@ -50,6 +50,7 @@ class Dice(keras.layers.Layer):
     def __init__(self, epsilon=1e-9, momentum=0.99, use_beta=False, **kwargs):
         super().__init__(**kwargs)
         self.epsilon = positive("epsilon", epsilon)  # 0 divides by zero on a constant channel
+        self.supports_masking = True  # elementwise: a mask passes through
         self.momentum = fraction("momentum", momentum)
         self.use_beta = bool(use_beta)
 
@@ -58,28 +59,39 @@ class Dice(keras.layers.Layer):
         if channels is None:
             raise ValueError("Dice needs a known channel dimension (last axis)")
         self.alpha = self.add_weight(shape=(channels,), initializer="zeros", name="alpha")
+        # the statistics stay in the variable dtype (float32 under mixed precision): never autocast
         self.moving_mean = self.add_weight(
-            shape=(channels,), initializer="zeros", trainable=False, name="moving_mean"
+            shape=(channels,), initializer="zeros", trainable=False, name="moving_mean", autocast=False
         )
         self.moving_variance = self.add_weight(
-            shape=(channels,), initializer="ones", trainable=False, name="moving_variance"
+            shape=(channels,), initializer="ones", trainable=False, name="moving_variance", autocast=False
         )
         self.beta = (
-            self.add_weight(shape=(channels,), initializer="zeros", name="beta")
+            self.add_weight(shape=(channels,), initializer="zeros", name="beta", autocast=False)
             if self.use_beta
             else None
         )
 
-    def call(self, inputs, training=None):
-        x32 = ops.cast(inputs, "float32")
+    def call(self, inputs, training=None, mask=None):
+        """Args: inputs [..., C]; mask [B, T] for [B, T, C] inputs: the batch statistics are taken over
+        the valid steps only, so that padding does not change them."""
+        stat_dtype = self.moving_mean.dtype  # float32, or float64 in a float64 layer
+        xs = ops.cast(inputs, stat_dtype)
         if training:
-            mean, variance = ops.moments(x32, axes=_channel_axes(len(inputs.shape)))
+            axes = _channel_axes(len(inputs.shape))
+            if mask is not None and len(inputs.shape) == 3:
+                w = ops.cast(mask, stat_dtype)[..., None]
+                n = ops.maximum(ops.sum(w, axis=axes), 1.0)
+                mean = ops.sum(xs * w, axis=axes) / n
+                variance = ops.sum(w * ops.square(xs - mean), axis=axes) / n
+            else:
+                mean, variance = ops.moments(xs, axes=axes)
             m = self.momentum
             self.moving_mean.assign(self.moving_mean * m + mean * (1.0 - m))
             self.moving_variance.assign(self.moving_variance * m + variance * (1.0 - m))
         else:
             mean, variance = self.moving_mean, self.moving_variance
-        z = (x32 - mean) / ops.sqrt(variance + self.epsilon)
+        z = (xs - mean) / ops.sqrt(variance + self.epsilon)
         if self.beta is not None:
             z = z + self.beta
         p = ops.cast(ops.sigmoid(z), inputs.dtype)
@@ -162,10 +174,18 @@ def check_activation(spec, argument: str = "activation"):
     return name
 
 
-def get_activation(spec, argument: str = "activation", name: str | None = None):
-    """A new activation layer from a name or a `{"name": ..., **kwargs}` mapping."""
+def get_activation(spec, argument: str = "activation", name: str | None = None, dtype=None):
+    """A new activation layer from a name or a `{"name": ..., **kwargs}` mapping (`dtype`: its dtype
+    policy, normally the parent layer's)."""
     spec = check_activation(spec, argument)
     act_name, kwargs = _split_spec(spec, argument)
     if act_name in _REGISTRY:
-        return _REGISTRY[act_name](name=name, **kwargs)
-    return keras.layers.Activation(act_name, name=name)
+        return _REGISTRY[act_name](name=name, dtype=dtype, **kwargs)
+    return keras.layers.Activation(act_name, name=name, dtype=dtype)
+
+
+def takes_mask(layer) -> bool:
+    """Whether a layer's call accepts a `mask` (Dice does: its statistics skip padded steps)."""
+    import inspect
+
+    return "mask" in inspect.signature(layer.call).parameters

@@ -16,7 +16,7 @@ import numpy as np
 from keras import ops
 
 from src.layers._checks import units_list
-from src.layers.activations import check_activation, get_activation
+from src.layers.activations import check_activation, get_activation, takes_mask
 from src.layers.sequence import step_mask
 
 PAD_SCORE = -(2.0**32) + 1
@@ -78,11 +78,12 @@ class TargetAttention(keras.layers.Layer):
         self.query_projection = bool(query_projection)
         self.projection_activation = check_activation(projection_activation, "projection_activation")
         widths = self.hidden_units + (1,)
+        policy = self.dtype_policy  # sub-layers compute in the layer's own policy (mixed, float64, ...)
         self.activations = [
-            get_activation(self.activation, "activation", name=f"act_{i}")
+            get_activation(self.activation, "activation", name=f"act_{i}", dtype=policy)
             for i in range(len(self.hidden_units))
         ]
-        self.later = [keras.layers.Dense(u, name=f"dense_{i + 1}") for i, u in enumerate(widths[1:])]
+        self.later = [keras.layers.Dense(u, name=f"dense_{i + 1}", dtype=policy) for i, u in enumerate(widths[1:])]
         self.first_units = widths[0]
 
     def build(self, input_shape):
@@ -94,8 +95,9 @@ class TargetAttention(keras.layers.Layer):
             )
         d = k_shape[-1]
         if self.query_projection:
-            self.projection = keras.layers.Dense(d, name="query_projection")
-            self.projection_act = get_activation(self.projection_activation, name="query_projection_act")
+            self.projection = keras.layers.Dense(d, name="query_projection", dtype=self.dtype_policy)
+            self.projection_act = get_activation(self.projection_activation, name="query_projection_act",
+                                                 dtype=self.dtype_policy)
             self.projection.build(q_shape)
             self.projection_act.build((q_shape[0], d))
         elif q_shape[-1] != d:
@@ -111,8 +113,9 @@ class TargetAttention(keras.layers.Layer):
             dense.build(shape)
             shape = shape[:-1] + (dense.units,)
 
-    def scores(self, query, keys, training=None):
-        """Unmasked attention logits [B, T] (the MLP output)."""
+    def scores(self, query, keys, training=None, mask=None):
+        """Unmasked attention logits [B, T] (the MLP output); `mask` [B, T] keeps padded steps out of
+        the batch statistics of activations that have them (Dice)."""
         if self.query_projection:
             query = self.projection_act(self.projection(query), training=training)
         d = keys.shape[-1]
@@ -123,13 +126,15 @@ class TargetAttention(keras.layers.Layer):
         k_part = ops.matmul(keys, per_row)  # [B, T, H1]
         x = q_part[:, None, :] + k_part
         for act, dense in zip(self.activations, self.later):
-            x = dense(act(x, training=training))
+            x = dense(act(x, training=training, mask=mask) if takes_mask(act) else act(x, training=training))
         return x[..., 0]
 
     def call(self, inputs, mask=None, training=None, return_attention_scores=False):
         query, keys = inputs
-        logits = ops.cast(self.scores(query, keys, training=training), "float32")
         mask = step_mask(mask)
+        logits = self.scores(query, keys, training=training, mask=mask)
+        if keras.backend.standardize_dtype(logits.dtype) in ("float16", "bfloat16"):
+            logits = ops.cast(logits, "float32")  # softmax over the history in float32 (only ever an up-cast)
         if mask is None:
             valid = ops.ones_like(logits, dtype="bool")
         else:

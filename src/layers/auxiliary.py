@@ -39,7 +39,7 @@ class AuxiliaryLoss(keras.layers.Layer):
         self.hidden_units = units_list("hidden_units", hidden_units)
         self.activation = check_activation(activation, "activation")
         self.alpha = non_negative("alpha", alpha)
-        self.scorer = MLP(self.hidden_units, self.activation, output_units=1, name="scorer")
+        self.scorer = MLP(self.hidden_units, self.activation, output_units=1, name="scorer", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         states, pos, neg = input_shape

@@ -43,23 +43,24 @@ class MLP(keras.layers.Layer):
         self.output_units = (
             None if output_units is None else units_list("output_units", [output_units])[0]
         )
-        self.dense = [keras.layers.Dense(u, name=f"dense_{i}") for i, u in enumerate(self.hidden_units)]
+        policy = self.dtype_policy  # sub-layers compute in the layer's own policy (mixed, float64, ...)
+        n = len(self.hidden_units)
+        self.dense = [keras.layers.Dense(u, name=f"dense_{i}", dtype=policy) for i, u in enumerate(self.hidden_units)]
         self.norms = (
-            [keras.layers.BatchNormalization(name=f"bn_{i}") for i in range(len(self.hidden_units))]
+            [keras.layers.BatchNormalization(name=f"bn_{i}", dtype=policy) for i in range(n)]
             if self.batch_norm
             else []
         )
         self.activations = [
-            get_activation(self.activation, "activation", name=f"act_{i}")
-            for i in range(len(self.hidden_units))
+            get_activation(self.activation, "activation", name=f"act_{i}", dtype=policy) for i in range(n)
         ]
         self.drops = (
-            [keras.layers.Dropout(self.dropout, name=f"drop_{i}") for i in range(len(self.hidden_units))]
+            [keras.layers.Dropout(self.dropout, name=f"drop_{i}", dtype=policy) for i in range(n)]
             if self.dropout > 0
             else []
         )
         self.out = (
-            keras.layers.Dense(self.output_units, name="output") if self.output_units else None
+            keras.layers.Dense(self.output_units, name="output", dtype=policy) if self.output_units else None
         )
 
     def build(self, input_shape):

@@ -108,5 +108,7 @@ def head(features: Features, interest, cfg, name: str) -> keras.Model:
         dropout=fraction("model.mlp.dropout", _get(mlp_cfg, "dropout", 0.0)),
         name="top_mlp",
     )(x)
-    out = keras.layers.Dense(1, activation="sigmoid", name="click_probability")(x)
+    # the probability in float32 under mixed precision, for a stable log-loss
+    mixed = keras.config.dtype_policy().name.startswith("mixed")
+    out = keras.layers.Dense(1, activation="sigmoid", name="click_probability", dtype="float32" if mixed else None)(x)
     return keras.Model(features.inputs, out, name=name)
