@@ -137,15 +137,15 @@ def test_pipeline_batches_match_the_histories():
     x, y = zip(*[(bx, by) for bx, by in ds])
     full = d.histories("valid")
     for k in inputs:
-        np.testing.assert_array_equal(np.concatenate([b[k].numpy() for b in x]), full[k])
-    np.testing.assert_array_equal(np.concatenate([b.numpy() for b in y]), d.splits["valid"]["label"])
+        np.testing.assert_array_equal(np.concatenate([np.asarray(b[k]) for b in x]), full[k])
+    np.testing.assert_array_equal(np.concatenate([np.asarray(b) for b in y]), d.splits["valid"]["label"])
 
 
 def test_pipeline_shuffle_is_seeded_and_reshuffles():
     d = load_data(SYN)
 
     def epoch(ds):
-        return np.concatenate([bx["target_item"].numpy() for bx, _ in ds])
+        return np.concatenate([np.asarray(bx["target_item"]) for bx, _ in ds])
 
     a = make_dataset(d, "train", 32, shuffle=True, seed=1, inputs=["target_item"])
     b = make_dataset(d, "train", 32, shuffle=True, seed=1, inputs=["target_item"])

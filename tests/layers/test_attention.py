@@ -18,8 +18,8 @@ def _inputs(seed=0, dq=D):
 
 
 def _layer_weights(layer):
-    ws = [(layer.kernel.numpy(), layer.bias.numpy())]
-    ws += [(d.kernel.numpy(), d.bias.numpy()) for d in layer.later]
+    ws = [(np.asarray(layer.kernel), np.asarray(layer.bias))]
+    ws += [(np.asarray(d.kernel), np.asarray(d.bias)) for d in layer.later]
     return ws
 
 
@@ -34,9 +34,9 @@ def test_matches_numpy_on_ragged_lengths(scale, softmax, hidden):
     ref_pooled, ref_w = target_attention(
         q.astype("float64"), k.astype("float64"), LENGTHS, _layer_weights(layer), sigmoid, scale, softmax
     )
-    np.testing.assert_allclose(weights.numpy(), ref_w, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(pooled.numpy(), ref_pooled, rtol=1e-5, atol=1e-5)
-    w = weights.numpy()
+    np.testing.assert_allclose(np.asarray(weights), ref_w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(pooled), ref_pooled, rtol=1e-5, atol=1e-5)
+    w = np.asarray(weights)
     assert np.all(w[~mask] == 0.0), "padded steps must weigh exactly 0"
     if softmax:
         np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-6)
@@ -50,7 +50,7 @@ def test_relu_hidden_and_no_mask():
     pooled = layer([q, k])
     ref, _ = target_attention(q, k, np.full(B, T), _layer_weights(layer), lambda x: np.maximum(x, 0),
                               False, True)
-    np.testing.assert_allclose(pooled.numpy(), ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(pooled), ref, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
@@ -81,10 +81,10 @@ def test_query_projection_allows_other_width():
     pooled, w = layer([q, k], mask=mask, return_attention_scores=True)
     assert pooled.shape == (B, D) and w.shape == (B, T)
     # the projection is Dense(D) + PReLU(0.25) applied before the MLP
-    proj = q @ layer.projection.kernel.numpy() + layer.projection.bias.numpy()
+    proj = q @ np.asarray(layer.projection.kernel) + np.asarray(layer.projection.bias)
     proj = np.where(proj > 0, proj, 0.25 * proj)
     ref, ref_w = target_attention(proj, k, LENGTHS, _layer_weights(layer), sigmoid, True, True)
-    np.testing.assert_allclose(w.numpy(), ref_w, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(w), ref_w, rtol=1e-5, atol=1e-6)
 
 
 def test_width_mismatch_names_the_argument():
