@@ -15,6 +15,19 @@ TINY = [
 ]
 
 
+def float64():
+    """A context in which float64 tensors exist (JAX makes them only in its x64 mode)."""
+    import contextlib
+
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return jax.enable_x64(True)
+    return contextlib.nullcontext()
+
+
 @pytest.fixture
 def store(tmp_path):
     """Tracking overrides for a private MLflow store in tmp_path."""
