@@ -11,16 +11,17 @@ ARGS ?=
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev,jax]'
 	@touch $(STAMP)
 
 install: $(STAMP)
 
-## the whole test suite, slow end-to-end tests included
+## the whole test suite, slow end-to-end tests included; then the layer and model tests on the JAX backend
 test: $(STAMP)
 	$(PY) -m pytest $(ARGS)
+	KERAS_BACKEND=jax $(PY) -m pytest tests/layers tests/models $(ARGS)
 
-## the inner loop: everything but the slow tests
+## the inner loop: everything but the slow tests (TensorFlow backend)
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow" $(ARGS)
 

@@ -80,7 +80,8 @@ def set_determinism(seed: int) -> None:
     """Seeds Python, NumPy and the backend, and turns on TensorFlow's deterministic ops.
 
     With op determinism on, Keras does not compile with XLA (it would drop
-    `jit_compile=True` anyway), so training runs TensorFlow's own kernels.
+    `jit_compile=True` anyway), so training runs TensorFlow's own kernels. JAX on the CPU
+    is deterministic as it is (the same program and seed give the same numbers).
     """
     import keras
 
@@ -92,12 +93,21 @@ def set_determinism(seed: int) -> None:
 
 
 def set_threads(intra_op: int = 1, inter_op: int = 0) -> None:
-    """CPU thread pools. 0 leaves TensorFlow's default (one per core).
+    """CPU thread pools. 0 leaves the backend's default (one per core).
 
     One intra-op thread is faster here for these models: their ops are small, and
     splitting each across cores costs more than it saves, while independent ops
     still run side by side on the inter-op pool (measured by `python -m src.bench`).
+    On JAX the setting is XLA's, read when JAX starts its CPU client: the first run
+    of a process fixes it.
     """
+    import keras
+
+    if keras.backend.backend() == "jax":
+        if intra_op == 1 and "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
+            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false "
+                                       "intra_op_parallelism_threads=1").strip()
+        return
     import tensorflow as tf
 
     try:
@@ -110,18 +120,28 @@ def set_threads(intra_op: int = 1, inter_op: int = 0) -> None:
 
 
 def describe_device() -> str:
-    """'GPU (n): names' with memory growth turned on, or 'CPU (n cores)'."""
-    import tensorflow as tf
+    """'GPU (n): names' (TensorFlow: with memory growth turned on), or 'CPU (n cores)'; with the backend."""
+    import keras
 
-    gpus = tf.config.list_physical_devices("GPU")
-    for g in gpus:
-        try:
-            tf.config.experimental.set_memory_growth(g, True)
-        except RuntimeError:
-            pass
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        gpus = [d for d in jax.devices() if d.platform == "gpu"]
+        names = [str(d) for d in gpus]
+    else:
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        for g in gpus:
+            try:
+                tf.config.experimental.set_memory_growth(g, True)
+            except RuntimeError:
+                pass
+        names = [g.name for g in gpus]
     if gpus:
-        return f"GPU ({len(gpus)}): " + ", ".join(g.name for g in gpus)
-    return f"CPU ({os.cpu_count()} cores)"
+        return f"GPU ({len(gpus)}): " + ", ".join(names) + f" [{backend}]"
+    return f"CPU ({os.cpu_count()} cores) [{backend}]"
 
 
 def quiet() -> None:

@@ -26,7 +26,8 @@ from src.config import flatten
 from src.paths import MLRUNS_DIR, ROOT, resolve
 
 HOST = __import__("socket").gethostname()
-LIBRARIES = ("tensorflow", "keras", "mlflow", "optuna", "hydra-core", "omegaconf", "numpy", "pandas")
+LIBRARIES = ("tensorflow", "jax", "jaxlib", "keras", "mlflow", "optuna", "hydra-core", "omegaconf", "numpy",
+             "pandas")
 _SECRET = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@")
 
 
@@ -245,8 +246,10 @@ def log_dataset(data) -> None:
 
 
 def run_tags(data, device: str, extra: dict | None = None) -> dict:
+    import keras
+
     tags = {**git_info(), **versions(), "data.fingerprint": str(data.meta.get("fingerprint", "")),
-            "data.name": data.name, "device": device}
+            "data.name": data.name, "device": device, "keras_backend": keras.backend.backend()}
     tags.update(extra or {})
     return {k: redact(v) for k, v in tags.items()}
 

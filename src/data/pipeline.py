@@ -1,8 +1,12 @@
-"""The input pipeline shared by every source: a SequenceData split -> shuffled, batched tf.data.
+"""The input pipeline shared by every source: a SequenceData split -> shuffled batches.
 
 Samples stay as (hist_end, hist_len) pointers into the event arrays; each batch
 cuts its [B, T] histories out of the events with one gather per feature, so the
 pipeline's memory is that of the events and samples, whatever T is.
+
+On the TensorFlow backend the batches come from tf.data; on any other Keras backend
+(JAX) from a `keras.utils.PyDataset` of NumPy arrays, which needs no TensorFlow. Both
+draw the same permutation per epoch, so they feed the same batches.
 """
 
 from __future__ import annotations
@@ -31,16 +35,22 @@ def make_dataset(data: SequenceData, split: str, batch_size: int, shuffle: bool 
         inputs: the feature names to produce (a model's `input` keys).
         repeat: repeat forever (for step-based loops).
     """
-    import tensorflow as tf
+    import keras
 
     inputs = list(inputs)
     unknown = [k for k in inputs if k not in FEATURES]
     if unknown:
         raise ValueError(f"unknown model inputs {unknown}; the pipeline makes {list(FEATURES)}")
-    s = data.splits[split]
     n = data.size(split)
     if n == 0:
         raise ValueError(f"split {split!r} of data set {data.name!r} is empty")
+    if keras.backend.backend() != "tensorflow":
+        if repeat:
+            raise ValueError("repeat=True is a tf.data option; the NumPy pipeline runs epoch by epoch")
+        return NumpyBatches(data, split, batch_size, shuffle, seed, inputs)
+    import tensorflow as tf
+
+    s = data.splits[split]
     t = data.max_len
     cols = {k: tf.constant(s[k]) for k in ("user", "target_item", "target_cat", "hist_len") if k in inputs}
     end = tf.constant(s["hist_end"].astype(np.int64))
@@ -66,7 +76,7 @@ def make_dataset(data: SequenceData, split: str, batch_size: int, shuffle: bool 
         def permuted_batches():
             # a fresh permutation per pass over the data, from (seed, pass number): repeatable, and
             # far cheaper than shuffling n scalar elements through a tf.data buffer
-            perm = np.random.default_rng([seed, next(epochs)]).permutation(n)
+            perm = permutation(n, seed, next(epochs))
             for i in range(0, n, batch_size):
                 yield perm[i:i + batch_size]
 
@@ -78,3 +88,44 @@ def make_dataset(data: SequenceData, split: str, batch_size: int, shuffle: bool 
         index = index.repeat()
     return index.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
         tf.data.AUTOTUNE)
+
+
+def permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The sample order of one epoch: seeded by (seed, epoch)."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def _py_dataset_base():
+    import keras
+
+    return keras.utils.PyDataset
+
+
+class NumpyBatches(_py_dataset_base()):
+    """Batches of `(features, labels)` as NumPy arrays, for Keras backends other than TensorFlow.
+
+    A `keras.utils.PyDataset` read in order by one thread (so a run is repeatable); the training
+    split gets a new permutation after every epoch, the same one tf.data would draw.
+    """
+
+    def __init__(self, data: SequenceData, split: str, batch_size: int, shuffle: bool, seed: int, inputs):
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.data, self.split, self.batch_size = data, split, int(batch_size)
+        self.shuffle, self.seed, self.inputs = shuffle, int(seed), list(inputs)
+        self.n = data.size(split)
+        self.labels = data.splits[split]["label"].astype(np.float32)
+        self.epoch = 0
+        self.order = permutation(self.n, self.seed, 0) if shuffle else np.arange(self.n)
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def __getitem__(self, i: int):
+        idx = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+        h = self.data.histories(self.split, idx)
+        return {k: h[k] for k in self.inputs}, self.labels[idx]
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self.epoch += 1
+            self.order = permutation(self.n, self.seed, self.epoch)

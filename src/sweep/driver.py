@@ -73,12 +73,19 @@ def prepare(d: Definition) -> Sweep:
                  design)
 
 
+GPU_COUNT = {  # the GPUs a backend sees, printed by a child process so that this one stays free of CUDA state
+    "tensorflow": "import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))",
+    "jax": "import jax; print(sum(d.platform == 'gpu' for d in jax.devices()))",
+}
+
+
 def _gpu_ids() -> list[str]:
-    """GPUs to share out: DIL_GPUS=0,2, or those TensorFlow sees (asked in a child process, so that
-    this one stays free of CUDA state)."""
+    """GPUs to share out: DIL_GPUS=0,2, or those the Keras backend sees."""
+    from src.validate import backend
+
     if os.environ.get("DIL_GPUS"):
         return os.environ["DIL_GPUS"].split(",")
-    code = "import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))"
+    code = GPU_COUNT.get(backend(), GPU_COUNT["tensorflow"])
     try:
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})

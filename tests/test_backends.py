@@ -1,0 +1,85 @@
+"""A second Keras backend: the same runs on JAX, with an input pipeline that needs no TensorFlow.
+
+(The layer and model tests run on JAX as well: `make test` runs tests/layers and tests/models a second
+time with KERAS_BACKEND=jax.)"""
+
+import os
+import subprocess
+import sys
+
+import mlflow
+import numpy as np
+import pytest
+
+from src.data.pipeline import NumpyBatches, make_dataset
+from src.data.synthetic import build
+from src.paths import ROOT
+from tests.conftest import TINY
+
+NO_TENSORFLOW = """
+import sys
+sys.modules["tensorflow"] = None  # `import tensorflow` fails from here on
+sys.argv = ["src.train", *sys.argv[1:]]
+import runpy
+runpy.run_module("src.train", run_name="__main__")
+"""
+
+
+def test_the_numpy_pipeline_feeds_the_batches_tf_data_feeds():
+    from src.config import compose, to_plain
+
+    data = build(to_plain(compose(TINY).data))
+    inputs = ["target_item", "target_cat", "hist_item", "hist_cat", "hist_len", "neg_item", "neg_cat"]
+    tfd = make_dataset(data, "train", 64, shuffle=True, seed=3, inputs=inputs)
+    npd = NumpyBatches(data, "train", 64, shuffle=True, seed=3, inputs=inputs)
+    for _ in range(2):  # two epochs: the same fresh permutation each
+        tf_batches = list(tfd)
+        assert len(tf_batches) == len(npd)
+        for i, (x, y) in enumerate(tf_batches):
+            nx, ny = npd[i]
+            np.testing.assert_array_equal(np.asarray(y), ny)
+            for k in inputs:
+                np.testing.assert_array_equal(np.asarray(x[k]), nx[k])
+        npd.on_epoch_end()
+
+
+def jax_env():
+    return {**os.environ, "KERAS_BACKEND": "jax", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.mark.slow
+def test_a_jax_run_without_tensorflow_is_tracked_and_reproduces_exactly(store):
+    args = [*TINY, "model=dien", "train.epochs=2", *store]
+    out = subprocess.run([sys.executable, "-c", NO_TENSORFLOW, *args], cwd=ROOT, capture_output=True, text=True,
+                         timeout=600, env=jax_env())
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "[jax]" in out.stdout
+    run_id = next(line.split()[1].rstrip(":") for line in out.stdout.splitlines() if line.startswith("run "))
+    mlflow.set_tracking_uri(store[0].split("=", 1)[1])
+    client = mlflow.MlflowClient()
+    run = client.get_run(run_id)
+    assert run.data.tags["keras_backend"] == "jax" and "valid_auc" in run.data.metrics
+    assert {a.path for a in client.list_artifacts(run_id, "attention")} >= {"attention/epoch_001.npz",
+                                                                             "attention/epoch_001.png"}
+    again = subprocess.run([sys.executable, "-m", "src.reproduce", run_id, store[0]], cwd=ROOT, capture_output=True,
+                           text=True, timeout=600, env=jax_env())
+    assert again.returncode == 0, again.stderr[-3000:]
+    new_id = next(r.info.run_id for r in client.search_runs([run.info.experiment_id])
+                  if r.data.tags.get("reproduces") == run_id)
+    original, reproduced = run.data.metrics, client.get_run(new_id).data.metrics
+    for k in ("best_valid_auc", "test_auc", "test_logloss", "valid_auc"):
+        assert original[k] == reproduced[k], k  # exact on CPU
+
+
+@pytest.mark.slow
+def test_a_two_worker_sweep_on_jax(tmp_path, store):
+    out = subprocess.run([sys.executable, "-m", "src.sweep", "sweep=tiny", "data.users=60", "sweep.trials=2",
+                          "sweep.workers=2", "sweep.pruner=none", f"sweep.storage=journal:{tmp_path}/j", *store],
+                         cwd=ROOT, capture_output=True, text=True, timeout=900, env=jax_env())
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "effects against the reference level" in out.stdout
+    mlflow.set_tracking_uri(store[0].split("=", 1)[1])
+    client = mlflow.MlflowClient()
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    children = [r for r in runs if r.data.tags.get("trial") is not None]
+    assert len(children) == 2 and all(r.data.tags["keras_backend"] == "jax" for r in children)
