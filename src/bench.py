@@ -14,6 +14,10 @@
     python -m src.bench bookkeeping [--workers 4 --trials 40]
         time per trial in study-storage and tracking calls under load: PostgreSQL +
         MLflow tracking server against the local default store
+    python -m src.bench backends [--backend tensorflow,tensorflow-xla,jax] [--precision float32]
+        training throughput of the project's DIN and DIEN on each Keras backend (and
+        TensorFlow with XLA, op determinism off), one process per backend, epochs
+        interleaved round by round; ratios against the first backend of each round
 
 `models`: random data of the baseline's shapes (history 50, embedding 18, batch
 256, 50k samples, 20k items). Both models are built in one process, the
@@ -129,6 +133,82 @@ def bench_models(a) -> dict:
         s["best_epoch_ratio"] = round(s["project"]["max"] / s["baseline"]["max"], 3)
         summary[model] = s
         print(json.dumps({"model": model, "samples_per_s": "median", "summary": s}), flush=True)
+    return summary
+
+
+BACKENDS = {  # name -> (KERAS_BACKEND, jit_compile, op determinism)
+    "tensorflow": ("tensorflow", False, True),
+    "tensorflow-xla": ("tensorflow", True, False),
+    "jax": ("jax", True, True),
+}
+
+
+def _backend_child(a) -> None:
+    """One backend's side of `backends`: builds the models, trains a warm-up epoch each, then trains one
+    timed epoch per model name read from stdin and answers with samples/s."""
+    from src.data.dataset import SequenceData
+    from src.data.pipeline import make_dataset
+    from src.models import build_model
+    from src.optim import make_optimizer
+    from src.runtime import configure
+
+    _, jit, determinism = BACKENDS[a.backend]
+    import keras
+
+    keras.config.set_dtype_policy(a.precision)
+    device = configure(0, deterministic=determinism, intra_op=a.intra_op)
+    x, y = random_data(a.samples, a.history, a.items)
+    data = SequenceData.from_histories(x["hist_item"], x["hist_len"], x["target_item"], y)
+    runs = {}
+    for model in a.models.split(","):
+        net = build_model(bench_config(model, a.dim), {"item": a.items}, a.history)
+        net.compile(make_optimizer("adam"), "binary_crossentropy", jit_compile=jit)
+        ds = make_dataset(data, "train", a.batch, shuffle=True, seed=0, inputs=list(net.input))
+        runs[model] = lambda n=net, d=ds: n.fit(d, epochs=1, verbose=0, shuffle=False)
+        runs[model]()  # the first epoch pays for tracing and compiling
+    print(json.dumps({"ready": a.backend, "device": device}), flush=True)
+    for line in sys.stdin:
+        print(json.dumps({"samples_per_s": _timed(runs[line.strip()], a.samples)}), flush=True)
+
+
+def bench_backends(a) -> dict:
+    import subprocess
+
+    names = a.backend.split(",")
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        raise SystemExit(f"unknown backend(s) {unknown}; known: {', '.join(BACKENDS)}")
+    children = {}
+    for name in names:
+        env = {**os.environ, "KERAS_BACKEND": BACKENDS[name][0]}
+        cmd = [sys.executable, "-m", "src.bench", "backend-child", "--backend", name, "--models", a.models,
+               "--precision", a.precision, "--samples", str(a.samples), "--history", str(a.history),
+               "--items", str(a.items), "--dim", str(a.dim), "--batch", str(a.batch), "--intra-op", str(a.intra_op)]
+        child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        ready = json.loads(child.stdout.readline())
+        print(json.dumps({"backend": name, "device": ready["device"], "jit_compile": BACKENDS[name][1],
+                          "op_determinism": BACKENDS[name][2], "precision": a.precision}), flush=True)
+        children[name] = child
+    summary = {}
+    try:
+        for model in a.models.split(","):
+            rows = []
+            for r in range(a.rounds):
+                row = {"model": model, "round": r + 1}
+                for name, child in children.items():
+                    child.stdin.write(model + "\n")
+                    child.stdin.flush()
+                    row[name] = json.loads(child.stdout.readline())["samples_per_s"]
+                for name in names[1:]:
+                    row[f"{name}/{names[0]}"] = round(row[name] / row[names[0]], 3)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+            summary[model] = {k: _summary([r[k] for r in rows]) for k in rows[0] if k not in ("model", "round")}
+            print(json.dumps({"model": model, "samples_per_s": "median", "summary": summary[model]}), flush=True)
+    finally:
+        for child in children.values():
+            child.stdin.close()
+            child.wait(timeout=60)
     return summary
 
 
@@ -353,7 +433,11 @@ def bench_preprocess(a) -> dict:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", nargs="?", default="models",
-                   choices=["models", "pipeline", "preprocess", "sweep-overhead", "bookkeeping"])
+                   choices=["models", "pipeline", "preprocess", "sweep-overhead", "bookkeeping", "backends",
+                            "backend-child"])
+    p.add_argument("--backend", default="tensorflow,tensorflow-xla,jax",
+                   help=f"backends: which to compare, the first is the reference ({', '.join(BACKENDS)})")
+    p.add_argument("--precision", default="float32", help="backends: float32, mixed_float16, mixed_bfloat16")
     p.add_argument("--workers", type=int, default=4, help="bookkeeping: worker processes")
     p.add_argument("--trials", type=int, default=40, help="bookkeeping: trials in all")
     p.add_argument("--epochs", type=int, default=3, help="bookkeeping: epochs reported per trial")
@@ -377,7 +461,8 @@ def main(argv=None):
     p.add_argument("--keep", action="store_true", help="preprocess: keep the generated file")
     a = p.parse_args(argv)
     return {"models": bench_models, "pipeline": bench_pipeline, "preprocess": bench_preprocess,
-            "sweep-overhead": bench_sweep_overhead, "bookkeeping": bench_bookkeeping}[a.what](a)
+            "sweep-overhead": bench_sweep_overhead, "bookkeeping": bench_bookkeeping, "backends": bench_backends,
+            "backend-child": _backend_child}[a.what](a)
 
 
 if __name__ == "__main__":
