@@ -39,6 +39,7 @@ class Settings:
     seed: int = 0                # sampler seed
     seeds: tuple = (0,)          # training seeds per configuration; the objective is their mean
     workers: int = 1             # worker processes on this machine
+    trials_per_gpu: int = 1      # workers (so trials at once) sharing one GPU, when there are GPUs
     storage: str | None = None   # Optuna storage URL; default: a journal file under mlruns/
     heartbeat: float = 30        # seconds between a running trial's heartbeats
     grace: float = 90            # seconds without a heartbeat after which another host's trial is dead
@@ -81,7 +82,7 @@ def _check(s: dict) -> Settings:
     s["direction"] = s["direction"] or METRICS[s["metric"]]
     if s["direction"] not in ("maximize", "minimize"):
         raise SweepError(f"`sweep.direction` must be maximize or minimize, got {s['direction']!r}")
-    for k in ("trials", "workers", "max_initial_failures"):
+    for k in ("trials", "workers", "trials_per_gpu", "max_initial_failures"):
         if not isinstance(s[k], int) or isinstance(s[k], bool) or s[k] < 1:
             raise SweepError(f"`sweep.{k}` must be a positive integer, got {s[k]!r}")
     for k in ("heartbeat", "grace"):

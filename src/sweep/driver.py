@@ -18,6 +18,7 @@ from src.sweep import report, space, worker
 from src.sweep import study as studies
 from src.sweep import tracking as sweep_tracking
 from src.sweep.definition import Definition
+from src.sweep.space import SweepError
 from src.sweep.worker import Job, compose
 
 
@@ -35,11 +36,25 @@ class Sweep:
     recovered: list = field(default_factory=list)
     queued: int = 0
     design: list = field(default_factory=list)
+    gpus: list = field(default_factory=list)  # the GPU of each worker (None: the CPU)
 
-    def job(self, i: int = 0, workers: int = 1, gpu: str | None = None, inter_op: int = 0) -> Job:
+    def job(self, i: int = 0, workers: int = 1, gpu: str | None = None, inter_op: int = 0, gpu_share: int = 1) -> Job:
         return Job(definition=self.definition, url=self.url, parent_run_id=self.parent_run_id,
                    tracking=self.tracking, epochs=self.epochs, started=time.time(), worker=i, workers=workers,
-                   inter_op=inter_op, gpu=gpu)
+                   inter_op=inter_op, gpu=gpu, gpu_share=gpu_share)
+
+
+def placement(workers: int, gpus: list[str], per_gpu: int) -> list[str | None]:
+    """The GPU of each worker, round robin (worker i on gpus[i % len(gpus)]); None for all on the CPU.
+
+    Raises SweepError when the workers would not fit `per_gpu` to a GPU.
+    """
+    if not gpus:
+        return [None] * workers
+    if workers > len(gpus) * per_gpu:
+        raise SweepError(f"{workers} workers do not fit on {len(gpus)} GPU(s) at sweep.trials_per_gpu={per_gpu}; "
+                         f"raise sweep.trials_per_gpu or lower sweep.workers")
+    return [gpus[i % len(gpus)] for i in range(workers)]
 
 
 def design_points(d: Definition) -> list[dict]:
@@ -58,6 +73,7 @@ def prepare(d: Definition) -> Sweep:
     from src.validate import validate
 
     space.check(list(d.base), d.params, compose, validate)
+    gpus = placement(d.settings.workers, _gpu_ids(), d.settings.trials_per_gpu) if d.settings.workers > 1 else [None]
     design = design_points(d)
     base_cfg = compose(list(d.base) + space.structural_combinations(d.params)[0])
     epochs = int(base_cfg.train.epochs)
@@ -70,7 +86,7 @@ def prepare(d: Definition) -> Sweep:
         sweep_tracking.kill_runs(t.user_attrs.get("mlflow_run_ids", []), "worker died")
     queued = studies.enqueue(study, design)
     return Sweep(d, url, study, parent, epochs, tracking_cfg, resumed, [t.number for t in recovered], queued,
-                 design)
+                 design, gpus)
 
 
 GPU_COUNT = {  # the GPUs a backend sees, printed by a child process so that this one stays free of CUDA state
@@ -103,16 +119,20 @@ def _entry(job: Job, queue) -> None:
 
 def run_workers(sw: Sweep) -> dict:
     """Runs the workers to the end; returns {"error": message} if the sweep gave up."""
-    n = sw.definition.settings.workers
+    s = sw.definition.settings
+    n = s.workers
     if n == 1:
-        return worker.main(sw.job())
+        job = sw.job()
+        print(job.placement, flush=True)
+        return worker.main(job)
     import multiprocessing as mp
 
-    gpus = _gpu_ids()
-    if gpus:
-        print(f"{n} workers on GPUs {','.join(gpus)} (one each, round robin)", flush=True)
+    where = sw.gpus
     inter_op = max(1, (os.cpu_count() or 1) // n)
-    jobs = [sw.job(i, n, gpus[i % len(gpus)] if gpus else None, inter_op) for i in range(n)]
+    shares = {g: where.count(g) for g in set(where) if g is not None}
+    jobs = [sw.job(i, n, g, inter_op, shares.get(g, 1)) for i, g in enumerate(where)]
+    for job in jobs:
+        print(job.placement, flush=True)
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     procs = [ctx.Process(target=_entry, args=(job, queue), name=f"sweep-worker-{i}") for i, job in enumerate(jobs)]

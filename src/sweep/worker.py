@@ -40,6 +40,13 @@ class Job:
     workers: int = 1
     inter_op: int = 0        # TensorFlow inter-op threads for each training (0: its default)
     gpu: str | None = None   # the GPU this worker uses (CUDA_VISIBLE_DEVICES), None: all / none
+    gpu_share: int = 1       # workers sharing that GPU (each gets 1/gpu_share of its memory on JAX)
+
+    @property
+    def placement(self) -> str:
+        if self.gpu is None:
+            return f"worker {self.worker} of {self.workers} on the CPU"
+        return f"worker {self.worker} of {self.workers} on GPU {self.gpu} (shared by {self.gpu_share})"
 
 
 class TrackingOutage(RuntimeError):
@@ -99,9 +106,12 @@ class Heartbeat:
 
 
 def _configure_process(job: Job) -> None:
-    """This worker's GPU, before TensorFlow starts."""
+    """This worker's GPU and its share of it, before the backend starts: TensorFlow grows its memory
+    as needed (src.runtime), JAX takes a fraction instead of its default 75% of the whole GPU."""
     if job.gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = job.gpu
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 / job.gpu_share:.3f}")
 
 
 def main(job: Job) -> dict:
@@ -261,7 +271,8 @@ def run_trial(job: Job, trial, tag="") -> float:
 
         try:
             result = train_run(compose(run_overrides), run_overrides,
-                               tags=sweep_tracking.trial_tags(d, job.parent_run_id, trial.number, seed),
+                               tags={**sweep_tracking.trial_tags(d, job.parent_run_id, trial.number, seed),
+                                     "placement": job.placement},
                                parent_run_id=job.parent_run_id, run_name=f"trial-{trial.number}-seed-{seed}",
                                reporter=reporter, on_start=started, log=lambda m: None)
         except Pruned as e:

@@ -151,3 +151,13 @@ def test_the_default_sweep_answers_its_four_questions_with_seeds():
     assert len({json.dumps(p, sort_keys=True) for p in points}) == 8
     for key in d.params:  # every level of every factor in half of the configurations
         assert sorted(str(p[key]) for p in points).count(str(d.params[key].values()[0])) == 4
+
+
+def test_workers_are_placed_round_robin_on_the_gpus():
+    from src.sweep.driver import placement
+
+    assert placement(4, ["0", "1"], 2) == ["0", "1", "0", "1"]
+    assert placement(3, ["2", "5"], 2) == ["2", "5", "2"]
+    assert placement(2, [], 1) == [None, None]
+    with pytest.raises(SweepError, match="3 workers do not fit on 1 GPU"):
+        placement(3, ["0"], 2)

@@ -257,3 +257,21 @@ def test_planted_truth_gets_the_right_verdicts(sw):
     assert "effects against the reference level" in out.stdout and "seed noise" in out.stdout
     files = {a.path for a in sw.client().list_artifacts(parent.info.run_id, "report")}
     assert {"report/effects.json", "report/effects.md", "report/effects.png"} <= files
+
+
+def test_several_trials_per_gpu_are_placed_printed_and_logged(sw):
+    # two GPUs named by DIL_GPUS (on a CPU machine the workers simply see none): four workers, two per GPU
+    env = {**os.environ, "DIL_GPUS": "0,1"}
+    args = [sys.executable, "-m", "src.sweep", *TINY, *sw.args, "sweep.name=gpus", "sweep.trials=4",
+            "sweep.workers=4", "sweep.trials_per_gpu=2", "sweep.pruner=none"]
+    out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for i, gpu in enumerate(["0", "1", "0", "1"]):
+        assert f"worker {i} of 4 on GPU {gpu} (shared by 2)" in out.stdout
+    placements = {r.data.tags.get("placement") for r in sw.runs() if r.data.tags.get("trial") is not None}
+    assert placements and all("of 4 on GPU" in p and "(shared by 2)" in p for p in placements)
+    refused = subprocess.run(args[:-3] + ["sweep.name=gpus2", "sweep.workers=5", "sweep.trials_per_gpu=2"], cwd=ROOT,
+                             capture_output=True, text=True, timeout=300, env=env)
+    assert refused.returncode == 2 and "5 workers do not fit on 2 GPU(s)" in refused.stderr
+    with pytest.raises(KeyError):
+        sw.study("gpus2")  # refused before the study existed
