@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install test test-fast sweep train ui dashboard bench lint clean-cache
+.PHONY: install test test-fast sweep train ui dashboard bench gpu-check wheelhouse lint clean-cache
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,20 @@ dashboard: $(STAMP)
 ## training throughput beside the plain Keras baseline
 bench: $(STAMP)
 	$(PY) -m src.bench $(ARGS)
+
+## the device check: devices per backend, throughput per backend and precision, a sweep with 2 trials per GPU
+gpu-check: $(STAMP)
+	$(PY) -m src.gpu_check $(ARGS)
+
+## wheels of the pinned dependencies for a machine without a package index (Linux x86-64, this Python),
+## less what such a machine brings (EXCLUDE); there: pip install --no-index --find-links wheelhouse
+##   -r wheelhouse/requirements.txt && pip install --no-deps -e .
+EXCLUDE ?= tensorflow tensorboard tensorboard-data-server jax jaxlib
+wheelhouse: $(STAMP)
+	mkdir -p wheelhouse
+	grep -v -i -E "^($(shell echo $(EXCLUDE) | tr ' ' '|'))==" requirements.lock > wheelhouse/requirements.txt
+	$(PY) -m pip download -q --no-deps --only-binary=:all: -d wheelhouse -r wheelhouse/requirements.txt
+	du -sh wheelhouse
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests

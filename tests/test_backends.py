@@ -83,3 +83,14 @@ def test_a_two_worker_sweep_on_jax(tmp_path, store):
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     children = [r for r in runs if r.data.tags.get("trial") is not None]
     assert len(children) == 2 and all(r.data.tags["keras_backend"] == "jax" for r in children)
+
+
+@pytest.mark.slow
+def test_the_device_check_runs_its_three_parts():
+    out = subprocess.run([sys.executable, "-m", "src.gpu_check", "--rounds", "1", "--samples", "2000",
+                          "--precisions", "float32", "--trials", "2"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=1200)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "tensorflow: [" in out.stdout and "jax: [" in out.stdout
+    assert out.stdout.count('"samples_per_s": "median"') == 2  # DIN and DIEN
+    assert '"jax/tensorflow"' in out.stdout and '"placement": "worker 1 of 2' in out.stdout

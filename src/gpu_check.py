@@ -1,0 +1,104 @@
+"""The device check (make gpu-check): what a machine's backends see, how fast the models train there,
+and a short sweep with several trials per GPU.
+
+    python -m src.gpu_check [--rounds 3] [--samples 50000] [--precisions float32,mixed_bfloat16]
+
+1. the devices each installed Keras backend sees (TensorFlow, JAX);
+2. `python -m src.bench backends` on the backends present, in each precision: DIN and DIEN
+   samples/s (on a GPU machine: on the GPU; the same command on a CPU machine gives the CPU side);
+3. a two-worker `sweep=tiny` with `sweep.trials_per_gpu=2` on the first backend, and where each trial ran.
+
+It needs only the repository. On a machine without a package index, first install what it lacks
+from a wheelhouse built elsewhere: `make wheelhouse` (on a machine with an index) fills `wheelhouse/`
+with the project's wheels for Linux x86-64; carry that folder along, then
+`pip install --no-index --find-links wheelhouse -e .`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from src.paths import ROOT
+
+PROBES = {
+    "tensorflow": "import tensorflow as tf; print([d.name for d in tf.config.list_physical_devices()])",
+    "jax": "import jax; print([f'{d.platform}:{d.id} {d.device_kind}' for d in jax.devices()])",
+}
+
+
+def devices() -> dict:
+    """{backend: [device names]} for the backends that import here (each asked in its own process)."""
+    out = {}
+    for backend, code in PROBES.items():
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        if r.returncode == 0:
+            out[backend] = r.stdout.strip().splitlines()[-1]
+        else:
+            out[backend] = f"not usable here: {(r.stderr.strip().splitlines() or ['?'])[-1][:200]}"
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m src.gpu_check", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--samples", type=int, default=50000)
+    p.add_argument("--precisions", default="float32,mixed_float16,mixed_bfloat16")
+    p.add_argument("--trials", type=int, default=4, help="trials of the short sweep")
+    a = p.parse_args(argv)
+
+    print("== 1. devices", flush=True)
+    seen = devices()
+    for backend, names in seen.items():
+        print(f"{backend}: {names}", flush=True)
+    usable = [b for b, names in seen.items() if not names.startswith("not usable")]
+    if not usable:
+        print("error: neither TensorFlow nor JAX imports here", file=sys.stderr)
+        return 2
+    variants = [v for v in ("tensorflow", "tensorflow-xla", "jax") if v.split("-")[0] in usable]
+
+    print(f"== 2. training throughput, python -m src.bench backends --backend {','.join(variants)}", flush=True)
+    for precision in a.precisions.split(","):
+        cmd = [sys.executable, "-m", "src.bench", "backends", "--backend", ",".join(variants), "--precision",
+               precision, "--rounds", str(a.rounds), "--samples", str(a.samples)]
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        lines = [line for line in r.stdout.splitlines() if line.startswith("{")]
+        for line in lines:
+            if '"summary"' in line or '"device"' in line:
+                print(line, flush=True)
+        if r.returncode:
+            print(f"precision {precision}: failed: {(r.stderr.strip().splitlines() or ['?'])[-1][:300]}", flush=True)
+
+    backend = "jax" if "jax" in usable else usable[0]
+    print(f"== 3. a two-worker sweep, two trials per GPU, on {backend}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "src.sweep", "sweep=tiny", "sweep.name=gpu-check", "sweep.workers=2",
+               "sweep.trials_per_gpu=2", f"sweep.trials={a.trials}", "sweep.pruner=none",
+               f"sweep.storage=journal:{tmp}/optuna.journal", f"tracking.uri=sqlite:///{tmp}/mlflow.db",
+               f"tracking.artifact_root={tmp}/artifacts"]
+        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": backend})
+        for line in r.stdout.splitlines():
+            if line.startswith(("worker ", "[w", "sweep took")) or "GPUs" in line:
+                print(line, flush=True)
+        if r.returncode:
+            print(r.stdout[-2000:] + r.stderr[-2000:], file=sys.stderr)
+            return r.returncode
+        import mlflow
+
+        client = mlflow.MlflowClient(f"sqlite:///{tmp}/mlflow.db")
+        runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+        for run in sorted(runs, key=lambda r: r.data.tags.get("trial", "")):
+            if run.data.tags.get("trial") is not None:
+                print(json.dumps({"trial": run.data.tags["trial"], "device": run.data.tags.get("device"),
+                                  "placement": run.data.tags.get("placement")}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
