@@ -68,8 +68,9 @@ class AttentionProbe:
         self._w = np.asarray(ops.convert_to_numpy(self.net(self.xm, training=False)), dtype=np.float64)
 
     def summary(self) -> dict:
-        """Entropy (normalised to [0, 1] by log length), weight on the RECENT last steps, and on
-        synthetic data the weight on the truly relevant positions; from the last `update`."""
+        """Entropy (normalised to [0, 1] by log length), the largest weight against the uniform share,
+        weight on the RECENT last steps, and on synthetic data the weight on the truly relevant
+        positions; from the last `update`."""
         w = np.abs(self._w)
         lengths = self.xm["hist_len"]
         steps = np.arange(w.shape[1])[None, :]
@@ -84,6 +85,8 @@ class AttentionProbe:
             "attention_recent_weight": float(np.mean((p * (steps >= lengths[:, None] - RECENT)).sum(1))),
             # the recent share that evenly spread weights would give: the baseline to compare with
             "attention_recent_uniform": float(np.mean(np.minimum(lengths, RECENT) / np.maximum(lengths, 1))),
+            # the largest weight of a history as a multiple of the uniform share 1/length (1: uniform)
+            "attention_peak": float(np.mean(p.max(1) * lengths)),
         }
         if self.relevant is not None:
             has = self.relevant.any(1)

@@ -42,7 +42,7 @@ def test_one_epoch_run_logs_everything(store, tmp_path):
     assert p["model.name"] == "dien" and p["data.users"] == "60" and p["train.optimizer.lr"] == "0.001"
     assert p["model.evolution.cell"] == "augru" and p["seed"] == "0"
     for k in ("valid_auc", "valid_gauc", "valid_logloss", "loss", "best_valid_auc", "test_auc", "test_gauc",
-              "test_logloss", "best_epoch", "attention_entropy", "attention_recent_weight",
+              "test_logloss", "best_epoch", "attention_entropy", "attention_peak", "attention_recent_weight",
               "attention_relevant_weight"):
         assert k in m, k
     assert [h.step for h in client.get_metric_history(result.run_id, "valid_auc")] == [1]

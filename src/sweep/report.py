@@ -234,6 +234,8 @@ def effects_text(eff: dict, metric: str, seeds) -> str:
         if f"{prefix}attention_entropy" in att:
             line = (f"attention at {when} (mean over runs): normalised entropy {att[prefix + 'attention_entropy']:.3f} "
                     f"(1 = uniform weights)")
+            if f"{prefix}attention_peak" in att:
+                line += f", largest weight {att[prefix + 'attention_peak']:.2f} x the uniform share (1 = uniform)"
             if f"{prefix}attention_recent_weight" in att:
                 line += (f", weight on the 5 most recent steps {att[prefix + 'attention_recent_weight']:.3f} "
                          f"(uniform: {att.get(prefix + 'attention_recent_uniform', float('nan')):.3f})")

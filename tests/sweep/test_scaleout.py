@@ -68,6 +68,15 @@ def all_runs(uri):
     return client, client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=2000)
 
 
+def running_trials(storage, name):
+    """The study's RUNNING trials that have started their MLflow runs ([] before the study exists)."""
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return []
+    return [t for t in study.get_trials(states=(TrialState.RUNNING,)) if t.user_attrs.get("mlflow_run_ids")]
+
+
 def wait_for(predicate, procs, timeout=300):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -88,14 +97,7 @@ def test_three_workers_one_killed(pg_db, server, tmp_path):
     storage = optuna.storages.RDBStorage(pg_db)
 
     def victim_trial():
-        try:
-            study = optuna.load_study(study_name="multi", storage=storage)
-        except KeyError:
-            return None
-        for t in study.get_trials(states=(TrialState.RUNNING,)):
-            if t.user_attrs.get("pid") == procs[1].pid and t.user_attrs.get("mlflow_run_ids"):
-                return t
-        return None
+        return next((t for t in running_trials(storage, "multi") if t.user_attrs.get("pid") == procs[1].pid), None)
 
     victim = wait_for(victim_trial, procs)
     os.killpg(procs[1].pid, signal.SIGKILL)
@@ -137,14 +139,7 @@ def test_tracking_server_stopped_mid_sweep(pg_db, server, tmp_path):
     proc = start(cmd, tmp_path / "first.log")
     storage = optuna.storages.RDBStorage(pg_db)
 
-    def running():
-        try:
-            study = optuna.load_study(study_name="outage", storage=storage)
-        except KeyError:
-            return None
-        return [t for t in study.get_trials(states=(TrialState.RUNNING,)) if t.user_attrs.get("mlflow_run_ids")]
-
-    wait_for(running, [proc])
+    wait_for(lambda: running_trials(storage, "outage"), [proc])
     server.stop()
     proc.wait(timeout=300)
     out = (tmp_path / "first.log").read_text()
@@ -194,14 +189,8 @@ def test_second_host_heartbeat(pg_db, tmp_path):
     storage = optuna.storages.RDBStorage(pg_db)
 
     def running_on(name, procs):
-        def find():
-            try:
-                study = optuna.load_study(study_name="xhost", storage=storage)
-            except KeyError:
-                return None
-            return next((t for t in study.get_trials(states=(TrialState.RUNNING,))
-                         if t.user_attrs.get("host") == name and t.user_attrs.get("mlflow_run_ids")), None)
-        return wait_for(find, procs)
+        return wait_for(lambda: next((t for t in running_trials(storage, "xhost")
+                                      if t.user_attrs.get("host") == name), None), procs)
 
     # 1. B runs the study's only trial; A joins and, with nothing left to take, polls for dead trials
     #    every 2 s while B's trial runs past the grace period: the live trial is left alone and completes
