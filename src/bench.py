@@ -15,6 +15,7 @@
         time per trial in study-storage and tracking calls under load: PostgreSQL +
         MLflow tracking server against the local default store
     python -m src.bench backends [--backend tensorflow,tensorflow-xla,jax] [--precision float32]
+    python -m src.bench --backend jax,tensorflow          (the same: a --backend list compares backends)
         training throughput of the project's DIN and DIEN on each Keras backend (and
         TensorFlow with XLA, op determinism off), one process per backend, epochs
         interleaved round by round; ratios against the first backend of each round
@@ -174,7 +175,7 @@ def _backend_child(a) -> None:
 def bench_backends(a) -> dict:
     import subprocess
 
-    names = a.backend.split(",")
+    names = (a.backend or ",".join(BACKENDS)).split(",")
     unknown = [n for n in names if n not in BACKENDS]
     if unknown:
         raise SystemExit(f"unknown backend(s) {unknown}; known: {', '.join(BACKENDS)}")
@@ -435,7 +436,7 @@ def main(argv=None):
     p.add_argument("what", nargs="?", default="models",
                    choices=["models", "pipeline", "preprocess", "sweep-overhead", "bookkeeping", "backends",
                             "backend-child"])
-    p.add_argument("--backend", default="tensorflow,tensorflow-xla,jax",
+    p.add_argument("--backend", default=None,
                    help=f"backends: which to compare, the first is the reference ({', '.join(BACKENDS)})")
     p.add_argument("--precision", default="float32", help="backends: float32, mixed_float16, mixed_bfloat16")
     p.add_argument("--workers", type=int, default=4, help="bookkeeping: worker processes")
@@ -460,6 +461,8 @@ def main(argv=None):
     p.add_argument("--workdir", help="preprocess: where to write the generated file (default: a temp dir)")
     p.add_argument("--keep", action="store_true", help="preprocess: keep the generated file")
     a = p.parse_args(argv)
+    if a.what == "models" and a.backend:  # `python -m src.bench --backend jax,tensorflow` compares backends
+        a.what = "backends"
     return {"models": bench_models, "pipeline": bench_pipeline, "preprocess": bench_preprocess,
             "sweep-overhead": bench_sweep_overhead, "bookkeeping": bench_bookkeeping, "backends": bench_backends,
             "backend-child": _backend_child}[a.what](a)
