@@ -242,7 +242,15 @@ def log_dataset(data) -> None:
         return
     ds = MetaDataset(source=source, name=data.name, digest=str(data.meta.get("fingerprint", ""))[:36])
     for context in ("training", "validation", "test"):
-        mlflow.log_input(ds, context=context)
+        try:
+            mlflow.log_input(ds, context=context)
+        except MlflowException:
+            # two workers' first runs insert the same new data set row at the same moment (a unique
+            # constraint of the store); by the second attempt the row exists and is linked instead
+            import time
+
+            time.sleep(0.5)
+            mlflow.log_input(ds, context=context)
 
 
 def run_tags(data, device: str, extra: dict | None = None) -> dict:

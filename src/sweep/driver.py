@@ -41,7 +41,7 @@ class Sweep:
     def job(self, i: int = 0, workers: int = 1, gpu: str | None = None, inter_op: int = 0, gpu_share: int = 1) -> Job:
         return Job(definition=self.definition, url=self.url, parent_run_id=self.parent_run_id,
                    tracking=self.tracking, epochs=self.epochs, started=time.time(), worker=i, workers=workers,
-                   inter_op=inter_op, gpu=gpu, gpu_share=gpu_share)
+                   inter_op=inter_op, gpu=gpu, gpu_share=gpu_share, design_size=len(self.design))
 
 
 def placement(workers: int, gpus: list[str], per_gpu: int) -> list[str | None]:

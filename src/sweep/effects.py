@@ -73,7 +73,9 @@ def _detectable(crit_df: float, scale: float | None) -> float | None:
 
 
 def paired(observations: list[dict], factor: str, level, reference, direction: str, noise: float | None):
-    """The paired comparison of `level` with `reference`, or None with fewer than two pairs."""
+    """The paired comparison of `level` with `reference`, or None when the pairs are fewer than two or
+    cover less than half of the level's runs (then a regression over all runs says more: a fractional
+    design with one configuration outside it has a few pairs, but they are not the design)."""
     cells = defaultdict(dict)
     for o in observations:
         if factor not in o["config"]:
@@ -83,7 +85,8 @@ def paired(observations: list[dict], factor: str, level, reference, direction: s
     a, b = _key(level), _key(reference)
     d = np.array([c[a] - c[b] for c in cells.values() if a in c and b in c], dtype=float)
     n = len(d)
-    if n < 2:
+    runs = sum(a in c for c in cells.values())
+    if n < 2 or n < runs / 2:
         return None
     mean = float(d.mean())
     se = float(d.std(ddof=1) / math.sqrt(n))

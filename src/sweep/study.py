@@ -210,6 +210,11 @@ def _key(p: dict) -> str:
     return json.dumps(p, sort_keys=True, default=str)
 
 
+def point_key(trial) -> str:
+    """A trial's configuration as a comparable key."""
+    return _key(point(trial))
+
+
 def enqueue(study, points: list[dict]) -> int:
     """Queues the configurations that are neither finished, running nor already waiting; returns how many."""
     from optuna.trial import TrialState

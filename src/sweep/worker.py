@@ -41,6 +41,7 @@ class Job:
     inter_op: int = 0        # TensorFlow inter-op threads for each training (0: its default)
     gpu: str | None = None   # the GPU this worker uses (CUDA_VISIBLE_DEVICES), None: all / none
     gpu_share: int = 1       # workers sharing that GPU (each gets 1/gpu_share of its memory on JAX)
+    design_size: int = 0     # configurations of a designed sweep (grid, fractional); 0: sampled
 
     @property
     def placement(self) -> str:
@@ -154,6 +155,11 @@ def main(job: Job) -> dict:
         error = _initial_failures(trials, s.max_initial_failures)
         if error:
             return {"error": error}
+        if _design_exhausted(job, trials):
+            print(f"{tag}the design's {job.design_size} configurations have all run; {finished} finished (a "
+                  f"failed one is left out of the effects, not replaced by a configuration outside the design)",
+                  flush=True)
+            break
         try:
             if not one_trial(job, study, storage, tag):
                 break
@@ -208,6 +214,18 @@ def one_trial(job: Job, study, storage, tag: str = "") -> bool:
         if lost_tracking:
             raise TrackingOutage(reason) from None
     return True
+
+
+def _design_exhausted(job: Job, trials) -> bool:
+    """A designed sweep samples nothing outside its design unless sweep.trials asks for more."""
+    from optuna.trial import TrialState
+
+    if not job.design_size or job.definition.settings.trials > job.design_size:
+        return False
+    asked = [t for t in trials if not t.user_attrs.get("surplus")]
+    waiting = any(t.state == TrialState.WAITING for t in asked)
+    tried = {studies.point_key(t) for t in asked if t.state != TrialState.WAITING}
+    return not waiting and len(tried) >= job.design_size
 
 
 def _initial_failures(trials, limit: int) -> str | None:

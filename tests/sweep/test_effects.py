@@ -105,3 +105,15 @@ def test_noise_floor_is_the_spread_over_seeds():
     floor = noise_floor(obs)
     assert floor["configs"] == 16
     assert floor["sd_median"] == pytest.approx(np.hypot(NOISE, 0.004), rel=0.15)  # noise plus seed luck
+
+
+def test_a_stray_configuration_does_not_turn_a_design_into_three_pairs():
+    # a fractional design plus one configuration outside it (a failed design point's stand-in) has a few
+    # matched pairs per factor; the estimate must still use the whole design (regression), not those pairs
+    rng = np.random.default_rng(2)
+    configs = fractional()
+    stray = {"a": "on", "b": "y", "c": 3, "d": False}
+    assert stray not in configs
+    obs = simulate(configs + [stray], (0, 1, 2), rng)
+    out = estimate(obs, FACTORS, "maximize", 3)
+    assert {r["method"] for r in out["records"]} == {"regression"}

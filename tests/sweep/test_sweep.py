@@ -275,3 +275,19 @@ def test_several_trials_per_gpu_are_placed_printed_and_logged(sw):
     assert refused.returncode == 2 and "5 workers do not fit on 2 GPU(s)" in refused.stderr
     with pytest.raises(KeyError):
         sw.study("gpus2")  # refused before the study existed
+
+
+def test_a_designed_sweep_never_samples_outside_its_design(sw):
+    # a grid of three learning rates, one of which diverges: two finish, the failed one is left out and
+    # not replaced by a random configuration; a resume gives the failed one its second chance
+    args = ["sweep.name=design", "sweep.sampler=grid", "sweep.trials=3", "sweep.pruner=none", "model=base",
+            "~model/evolution", "~model/activation", "~train.optimizer.lr", "train.optimizer.name=sgd",
+            "train.optimizer.lr=choice(1e30,0.05,0.1)"]
+    out = sw.run(*args)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "the design's 3 configurations have all run" in out.stdout
+    study = sw.study("design")
+    assert states(study) == {"FAIL": 1, "COMPLETE": 2}
+    assert {t.params["train.optimizer.lr"] for t in study.get_trials()} == {1e30, 0.05, 0.1}
+    again = sw.run(*args)
+    assert again.returncode == 0 and states(sw.study("design")) == {"FAIL": 2, "COMPLETE": 2}
