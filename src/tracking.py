@@ -25,7 +25,6 @@ from omegaconf import OmegaConf
 from src.config import flatten
 from src.paths import MLRUNS_DIR, ROOT, resolve
 
-HOST = __import__("socket").gethostname()
 LIBRARIES = ("tensorflow", "jax", "jaxlib", "keras", "mlflow", "optuna", "hydra-core", "omegaconf", "numpy",
              "pandas")
 _SECRET = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@")
