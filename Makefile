@@ -34,12 +34,12 @@ train: $(STAMP)
 
 ## the MLflow UI on the project's store, http://127.0.0.1:5000
 ui: $(STAMP)
-	$(PY) -m src.tracking ui $(ARGS)
+	$(PY) -m src.tools.ui $(ARGS)
 
 ## Optuna's dashboard on the local study journal, read-only, http://127.0.0.1:8080
 ## (another study storage: make dashboard ARGS="postgresql://lab@DBHOST/optuna")
 dashboard: $(STAMP)
-	$(PY) -m src.dashboard $(ARGS)
+	$(PY) -m src.tools.dashboard $(ARGS)
 
 ## training throughput beside the plain Keras baseline
 bench: $(STAMP)
@@ -47,7 +47,7 @@ bench: $(STAMP)
 
 ## the device check: devices per backend, throughput per backend and precision, a sweep with 2 trials per GPU
 gpu-check: $(STAMP)
-	$(PY) -m src.gpu_check $(ARGS)
+	$(PY) -m src.tools.gpu_check $(ARGS)
 
 ## wheels of the pinned dependencies for a machine without a package index (Linux x86-64, this Python),
 ## less what such a machine brings (EXCLUDE); there: pip install --no-index --find-links wheelhouse

@@ -21,7 +21,7 @@ def fetch_config(run_id: str, tracking_uri: str | None = None):
     """The logged config of a run (OmegaConf) and the run itself."""
     import mlflow
 
-    from src import tracking
+    from src.run import logger as tracking
 
     mlflow.set_tracking_uri(tracking.resolve_uri(tracking_uri))
     client = mlflow.MlflowClient()

@@ -23,7 +23,7 @@ def run_cli(cfg: DictConfig, overrides: list[str], result: dict | None = None, *
     ends the run as KILLED in MLflow and prints one line. `result`, if given, receives the run's
     id and status.
     """
-    from src.validate import ConfigError, validate
+    from src.config.validate import ConfigError, validate
 
     try:
         validate(cfg)
@@ -31,7 +31,7 @@ def run_cli(cfg: DictConfig, overrides: list[str], result: dict | None = None, *
         print(f"error: {e}", file=sys.stderr)
         return 2
     from src.data import DataError
-    from src.training import Diverged, train_run
+    from src.run.training import Diverged, train_run
 
     started = {}
     user_on_start = kwargs.pop("on_start", None)

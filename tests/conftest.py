@@ -57,7 +57,7 @@ def pg_server():
         return
     import secrets
 
-    from src.services import postgres
+    from src.tools.services import postgres
 
     with postgres(password="pw-" + secrets.token_hex(4)) as started:
         yield started

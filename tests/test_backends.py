@@ -11,9 +11,9 @@ import mlflow
 import numpy as np
 import pytest
 
+from src.config.paths import ROOT
 from src.data.pipeline import NumpyBatches, make_dataset
 from src.data.synthetic import build
-from src.paths import ROOT
 from tests.conftest import TINY
 
 NO_TENSORFLOW = """
@@ -87,7 +87,7 @@ def test_a_two_worker_sweep_on_jax(tmp_path, store):
 
 @pytest.mark.slow
 def test_the_device_check_runs_its_three_parts():
-    out = subprocess.run([sys.executable, "-m", "src.gpu_check", "--rounds", "1", "--samples", "2000",
+    out = subprocess.run([sys.executable, "-m", "src.tools.gpu_check", "--rounds", "1", "--samples", "2000",
                           "--precisions", "float32", "--trials", "2"], cwd=ROOT, capture_output=True, text=True,
                          timeout=1200)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]

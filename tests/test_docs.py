@@ -2,7 +2,7 @@
 
 import re
 
-from src.paths import ROOT
+from src.config.paths import ROOT
 
 SOURCES = [p for d in ("src", "conf", "tests", "sweeps") for p in (ROOT / d).rglob("*")
            if p.suffix in (".py", ".yaml") and "__pycache__" not in p.parts and p.name != "test_docs.py"]

@@ -1,7 +1,7 @@
 import subprocess
 import sys
 
-from src.paths import ROOT
+from src.config.paths import ROOT
 
 
 def test_ruff_is_clean():

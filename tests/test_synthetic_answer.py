@@ -4,7 +4,7 @@ DIEN beats DIN in AUC by clear margins."""
 import pytest
 
 from src.config import compose
-from src.training import train_run
+from src.run.training import train_run
 
 
 @pytest.mark.slow

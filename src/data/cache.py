@@ -12,7 +12,7 @@ from src.config import to_plain
 from src.data import amazon, movielens, protocol, synthetic, taobao
 from src.data.dataset import DataError, SequenceData
 from src.data.readers import fingerprint
-from src.paths import CACHE_DIR, resolve
+from src.config.paths import CACHE_DIR, resolve
 
 # bump when the protocol's output changes for the same input, so old caches are not reused
 FORMAT_VERSION = 2  # 2: meta['filtering'], what each filtering step kept or dropped

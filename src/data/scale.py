@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.paths import ROOT
+from src.config.paths import ROOT
 
 CHUNK = 2_000_000
 

@@ -36,7 +36,7 @@ def main(argv=None) -> int:
             print(f"  sweep.{k}={v!r}")
         return 0
     from src.data import DataError
-    from src.runtime import quiet
+    from src.run.runtime import quiet
     from src.sweep import driver
 
     quiet()

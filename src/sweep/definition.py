@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from src.paths import SWEEPS_DIR
+from src.config.paths import SWEEPS_DIR
 from src.sweep import space
 from src.sweep.space import Param, SweepError
 

@@ -70,7 +70,7 @@ def prepare(d: Definition) -> Sweep:
     """Checks the space, opens or creates the study (refusing a different space under the same
     name), recovers dead trials, opens the MLflow parent run and queues the design."""
     from src.config import to_plain
-    from src.validate import validate
+    from src.config.validate import validate
 
     space.check(list(d.base), d.params, compose, validate)
     gpus = placement(d.settings.workers, _gpu_ids(), d.settings.trials_per_gpu) if d.settings.workers > 1 else [None]
@@ -97,7 +97,7 @@ GPU_COUNT = {  # the GPUs a backend sees, printed by a child process so that thi
 
 def _gpu_ids() -> list[str]:
     """GPUs to share out: DIL_GPUS=0,2, or those the Keras backend sees."""
-    from src.validate import backend
+    from src.config.validate import backend
 
     if os.environ.get("DIL_GPUS"):
         return os.environ["DIL_GPUS"].split(",")
@@ -158,7 +158,7 @@ def run_workers(sw: Sweep) -> dict:
 
 def run(sw: Sweep) -> int:
     """Runs the prepared sweep to the end and writes its report; the process exit code."""
-    from src.tracking import redact
+    from src.run.logger import redact
 
     s = sw.definition.settings
     c = studies.counts(sw.study)

@@ -17,7 +17,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from src import tracking
+from src.run import logger as tracking
 from src.sweep.tracking import set_tags
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import time
 
 import yaml
 
-from src import tracking
+from src.run import logger as tracking
 from src.sweep.definition import Definition
 from src.sweep.study import HOST
 

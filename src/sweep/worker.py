@@ -108,7 +108,7 @@ class Heartbeat:
 
 def _configure_process(job: Job) -> None:
     """This worker's GPU and its share of it, before the backend starts: TensorFlow grows its memory
-    as needed (src.runtime), JAX takes a fraction instead of its default 75% of the whole GPU."""
+    as needed (src.run.runtime), JAX takes a fraction instead of its default 75% of the whole GPU."""
     if job.gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = job.gpu
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
@@ -120,15 +120,15 @@ def main(job: Job) -> dict:
     _configure_process(job)
     from optuna.trial import TrialState
 
-    from src import tracking
-    from src.runtime import quiet
+    from src.run import logger as tracking
+    from src.run.runtime import quiet
 
     s = job.definition.settings
     storage = studies.open_storage(job.url, s.heartbeat, s.grace)
     study = studies.load(job.definition, job.url, storage, job.epochs)
     tracking.setup(job.tracking)
     quiet()
-    import src.training  # noqa: F401  (TensorFlow and Keras load once per worker, not inside the first trial)
+    import src.run.training  # noqa: F401  (TensorFlow and Keras load once per worker, not inside the first trial)
 
     tag = f"[w{job.worker}] " if job.workers > 1 else ""
     deadline = job.started + float(s.timeout) if s.timeout else None
@@ -198,7 +198,7 @@ def one_trial(job: Job, study, storage, tag: str = "") -> bool:
         study.tell(trial, state=TrialState.FAIL)
         raise
     except Exception as e:  # noqa: BLE001 - any error of a trial is recorded, reported, and the sweep goes on
-        from src.tracking import redact
+        from src.run.logger import redact
 
         reason = redact(f"{type(e).__name__}: {e}")[:2000]
         lost_tracking = sweep_tracking.outage(e)
@@ -262,7 +262,7 @@ def run_trial(job: Job, trial, tag="") -> float:
     """Samples the trial's config and trains it once per seed; returns the mean best validation metric."""
     import optuna
 
-    from src.training import Pruned, train_run
+    from src.run.training import Pruned, train_run
 
     d, s = job.definition, job.definition.settings
     overrides = space.sample(trial, list(d.base), d.params, compose)

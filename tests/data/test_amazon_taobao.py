@@ -162,7 +162,7 @@ def test_a_run_logs_what_the_protocol_used_and_what_was_dropped(tmp_path, amazon
     import mlflow
 
     from src.config import compose
-    from src.training import train_run
+    from src.run.training import train_run
 
     reviews, meta = amazon_rows
     write(tmp_path / "reviews_Electronics_5.json", amazon_lines(reviews))

@@ -4,7 +4,7 @@ import pytest
 
 from src.data import DataError, load_data
 from src.data.dataset import OOV, SPLITS
-from src.paths import DATA_DIR
+from src.config.paths import DATA_DIR
 
 CFG = {"name": "ml_test", "source": "movielens", "max_len": 3, "min_history": 1,
        "split": {"valid": 1, "test": 1}, "negatives": {"sampling": "uniform", "seed": 0}, "seed": 0,

@@ -49,7 +49,7 @@ def test_synthetic_bad_knobs(key, value):
 def test_synthetic_defaults_match_the_config():
     from omegaconf import OmegaConf
 
-    from src.paths import CONF_DIR
+    from src.config.paths import CONF_DIR
 
     conf = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "data" / "synthetic.yaml"))
     assert {k: conf[k] for k in DEFAULTS} == DEFAULTS
@@ -81,7 +81,7 @@ def test_cache_hit_and_invalidation(movielens_dir, tmp_path):
 def test_shipped_movielens_second_load_is_fast(tmp_path):
     from omegaconf import OmegaConf
 
-    from src.paths import CONF_DIR
+    from src.config.paths import CONF_DIR
 
     cfg = OmegaConf.load(CONF_DIR / "data" / "movielens.yaml")
     load_data(cfg, cache_dir=tmp_path)

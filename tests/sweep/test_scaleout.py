@@ -13,8 +13,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from src.paths import ROOT
-from src.services import free_port, start_mlflow_server, stop_process
+from src.config.paths import ROOT
+from src.tools.services import free_port, start_mlflow_server, stop_process
 from tests.sweep.test_sweep import TINY
 
 pytestmark = pytest.mark.slow

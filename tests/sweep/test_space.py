@@ -5,9 +5,9 @@ import optuna
 import pytest
 
 from src.config import compose
+from src.config.validate import validate
 from src.sweep import space as search
 from src.sweep.space import SweepError
-from src.validate import validate
 
 
 def one(expr):

@@ -12,7 +12,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from src.paths import ROOT
+from src.config.paths import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -73,7 +73,8 @@ def test_two_trial_sweep_end_to_end(sw, tmp_path):
     assert len(parents) == 1
     parent = parents[0]
     assert parent.info.status == "FINISHED" and parent.data.tags["study"] == "e2e"
-    from src.tracking import latest_sweep, ui_url
+    from src.run.logger import ui_url
+    from src.tools.ui import latest_sweep
 
     assert latest_sweep(f"sqlite:///{sw.db}")[1] == parent.info.run_id  # what `make ui` points at
     assert ui_url(parent.info.experiment_id, parent.info.run_id) in out.stdout

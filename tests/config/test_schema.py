@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from src.config import compose
-from src.paths import CONF_DIR, ROOT
-from src.validate import ConfigError, check_names, validate
+from src.config.paths import CONF_DIR, ROOT
+from src.config.validate import ConfigError, check_names, validate
 
 
 @pytest.mark.parametrize(
@@ -58,7 +58,7 @@ def test_every_shipped_model_option_passes(model, activation):
 
 def test_registry_names_come_from_the_registries():
     from src.layers.recurrent import cell_names
-    from src.optim import OPTIMIZERS
+    from src.run.optim import OPTIMIZERS
 
     cells = sorted({compose(["model=dien", f"model/evolution={p.stem}"]).model.evolution.cell
                     for p in (CONF_DIR / "model" / "evolution").glob("*.yaml")})

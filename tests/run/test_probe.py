@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from src.probe import AttentionProbe
+from src.run.probe import AttentionProbe
 
 
 def test_summary_numbers():

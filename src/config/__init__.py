@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from src.paths import CONF_DIR
+from src.config.paths import CONF_DIR
 
 
 def compose(overrides=(), config_name: str = "config") -> DictConfig:

@@ -14,9 +14,9 @@ import urllib.request
 import pytest
 
 from src.config import compose
-from src.paths import ROOT
-from src.services import free_port
-from src.training import train_run
+from src.config.paths import ROOT
+from src.run.training import train_run
+from src.tools.services import free_port
 from tests.conftest import TINY
 
 pytestmark = pytest.mark.slow
@@ -44,7 +44,7 @@ def test_the_printed_url_opens_the_model_training_run_page(store, tmp_path):
     port = free_port()
     url = url.replace("http://127.0.0.1:5000", f"http://127.0.0.1:{port}")
     db, artifacts = store[0].split("=", 1)[1], store[1].split("=", 1)[1]
-    ui = subprocess.Popen([sys.executable, "-m", "src.tracking", "ui", "--port", str(port), "--uri", db,
+    ui = subprocess.Popen([sys.executable, "-m", "src.tools.ui", "--port", str(port), "--uri", db,
                            "--artifact-root", artifacts], cwd=ROOT, stdout=open(tmp_path / "ui.log", "w"),
                           stderr=subprocess.STDOUT, start_new_session=True)
     try:

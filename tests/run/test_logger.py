@@ -9,8 +9,8 @@ import urllib.request
 import pytest
 
 from src.config import compose, flatten
-from src.tracking import redact, resolve_uri
-from src.training import train_run
+from src.run.logger import redact, resolve_uri
+from src.run.training import train_run
 from tests.conftest import TINY
 
 
@@ -20,7 +20,7 @@ def test_redact_hides_passwords():
 
 
 def test_relative_store_paths_are_absolute_from_the_root(monkeypatch, tmp_path):
-    from src.paths import ROOT
+    from src.config.paths import ROOT
 
     monkeypatch.chdir(tmp_path)
     assert resolve_uri(None) == f"sqlite:///{ROOT}/mlruns/mlflow.db"

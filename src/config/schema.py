@@ -5,7 +5,7 @@ value of the wrong type, in any group, is refused with the key's full name and t
 type. A data config is checked against the schema of its own source (`data.source`), a model
 config against that of its own model (`model.name`). Names that live in code registries
 (activations, evolution cells, optimizers) are checked against those registries by
-`src.validate.check_names`, once Keras is loaded.
+`src.config.validate.check_names`, once Keras is loaded.
 """
 
 from __future__ import annotations

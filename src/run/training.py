@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from src.config.validate import check_names, validate
 from src.data.dataset import filtering_lines
 from src.metrics import HIGHER_IS_BETTER, evaluate
-from src.validate import check_names, validate
 
 
 class Diverged(RuntimeError):
@@ -102,12 +102,12 @@ def prepare(cfg, log=print) -> Prepared:
     plain = validate(cfg)  # before TensorFlow loads
     import keras
 
-    from src import probe as probe_mod
-    from src import runtime
     from src.data import load_data
     from src.data.pipeline import make_dataset
     from src.models import build_model
-    from src.optim import make_optimizer
+    from src.run import probe as probe_mod
+    from src.run import runtime
+    from src.run.optim import make_optimizer
 
     tr = plain["train"]
     seed = int(plain.get("seed", 0))
@@ -219,7 +219,7 @@ def tracked_run(experiment_id: str, run_name=None, parent_run_id=None, tags=None
     FAILED (with the reason as a tag) on any other exception, which propagates."""
     import mlflow
 
-    from src import tracking
+    from src.run import logger as tracking
 
     run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id,
                            nested=parent_run_id is not None, tags=tags)
@@ -244,7 +244,7 @@ def _log_epoch(p: Prepared, row: dict, tmp: Path) -> None:
     """An epoch's metrics and, for models with attention, the probe's arrays, picture and summary."""
     import mlflow
 
-    from src import probe as probe_mod
+    from src.run import probe as probe_mod
 
     if p.probe.active:
         p.probe.update()
@@ -284,7 +284,7 @@ def train_run(cfg, overrides=(), tags: dict | None = None, parent_run_id: str | 
     """
     import mlflow
 
-    from src import tracking
+    from src.run import logger as tracking
 
     p = prepare(cfg, log)
     tracking.setup(p.plain["tracking"])

@@ -1,8 +1,8 @@
 """Optuna's own dashboard on a sweep's study, read-only (make dashboard).
 
-    python -m src.dashboard                                   the local journal (mlruns/optuna.journal)
-    python -m src.dashboard postgresql://lab@DBHOST/optuna    a shared study database
-    python -m src.dashboard --port 8081 STORAGE
+    python -m src.tools.dashboard                                   the local journal (mlruns/optuna.journal)
+    python -m src.tools.dashboard postgresql://lab@DBHOST/optuna    a shared study database
+    python -m src.tools.dashboard --port 8081 STORAGE
 
 The dashboard can rename and delete studies, tell trials and write notes; here every write to the
 storage is refused, so looking at a running sweep can never change it.
@@ -46,10 +46,10 @@ ReadOnlyStorage = type("ReadOnlyStorage", (BaseStorage,), {
 
 
 def main(argv=None) -> int:
+    from src.run.logger import redact
     from src.sweep.study import open_storage, storage_url
-    from src.tracking import redact
 
-    p = argparse.ArgumentParser(prog="python -m src.dashboard", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m src.tools.dashboard", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("storage", nargs="?", default=None,
                    help="Optuna storage URL (default: the project's journal, mlruns/optuna.journal)")

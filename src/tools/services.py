@@ -1,7 +1,7 @@
 """Local PostgreSQL and MLflow tracking servers on loopback, for the scale-out tests and benchmarks.
 
-    python -m src.services postgres --dir DIR [--port 55432] [--password PW]   start, print the URL
-    python -m src.services postgres --dir DIR --stop
+    python -m src.tools.services postgres --dir DIR [--port 55432] [--password PW]   start, print the URL
+    python -m src.tools.services postgres --dir DIR --stop
 
 Real servers, not stand-ins: PostgreSQL from the machine's packages (initdb and
 pg_ctl run as the `postgres` user when this runs as root), `mlflow server` from
@@ -121,7 +121,7 @@ def stop_process(proc: subprocess.Popen) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m src.services", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m src.tools.services", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("service", choices=["postgres"])
     p.add_argument("--dir", required=True, type=Path)

@@ -4,12 +4,11 @@ Default store: SQLite at <project>/mlruns/mlflow.db with artifacts under
 <project>/mlruns/artifacts, absolute paths whatever the working directory.
 `tracking=server` (or `tracking.uri=http://...`) points at a tracking server.
 
-    python -m src.tracking ui [--port 5000]     # the MLflow UI on the project's store (make ui)
+    python -m src.tools.ui [--port 5000]     # the MLflow UI on the project's store (make ui)
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -23,7 +22,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from src.config import flatten
-from src.paths import MLRUNS_DIR, ROOT, resolve
+from src.config.paths import MLRUNS_DIR, ROOT, resolve
 
 LIBRARIES = ("tensorflow", "jax", "jaxlib", "keras", "mlflow", "optuna", "hydra-core", "omegaconf", "numpy",
              "pandas")
@@ -124,24 +123,8 @@ def browse_hint(experiment: str, run_id: str, uri: str | None = None) -> str:
     uri = uri or default_uri()
     if uri.startswith(("http://", "https://")):
         return f"open {ui_url(experiment, run_id, ui_base(uri))}"
-    serve = "make ui" if uri == default_uri() else f"python -m src.tracking ui --uri '{redact(uri)}'"
+    serve = "make ui" if uri == default_uri() else f"python -m src.tools.ui --uri '{redact(uri)}'"
     return f"browse: {serve}, then open {ui_url(experiment, run_id)}"
-
-
-def latest_sweep(uri: str) -> tuple[str, str, str] | None:
-    """(experiment id, run id, study) of the most recently started sweep parent run in a store, or None."""
-    import mlflow
-
-    client = mlflow.MlflowClient(uri)
-    exps = [e.experiment_id for e in client.search_experiments()]
-    if not exps:
-        return None
-    runs = client.search_runs(exps, filter_string="tags.sweep_role = 'parent'", order_by=["attributes.start_time DESC"],
-                              max_results=1)
-    if not runs:
-        return None
-    r = runs[0]
-    return r.info.experiment_id, r.info.run_id, r.data.tags.get("study", "")
 
 
 def git_info() -> dict:
@@ -259,40 +242,3 @@ def run_tags(data, device: str, extra: dict | None = None) -> dict:
             "data.name": data.name, "device": device, "keras_backend": keras.backend.backend()}
     tags.update(extra or {})
     return {k: redact(v) for k, v in tags.items()}
-
-
-def serve_ui(port: int = 5000, uri: str | None = None, artifact_root: str | None = None) -> int:
-    """Runs `mlflow server` on the project's store, bound to 127.0.0.1; says where the latest sweep is."""
-    uri = resolve_uri(uri)
-    root = Path(resolve(artifact_root)) if artifact_root else default_artifact_root()
-    root.mkdir(parents=True, exist_ok=True)
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri,
-           "--default-artifact-root", root.as_uri(), "--host", "127.0.0.1", "--port", str(port)]
-    base = f"http://127.0.0.1:{port}"
-    print(f"MLflow UI on {base}/#/experiments?{ML_VIEW}  (store {redact(uri)}, artifacts {root}); Ctrl-C stops it",
-          flush=True)
-    latest = latest_sweep(uri) if not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///"):]).exists() else None
-    if latest:
-        exp, run, study = latest
-        print(f"latest sweep ({study}): {ui_url(exp, run, base)}", flush=True)
-    return subprocess.call(cmd, env={**os.environ, "MLFLOW_HOST": "127.0.0.1"})
-
-
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m src.tracking", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
-    ui = sub.add_parser("ui", help="serve the MLflow UI on the project's store")
-    ui.add_argument("--port", type=int, default=5000)
-    ui.add_argument("--uri", default=None, help="backend store (default: the project's SQLite store)")
-    ui.add_argument("--artifact-root", default=None)
-    a = p.parse_args(argv)
-    if a.cmd == "ui":
-        return serve_ui(a.port, a.uri, a.artifact_root)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -12,9 +12,9 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from src.dashboard import ReadOnlyStorage
-from src.paths import ROOT
-from src.services import free_port
+from src.config.paths import ROOT
+from src.tools.dashboard import ReadOnlyStorage
+from src.tools.services import free_port
 
 
 def study_in(path):
@@ -40,8 +40,9 @@ def test_reads_go_through_and_writes_are_refused(tmp_path):
 def test_the_dashboard_serves_the_study_and_refuses_to_delete_it(tmp_path):
     study_in(tmp_path / "j")
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "src.dashboard", f"journal:{tmp_path / 'j'}", "--port", str(port)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "src.tools.dashboard", f"journal:{tmp_path / 'j'}",
+                             "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 60
@@ -65,6 +66,6 @@ def test_the_dashboard_serves_the_study_and_refuses_to_delete_it(tmp_path):
 
 
 def test_no_journal_yet_says_so(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "src.dashboard", f"journal:{tmp_path / 'none'}"], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "src.tools.dashboard", f"journal:{tmp_path / 'none'}"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "no study journal" in out.stderr and "make sweep" in out.stderr

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from src.config import compose
-from src.paths import ROOT
-from src.training import Diverged, train_run
-from src.validate import ConfigError, validate
+from src.config.paths import ROOT
+from src.config.validate import ConfigError, validate
+from src.run.training import Diverged, train_run
 from tests.conftest import TINY
 
 

@@ -1,7 +1,7 @@
 """The device check (make gpu-check): what a machine's backends see, how fast the models train there,
 and a short sweep with several trials per GPU.
 
-    python -m src.gpu_check [--rounds 3] [--samples 50000] [--precisions float32,mixed_bfloat16]
+    python -m src.tools.gpu_check [--rounds 3] [--samples 50000] [--precisions float32,mixed_bfloat16]
 
 1. the devices each installed Keras backend sees (TensorFlow, JAX);
 2. `python -m src.bench backends` on the backends present, in each precision: DIN and DIEN
@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 
-from src.paths import ROOT
+from src.config.paths import ROOT
 
 PROBES = {
     "tensorflow": "import tensorflow as tf; print([d.name for d in tf.config.list_physical_devices()])",
@@ -45,7 +45,7 @@ def devices() -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m src.gpu_check", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m src.tools.gpu_check", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--samples", type=int, default=50000)

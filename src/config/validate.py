@@ -1,7 +1,7 @@
 """Checks a composed config before anything runs: unknown keys, wrong types, unknown names.
 
 Two stages, both before any data is read:
-- `validate(cfg)`: every group against its schema (src/schema.py); no TensorFlow, so a wrong
+- `validate(cfg)`: every group against its schema (src/config/schema.py); no TensorFlow, so a wrong
   value is refused at once, naming the key and the expected type.
 - `check_names(plain)`: the names that live in code registries (activations, evolution cells,
   optimizers) against those registries, once Keras is loaded.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from omegaconf import OmegaConf
 
-from src import schema
+from src.config import schema
 
 
 class ConfigError(ValueError):
@@ -48,7 +48,7 @@ def check_names(plain: dict) -> None:
     """Activation, cell and optimizer names against the registries that build them."""
     from src.layers.activations import check_activation
     from src.layers.recurrent import cell_names
-    from src.optim import OPTIMIZERS
+    from src.run.optim import OPTIMIZERS
 
     model = plain["model"]
     specs = {"model.activation": model.get("activation")}

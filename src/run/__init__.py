@@ -1,0 +1,1 @@
+"""The run: one tracked training (loop, run logger, attention probe, optimisers, process runtime)."""

@@ -1,0 +1,1 @@
+"""Tools around the product: benchmarks, the device check, throwaway servers, the dashboard, the UI."""

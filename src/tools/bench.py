@@ -1,0 +1,472 @@
+"""Benchmarks, printed as numbers and ratios measured in one run.
+
+    python -m src.bench [models] [--models din,dien] [--rounds 6]
+        training throughput of the project's DIN and DIEN beside the plain Keras
+        baseline (../shared/bench/plain_keras_baseline.py)
+    python -m src.bench pipeline [--data movielens]
+        input pipeline throughput beside DIEN's training throughput
+    python -m src.bench preprocess --source taobao --rows 100000000
+        writes a file of that size in the source's real format and times its
+        preprocessing, with peak memory
+    python -m src.bench sweep-overhead [--rounds 2]
+        the same short trials (DIN, MovieLens, one epoch) bare and through the
+        sweep machinery, interleaved in one process: the framework's cost per trial
+    python -m src.bench bookkeeping [--workers 4 --trials 40]
+        time per trial in study-storage and tracking calls under load: PostgreSQL +
+        MLflow tracking server against the local default store
+    python -m src.bench backends [--backend tensorflow,tensorflow-xla,jax] [--precision float32]
+    python -m src.bench --backend jax,tensorflow          (the same: a --backend list compares backends)
+        training throughput of the project's DIN and DIEN on each Keras backend (and
+        TensorFlow with XLA, op determinism off), one process per backend, epochs
+        interleaved round by round; ratios against the first backend of each round
+
+`models`: random data of the baseline's shapes (history 50, embedding 18, batch
+256, 50k samples, 20k items). Both models are built in one process, the
+baseline by the baseline file's own `build`; each round trains one epoch of the
+project (fed by its input pipeline) and one of the baseline (fed NumPy arrays
+through `fit`, as its script does), so a round's ratio compares the two under
+the same machine state and the same TensorFlow settings (one intra-op thread, op
+determinism on, as `src.train` runs; `--intra-op 0` for TensorFlow's default).
+This machine switches between a slow and a fast level for seconds at a time: the
+summary gives the median and spread of the per-round ratios and the ratio of
+each side's best epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from src.config.paths import ROOT  # noqa: E402
+
+DEFAULT_BASELINE = ROOT.parent / "shared" / "bench" / "plain_keras_baseline.py"
+
+
+def bench_config(model: str, dim: int) -> dict:
+    """The project's model with the baseline's architecture."""
+    cfg = {
+        "name": model,
+        "embedding": {"item": dim, "cat": 0, "user": 0},
+        "attention": {"hidden_units": [36], "activation": "sigmoid", "scale": True, "softmax": True},
+        "mlp": {"depth": 2, "width": 200, "taper": 0.4},
+        "activation": "relu",
+    }
+    if model == "dien":
+        cfg["evolution"] = {"cell": "augru", "convention": "paper"}
+    return cfg
+
+
+def random_data(samples: int, history: int, items: int, seed: int = 0):
+    """The baseline's random data: lengths 1..T, ids 1..items-1, padding after the valid steps."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, history + 1, (samples,))
+    hist = rng.integers(1, items, (samples, history))
+    hist = hist * (np.arange(history)[None, :] < lengths[:, None])
+    target = rng.integers(1, items, (samples,))
+    y = rng.integers(0, 2, (samples,)).astype("float32")
+    x = {"hist_item": hist.astype("int32"), "target_item": target.astype("int32"),
+         "hist_len": lengths.astype("int32")}
+    return x, y
+
+
+def _load_baseline(path: Path):
+    spec = importlib.util.spec_from_file_location("plain_keras_baseline", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _timed(fn, samples: int) -> int:
+    t = time.perf_counter()
+    fn()
+    return round(samples / (time.perf_counter() - t))
+
+
+def _summary(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 3), "min": min(values), "max": max(values)}
+
+
+def bench_models(a) -> dict:
+    from src.data.dataset import SequenceData
+    from src.data.pipeline import make_dataset
+    from src.models import build_model
+    from src.run.optim import make_optimizer
+    from src.run.runtime import configure
+
+    device = configure(0, deterministic=a.determinism, intra_op=a.intra_op)
+    print(json.dumps({"device": device, "intra_op_threads": a.intra_op, "op_determinism": a.determinism}))
+    if not a.baseline.is_file():
+        raise SystemExit(f"baseline not found: {a.baseline} (give its path with --baseline)")
+    baseline = _load_baseline(a.baseline)
+    x, y = random_data(a.samples, a.history, a.items)
+    summary = {}
+    for model in a.models.split(","):
+        project = build_model(bench_config(model, a.dim), {"item": a.items}, a.history)
+        project.compile(make_optimizer("adam"), "binary_crossentropy")
+        data = SequenceData.from_histories(x["hist_item"], x["hist_len"], x["target_item"], y)
+        ds = make_dataset(data, "train", a.batch, shuffle=True, seed=0, inputs=list(project.input))
+        base = baseline.build(model, a.items, a.history, a.dim, False)
+        runs = {
+            "project": lambda p=project, d=ds: p.fit(d, epochs=1, verbose=0, shuffle=False),
+            "baseline": lambda b=base: b.fit([x["hist_item"], x["target_item"]], y, batch_size=a.batch,
+                                             epochs=1, verbose=0),
+        }
+        for fn in runs.values():  # first epoch pays for tracing
+            fn()
+        rows = []
+        for r in range(a.rounds):
+            row = {"model": model, "round": r + 1}
+            row.update({k: _timed(fn, a.samples) for k, fn in runs.items()})
+            row["ratio"] = round(row["project"] / row["baseline"], 3)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        s = {k: _summary([r[k] for r in rows]) for k in ("project", "baseline", "ratio")}
+        s["best_epoch_ratio"] = round(s["project"]["max"] / s["baseline"]["max"], 3)
+        summary[model] = s
+        print(json.dumps({"model": model, "samples_per_s": "median", "summary": s}), flush=True)
+    return summary
+
+
+BACKENDS = {  # name -> (KERAS_BACKEND, jit_compile, op determinism)
+    "tensorflow": ("tensorflow", False, True),
+    "tensorflow-xla": ("tensorflow", True, False),
+    "jax": ("jax", True, True),
+}
+
+
+def _backend_child(a) -> None:
+    """One backend's side of `backends`: builds the models, trains a warm-up epoch each, then trains one
+    timed epoch per model name read from stdin and answers with samples/s."""
+    from src.data.dataset import SequenceData
+    from src.data.pipeline import make_dataset
+    from src.models import build_model
+    from src.run.optim import make_optimizer
+    from src.run.runtime import configure
+
+    _, jit, determinism = BACKENDS[a.backend]
+    import keras
+
+    keras.config.set_dtype_policy(a.precision)
+    device = configure(0, deterministic=determinism, intra_op=a.intra_op)
+    x, y = random_data(a.samples, a.history, a.items)
+    data = SequenceData.from_histories(x["hist_item"], x["hist_len"], x["target_item"], y)
+    runs = {}
+    for model in a.models.split(","):
+        net = build_model(bench_config(model, a.dim), {"item": a.items}, a.history)
+        net.compile(make_optimizer("adam"), "binary_crossentropy", jit_compile=jit)
+        ds = make_dataset(data, "train", a.batch, shuffle=True, seed=0, inputs=list(net.input))
+        runs[model] = lambda n=net, d=ds: n.fit(d, epochs=1, verbose=0, shuffle=False)
+        runs[model]()  # the first epoch pays for tracing and compiling
+    print(json.dumps({"ready": a.backend, "device": device}), flush=True)
+    for line in sys.stdin:
+        print(json.dumps({"samples_per_s": _timed(runs[line.strip()], a.samples)}), flush=True)
+
+
+def bench_backends(a) -> dict:
+    import subprocess
+
+    names = (a.backend or ",".join(BACKENDS)).split(",")
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        raise SystemExit(f"unknown backend(s) {unknown}; known: {', '.join(BACKENDS)}")
+    children = {}
+    for name in names:
+        env = {**os.environ, "KERAS_BACKEND": BACKENDS[name][0]}
+        cmd = [sys.executable, "-m", "src.bench", "backend-child", "--backend", name, "--models", a.models,
+               "--precision", a.precision, "--samples", str(a.samples), "--history", str(a.history),
+               "--items", str(a.items), "--dim", str(a.dim), "--batch", str(a.batch), "--intra-op", str(a.intra_op)]
+        child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        ready = json.loads(child.stdout.readline())
+        print(json.dumps({"backend": name, "device": ready["device"], "jit_compile": BACKENDS[name][1],
+                          "op_determinism": BACKENDS[name][2], "precision": a.precision}), flush=True)
+        children[name] = child
+    summary = {}
+    try:
+        for model in a.models.split(","):
+            rows = []
+            for r in range(a.rounds):
+                row = {"model": model, "round": r + 1}
+                for name, child in children.items():
+                    child.stdin.write(model + "\n")
+                    child.stdin.flush()
+                    row[name] = json.loads(child.stdout.readline())["samples_per_s"]
+                for name in names[1:]:
+                    row[f"{name}/{names[0]}"] = round(row[name] / row[names[0]], 3)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+            summary[model] = {k: _summary([r[k] for r in rows]) for k in rows[0] if k not in ("model", "round")}
+            print(json.dumps({"model": model, "samples_per_s": "median", "summary": summary[model]}), flush=True)
+    finally:
+        for child in children.values():
+            child.stdin.close()
+            child.wait(timeout=60)
+    return summary
+
+
+def bench_pipeline(a) -> dict:
+    """Batches per second of the input pipeline alone, beside DIEN training on the same data."""
+    from src.config import compose
+    from src.data import load_data
+    from src.data.pipeline import make_dataset
+    from src.models import build_model
+    from src.run.optim import make_optimizer
+    from src.run.runtime import configure
+
+    configure(0, intra_op=a.intra_op)
+    cfg = compose([f"data={a.data}", "model=dien"])
+    data = load_data(cfg.data)
+    model = build_model(cfg.model, data.vocab, data.max_len)
+    model.compile(make_optimizer("adam"), "binary_crossentropy")
+    n = data.size("train")
+    ds = make_dataset(data, "train", a.batch, shuffle=True, seed=0, inputs=list(model.input))
+    for _ in ds:  # warm up
+        pass
+    model.fit(ds, epochs=1, verbose=0, shuffle=False)
+    rows = []
+    for r in range(a.rounds):
+        pipe = _timed(lambda: [None for _ in ds], n)
+        train = _timed(lambda: model.fit(ds, epochs=1, verbose=0, shuffle=False), n)
+        rows.append({"round": r + 1, "pipeline": pipe, "dien_training": train,
+                     "ratio": round(pipe / train, 2)})
+        print(json.dumps(rows[-1]), flush=True)
+    s = {k: _summary([r[k] for r in rows]) for k in ("pipeline", "dien_training", "ratio")}
+    print(json.dumps({"data": a.data, "samples": n, "samples_per_s": "median", "summary": s}), flush=True)
+    return s
+
+
+OVERHEAD_FIXED = ["data=movielens", "model=din", "train.epochs=1"]
+OVERHEAD_GRID = {"model/activation": ["sigmoid", "dice"], "model.attention.scale": ["true", "false"]}
+
+
+def _bare_trial(overrides: list[str]) -> float:
+    """The same training work as a trial, without the framework: no MLflow, no Optuna, no artifacts."""
+    from src.config import compose
+    from src.run.training import fit, prepare, test_metrics
+
+    cfg = compose(overrides)  # composed outside the timing: composition is framework cost
+    t = time.perf_counter()
+    p = prepare(cfg, log=lambda m: None)
+    fit(p, log=lambda m: None)
+    test_metrics(p)
+    return time.perf_counter() - t
+
+
+def bench_sweep_overhead(a) -> dict:
+    """Per-trial time of the same short trials bare and through the sweep machinery (composition,
+    MLflow run and artifacts, study bookkeeping), interleaved in one process: bare, swept, bare, ..."""
+    import itertools
+    import tempfile
+
+    from src.run.runtime import quiet
+    from src.sweep import driver
+    from src.sweep import study as studies
+    from src.sweep.definition import load
+    from src.sweep.worker import one_trial
+
+    quiet()
+    combos = [[f"{k}={v}" for k, v in zip(OVERHEAD_GRID, vals)]
+              for vals in itertools.product(*OVERHEAD_GRID.values())]
+    search_args = [f"{k}=choice({','.join(v)})" for k, v in OVERHEAD_GRID.items()]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        trials = len(combos) * a.rounds + 1
+        definition = load(["sweep=none", *OVERHEAD_FIXED, *search_args, "sweep.sampler=random",
+                                      f"sweep.trials={trials}", "sweep.pruner=none", "sweep.name=overhead",
+                                      f"sweep.storage=journal:{tmp}/o.journal", f"tracking.uri=sqlite:///{tmp}/m.db",
+                                      f"tracking.artifact_root={tmp}/artifacts"])
+        sweep = driver.prepare(definition)
+        job = sweep.job()
+        storage = studies.open_storage(job.url)
+        study = studies.load(definition, job.url, storage, job.epochs)
+        points = [dict(c.split("=", 1) for c in combo) for combo in combos]
+        order = [points[0]] + points * a.rounds  # the first pair warms both paths up and is not counted
+        for i, point in enumerate(order):
+            overrides = OVERHEAD_FIXED + [f"{k}={v}" for k, v in point.items()]
+            bare = _bare_trial(overrides)
+            study.enqueue_trial({k: (v == "true") if v in ("true", "false") else v for k, v in point.items()})
+            t = time.perf_counter()
+            one_trial(job, study, storage, tag="  ")
+            swept = time.perf_counter() - t
+            if i == 0:
+                continue
+            rows.append({"trial": i, "config": " ".join(overrides[len(OVERHEAD_FIXED):]), "bare_s": round(bare, 2),
+                         "sweep_s": round(swept, 2), "overhead": round(swept / bare - 1, 3)})
+            print(json.dumps(rows[-1]), flush=True)
+    s = {k: _summary([r[k] for r in rows]) for k in ("bare_s", "sweep_s", "overhead")}
+    s["overhead_of_means"] = round(statistics.fmean(r["sweep_s"] for r in rows) /
+                                   statistics.fmean(r["bare_s"] for r in rows) - 1, 3)
+    print(json.dumps({"trials": len(rows), "fixed": OVERHEAD_FIXED, "summary": s}), flush=True)
+    return s
+
+
+def _bookkeeping_worker(job: dict) -> list[dict]:
+    """One worker's trials with the storage and tracking calls of a real trial, timed, and no training."""
+    import mlflow
+    import numpy as np
+    import optuna
+
+    from src.run.probe import npz_bytes
+    from src.run.runtime import quiet
+    from src.sweep.study import open_storage
+
+    quiet()
+    mlflow.set_tracking_uri(job["tracking"])
+    client = mlflow.MlflowClient()
+    study = optuna.load_study(study_name="bookkeeping", storage=open_storage(job["storage"]),
+                              sampler=optuna.samplers.RandomSampler(seed=job["worker"]))
+    params = {f"section.key_{i}": i for i in range(90)}  # a resolved config flattens to about 90 params
+    blob = npz_bytes({"weights": np.random.rand(16, 50).astype("float32")})
+    out = []
+    for _ in range(job["trials"]):
+        t_store = t_track = 0.0
+        t = time.perf_counter()
+        trial = study.ask()
+        for k in ("host", "pid", "heartbeat", "overrides"):
+            trial.set_user_attr(k, str(k))
+        trial.suggest_categorical("model/activation", ["sigmoid", "dice"])
+        trial.suggest_int("model.mlp.depth", 1, 3)
+        trial.suggest_float("train.optimizer.lr", 1e-4, 1e-2, log=True)
+        t_store += time.perf_counter() - t
+        t = time.perf_counter()
+        tags = {"mlflow.parentRunId": job["parent"], "trial": str(trial.number), "study": "bookkeeping"}
+        run = client.create_run(job["experiment"], tags=tags)
+        rid = run.info.run_id
+        client.log_batch(rid, params=[mlflow.entities.Param(k, str(v)) for k, v in params.items()])
+        client.log_text(rid, "config: yes\n" * 60, "config.yaml")
+        t_track += time.perf_counter() - t
+        for epoch in range(1, job["epochs"] + 1):
+            t = time.perf_counter()
+            client.log_batch(rid, metrics=[mlflow.entities.Metric(k, 0.5, int(time.time() * 1000), epoch)
+                                           for k in ("loss", "valid_auc", "valid_gauc", "valid_logloss",
+                                                     "epoch_seconds", "attention_entropy")])
+            client.log_text(rid, blob.hex(), f"attention/epoch_{epoch:03d}.npz.hex")
+            t_track += time.perf_counter() - t
+            t = time.perf_counter()
+            trial.report(0.5 + 0.01 * epoch, epoch)
+            trial.should_prune()
+            trial.set_user_attr("heartbeat", time.time())
+            t_store += time.perf_counter() - t
+        t = time.perf_counter()
+        client.log_batch(rid, metrics=[mlflow.entities.Metric(k, 0.5, int(time.time() * 1000), 0)
+                                       for k in ("best_valid_auc", "test_auc", "test_gauc", "test_logloss")])
+        client.set_tag(rid, "trial_state", "COMPLETE")
+        client.set_terminated(rid, "FINISHED")
+        t_track += time.perf_counter() - t
+        t = time.perf_counter()
+        study.tell(trial, 0.5)
+        study.get_trials(deepcopy=False)  # the worker's loop reads the study once per trial
+        t_store += time.perf_counter() - t
+        out.append({"storage_s": t_store, "tracking_s": t_track})
+    return out
+
+
+def _bookkeeping_run(storage: str, tracking: str, workers: int, trials: int, epochs: int) -> dict:
+    import multiprocessing as mp
+
+    import mlflow
+    import optuna
+
+    from src.sweep.study import open_storage
+
+    optuna.create_study(study_name="bookkeeping", storage=open_storage(storage), direction="maximize")
+    mlflow.set_tracking_uri(tracking)
+    client = mlflow.MlflowClient()
+    exp = client.create_experiment("bookkeeping")
+    parent = client.create_run(exp).info.run_id
+    jobs = [{"storage": storage, "tracking": tracking, "experiment": exp, "parent": parent, "worker": w,
+             "trials": trials // workers, "epochs": epochs} for w in range(workers)]
+    t = time.perf_counter()
+    with mp.get_context("spawn").Pool(workers) as pool:
+        rows = [r for rs in pool.map(_bookkeeping_worker, jobs) for r in rs]
+    wall = time.perf_counter() - t
+    return {"trials": len(rows), "wall_s": round(wall, 1),
+            "storage_ms_per_trial": round(1000 * statistics.fmean(r["storage_s"] for r in rows), 1),
+            "tracking_ms_per_trial": round(1000 * statistics.fmean(r["tracking_s"] for r in rows), 1),
+            "storage_ms_p90": round(1000 * sorted(r["storage_s"] for r in rows)[int(0.9 * len(rows))], 1),
+            "tracking_ms_p90": round(1000 * sorted(r["tracking_s"] for r in rows)[int(0.9 * len(rows))], 1)}
+
+
+def bench_bookkeeping(a) -> dict:
+    """Time per trial in study-storage and tracking calls, N workers at once: PostgreSQL + an MLflow
+    tracking server (PostgreSQL backend) against the local default (journal file + SQLite)."""
+    import tempfile
+
+    from src.tools.services import free_port, postgres, start_mlflow_server, stop_process
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out["local"] = _bookkeeping_run(f"journal:{tmp}/optuna.journal", f"sqlite:///{tmp}/mlflow.db",
+                                        a.workers, a.trials, a.epochs)
+        print(json.dumps({"backend": "local (journal file + SQLite)", "workers": a.workers, **out["local"]}),
+              flush=True)
+        with postgres() as url:
+            port = free_port()
+            server = start_mlflow_server(url.format(db="mlflow"), Path(tmp) / "server-artifacts", port)
+            try:
+                out["postgresql"] = _bookkeeping_run(url.format(db="optuna"), f"http://127.0.0.1:{port}",
+                                                     a.workers, a.trials, a.epochs)
+            finally:
+                stop_process(server)
+        print(json.dumps({"backend": "PostgreSQL + mlflow server", "workers": a.workers, **out["postgresql"]}),
+              flush=True)
+    ratio = {k: round(out["postgresql"][k] / out["local"][k], 2) for k in ("storage_ms_per_trial",
+                                                                          "tracking_ms_per_trial")}
+    print(json.dumps({"postgresql_over_local": ratio}), flush=True)
+    return out
+
+
+def bench_preprocess(a) -> dict:
+    from src.data.scale import run_scale_benchmark
+
+    return run_scale_benchmark(a.source, a.rows, Path(a.workdir) if a.workdir else None, keep=a.keep)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", nargs="?", default="models",
+                   choices=["models", "pipeline", "preprocess", "sweep-overhead", "bookkeeping", "backends",
+                            "backend-child"])
+    p.add_argument("--backend", default=None,
+                   help=f"backends: which to compare, the first is the reference ({', '.join(BACKENDS)})")
+    p.add_argument("--precision", default="float32", help="backends: float32, mixed_float16, mixed_bfloat16")
+    p.add_argument("--workers", type=int, default=4, help="bookkeeping: worker processes")
+    p.add_argument("--trials", type=int, default=40, help="bookkeeping: trials in all")
+    p.add_argument("--epochs", type=int, default=3, help="bookkeeping: epochs reported per trial")
+    p.add_argument("--models", default="din,dien")
+    p.add_argument("--rounds", type=int, default=6)
+    p.add_argument("--history", type=int, default=50)
+    p.add_argument("--dim", type=int, default=18)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--samples", type=int, default=50000)
+    p.add_argument("--items", type=int, default=20000)
+    p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE,
+                   help="plain Keras baseline file (default: ../shared/bench/plain_keras_baseline.py)")
+    p.add_argument("--no-determinism", dest="determinism", action="store_false",
+                   help="models: leave TensorFlow's op determinism off (on by default, as in training)")
+    p.add_argument("--intra-op", type=int, default=1,
+                   help="TensorFlow intra-op threads for both sides (1, as training uses; 0: one per core)")
+    p.add_argument("--data", default="movielens", help="pipeline: the data config")
+    p.add_argument("--source", default="taobao", choices=["taobao", "amazon"], help="preprocess: format")
+    p.add_argument("--rows", type=int, default=100_000_000, help="preprocess: rows (events) to generate")
+    p.add_argument("--workdir", help="preprocess: where to write the generated file (default: a temp dir)")
+    p.add_argument("--keep", action="store_true", help="preprocess: keep the generated file")
+    a = p.parse_args(argv)
+    if a.what == "models" and a.backend:  # `python -m src.bench --backend jax,tensorflow` compares backends
+        a.what = "backends"
+    return {"models": bench_models, "pipeline": bench_pipeline, "preprocess": bench_preprocess,
+            "sweep-overhead": bench_sweep_overhead, "bookkeeping": bench_bookkeeping, "backends": bench_backends,
+            "backend-child": _backend_child}[a.what](a)
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() is not None else 1)
