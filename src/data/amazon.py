@@ -97,7 +97,11 @@ def read_reviews(path: Path):
 WARN_META_COVERAGE = 0.9
 
 
-def load_events(cfg, paths: list[Path]):
+IMPLICIT = True  # reviews are positives: each sample gets a sampled negative
+
+
+def load_events(cfg, paths: list[Path], progress=None):
+    """Review events with their categories, and their provenance (`progress` is not called)."""
     reviews_path, meta_path = paths
     protocol = cfg.get("protocol", "din")
     if protocol not in ("din", "dien"):

@@ -74,8 +74,11 @@ def read_files(paths: list[Path]):
     return ratings, movies
 
 
-def load_events(cfg, paths: list[Path]):
-    """Events with explicit labels, and their provenance."""
+IMPLICIT = False  # ratings carry their own labels
+
+
+def load_events(cfg, paths: list[Path], progress=None):
+    """Events with explicit labels, and their provenance (`progress` is not called: the files are read whole)."""
     import pandas as pd
 
     ratings, movies = read_files(paths)
@@ -94,3 +97,8 @@ def load_events(cfg, paths: list[Path]):
             "ratings_of_movies_without_genre_row": int(no_genre_row.sum()),
             "category": "first listed genre", "positive_rating": threshold}
     return events, meta
+
+
+def protocol_overrides(cfg) -> dict:
+    """Nothing: the config's protocol values apply as they are."""
+    return {}

@@ -41,24 +41,28 @@ def make_dataset(data: SequenceData, split: str, batch_size: int, shuffle: bool 
     unknown = [k for k in inputs if k not in FEATURES]
     if unknown:
         raise ValueError(f"unknown model inputs {unknown}; the pipeline makes {list(FEATURES)}")
-    n = data.size(split)
-    if n == 0:
+    if data.size(split) == 0:
         raise ValueError(f"split {split!r} of data set {data.name!r} is empty")
     if keras.backend.backend() != "tensorflow":
         if repeat:
             raise ValueError("repeat=True is a tf.data option; the NumPy pipeline runs epoch by epoch")
         return NumpyBatches(data, split, batch_size, shuffle, seed, inputs)
+    return _tf_dataset(data, split, batch_size, shuffle, seed, inputs, repeat)
+
+
+def _tf_gather(data: SequenceData, split: str, inputs: list[str]):
+    """The tf.data map function: a batch of sample indices -> (features, labels), histories cut out of
+    the event arrays."""
     import tensorflow as tf
 
     s = data.splits[split]
-    t = data.max_len
     cols = {k: tf.constant(s[k]) for k in ("user", "target_item", "target_cat", "hist_len") if k in inputs}
     end = tf.constant(s["hist_end"].astype(np.int64))
     length = tf.constant(s["hist_len"].astype(np.int64))
     labels = tf.constant(s["label"].astype(np.float32))
     wanted = {"hist_item": "item", "hist_cat": "cat", "neg_item": "neg_item", "neg_cat": "neg_cat"}
     events = {k: tf.constant(data.events[v]) for k, v in wanted.items() if k in inputs}
-    steps = tf.range(t, dtype=tf.int64)
+    steps = tf.range(data.max_len, dtype=tf.int64)
 
     def gather(idx):
         out = {k: tf.gather(v, idx) for k, v in cols.items()}
@@ -70,6 +74,15 @@ def make_dataset(data: SequenceData, split: str, batch_size: int, shuffle: bool 
                 out[k] = tf.where(valid, tf.gather(v, pos), tf.zeros([], v.dtype))
         return out, tf.gather(labels, idx)
 
+    return gather
+
+
+def _tf_dataset(data: SequenceData, split: str, batch_size: int, shuffle: bool, seed: int, inputs: list[str],
+                repeat: bool):
+    """The TensorFlow builder of `make_dataset`: batches of indices, mapped to features, prefetched."""
+    import tensorflow as tf
+
+    n = data.size(split)
     if shuffle:
         epochs = iter(range(2**62))
 
@@ -86,8 +99,8 @@ def make_dataset(data: SequenceData, split: str, batch_size: int, shuffle: bool 
         index = tf.data.Dataset.range(n).batch(batch_size)
     if repeat:
         index = index.repeat()
-    return index.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(
-        tf.data.AUTOTUNE)
+    return index.map(_tf_gather(data, split, inputs), num_parallel_calls=tf.data.AUTOTUNE,
+                     deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
 def permutation(n: int, seed: int, epoch: int) -> np.ndarray:

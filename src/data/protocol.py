@@ -81,6 +81,117 @@ class Vocab:
         return np.where(known, pos + 2, OOV).astype(np.int32)
 
 
+@dataclass
+class _Sorted:
+    """The events sorted by (user, time, item), with each event's user index and position in its history."""
+
+    user: np.ndarray
+    item: np.ndarray
+    cat: np.ndarray
+    label: np.ndarray | None
+    extra: dict
+    starts: np.ndarray   # first event of each user
+    counts: np.ndarray   # events per user
+    user_of: np.ndarray  # user index of each event
+    pos: np.ndarray      # position of each event in its user's history
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+
+def _sort(events: Events, extra: dict | None) -> _Sorted:
+    order = np.lexsort((events.item, events.time, events.user))
+    user = events.user[order]
+    starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
+    counts = np.diff(np.r_[starts, len(user)])
+    user_of = np.repeat(np.arange(len(starts)), counts)
+    return _Sorted(user, events.item[order], events.cat[order], None if events.label is None else events.label[order],
+                   {k: v[order] for k, v in (extra or {}).items()}, starts, counts, user_of,
+                   np.arange(len(user)) - starts[user_of])
+
+
+def _samples(ev: _Sorted, min_history: int, per_user) -> tuple[np.ndarray, list]:
+    """The sample events (every event with enough history, optionally only a user's last k) and the
+    filtering record of that choice."""
+    is_sample = ev.pos >= min_history
+    short = int((~is_sample).sum())
+    if per_user:
+        is_sample &= ev.pos >= ev.counts[ev.user_of] - int(per_user)
+    sample_idx = np.flatnonzero(is_sample)
+    steps = [filtering_step("events", len(ev), "events"),
+             filtering_step("not_samples_short_history", -short,
+                            f"events with fewer than data.min_history={min_history} earlier events (history only)")]
+    if per_user:
+        steps.append(filtering_step("not_samples_beyond_per_user", -(len(ev) - short - len(sample_idx)),
+                                    f"events before each user's last data.samples_per_user={per_user} "
+                                    f"(history only)"))
+    steps.append(filtering_step("samples", len(sample_idx), "events that are samples (train, valid and test)"))
+    return sample_idx, steps
+
+
+def _assign_splits(ev: _Sorted, sample_idx: np.ndarray, split_cfg: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(split code of each sample: 0 train, 1 valid, 2 test; whether each event is in its user's training
+    period, before their first validation or test sample)."""
+    n_samples_u = np.bincount(ev.user_of[sample_idx], minlength=len(ev.starts))
+    n_test = _take(n_samples_u, split_cfg.get("test", 1), "test")
+    n_valid = np.minimum(_take(n_samples_u, split_cfg.get("valid", 1), "valid"), n_samples_u - n_test)
+    # rank of each sample within its user, from the end
+    s_user = ev.user_of[sample_idx]
+    s_first = np.r_[0, np.cumsum(n_samples_u)[:-1]]
+    rank_from_end = n_samples_u[s_user] - 1 - (np.arange(len(sample_idx)) - s_first[s_user])
+    which = np.where(rank_from_end < n_test[s_user], 2, np.where(rank_from_end < n_test[s_user] + n_valid[s_user],
+                                                                 1, 0))
+    held_out_pos = np.full(len(ev.starts), np.iinfo(np.int64).max)
+    ho = sample_idx[which > 0]
+    np.minimum.at(held_out_pos, ev.user_of[ho], ev.pos[ho])
+    return which, ev.pos < held_out_pos[ev.user_of]
+
+
+@dataclass
+class _Negatives:
+    """Where sampled negatives come from: the item pool, its probabilities (None: uniform), item -> category."""
+
+    pool: np.ndarray
+    probs: np.ndarray | None
+    cat_of_item: np.ndarray
+
+
+def _negative_pool(item_vocab, train_items: np.ndarray, train_cats: np.ndarray, neg_cfg: dict) -> _Negatives:
+    """Items to sample negatives from, uniformly or by training popularity; an item's category is the
+    first one seen in training."""
+    cat_of_item = np.full(len(item_vocab), OOV, np.int32)
+    cat_of_item[PAD] = PAD
+    rev = slice(None, None, -1)  # assign in reverse so the first occurrence wins
+    cat_of_item[train_items[rev]] = train_cats[rev]
+    mode = neg_cfg.get("sampling", "uniform")
+    if mode not in ("uniform", "popularity"):
+        raise DataError(f"`data.negatives.sampling` must be 'uniform' or 'popularity', got {mode!r}")
+    probs = None
+    if mode == "popularity":
+        freq = np.bincount(train_items, minlength=len(item_vocab))[2:].astype(np.float64)
+        probs = freq / freq.sum()
+    return _Negatives(np.arange(2, len(item_vocab)), probs, cat_of_item)
+
+
+def _split_columns(e: np.ndarray, ev: _Sorted, ids: dict, max_len: int, implicit: bool, neg: _Negatives, rng):
+    """One split's sample columns; with implicit feedback each positive is followed by a sampled negative."""
+    cols = {
+        "user": ids["user"](ev.user[e]),
+        "target_item": ids["item"][e],
+        "target_cat": ids["cat"][e],
+        "hist_end": e.astype(np.int64),
+        "hist_len": np.minimum(ev.pos[e], max_len).astype(np.int32),
+        "label": (np.ones(len(e)) if implicit else ev.label[e]).astype(np.float32),
+    }
+    cols.update({k: v[e] for k, v in ev.extra.items()})
+    if not implicit:
+        return cols
+    targets = _sample_excluding(rng, neg.pool, neg.probs, cols["target_item"], "negative targets").astype(np.int32)
+    neg_cols = dict(cols, target_item=targets, target_cat=neg.cat_of_item[targets], label=np.zeros(len(e), np.float32))
+    # positive and its negative side by side, in time order
+    return {k: np.stack([cols[k], neg_cols[k]], axis=1).reshape((-1,) + cols[k].shape[1:]) for k in cols}
+
+
 def build(events: Events, cfg, name: str, implicit: bool, meta: dict | None = None,
           extra: dict | None = None) -> SequenceData:
     """Samples, splits, vocabularies and negatives from raw events.
@@ -102,98 +213,30 @@ def build(events: Events, cfg, name: str, implicit: bool, meta: dict | None = No
         raise DataError(f"`data.max_len` must be >= 1, got {max_len}")
     min_history = int(cfg.get("min_history", 1))
     rng = np.random.default_rng(int(cfg.get("seed", 0)))
-
-    order = np.lexsort((events.item, events.time, events.user))
-    user, item, cat, time = (a[order] for a in (events.user, events.item, events.cat, events.time))
-    label = None if events.label is None else events.label[order]
-    extra = {k: v[order] for k, v in (extra or {}).items()}
-    n_events = len(user)
-    starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
-    counts = np.diff(np.r_[starts, n_events])
-    user_of = np.repeat(np.arange(len(starts)), counts)
-    pos = np.arange(n_events) - starts[user_of]
-
-    # sample events: every event with enough history (optionally only a user's last k)
-    is_sample = pos >= min_history
-    short = int((~is_sample).sum())
+    ev = _sort(events, extra)
     per_user = cfg.get("samples_per_user")
-    if per_user:
-        is_sample &= pos >= counts[user_of] - int(per_user)
-    sample_idx = np.flatnonzero(is_sample)
-    steps = [filtering_step("events", n_events, "events"),
-             filtering_step("not_samples_short_history", -short,
-                            f"events with fewer than data.min_history={min_history} earlier events (history only)")]
-    if per_user:
-        steps.append(filtering_step("not_samples_beyond_per_user", -(n_events - short - len(sample_idx)),
-                                    f"events before each user's last data.samples_per_user={per_user} "
-                                    f"(history only)"))
-    steps.append(filtering_step("samples", len(sample_idx), "events that are samples (train, valid and test)"))
-    n_samples_u = np.bincount(user_of[sample_idx], minlength=len(starts))
+    sample_idx, steps = _samples(ev, min_history, per_user)
     split_cfg = cfg.get("split", {}) or {}
-    n_test = _take(n_samples_u, split_cfg.get("test", 1), "test")
-    n_valid = np.minimum(_take(n_samples_u, split_cfg.get("valid", 1), "valid"), n_samples_u - n_test)
-    # rank of each sample within its user, from the end
-    s_user = user_of[sample_idx]
-    s_first = np.r_[0, np.cumsum(n_samples_u)[:-1]]
-    rank_from_end = n_samples_u[s_user] - 1 - (np.arange(len(sample_idx)) - s_first[s_user])
-    which = np.where(rank_from_end < n_test[s_user], 2, np.where(rank_from_end < n_test[s_user] + n_valid[s_user],
-                                                                 1, 0))
-    # training period: a user's events before their first validation or test sample
-    held_out_pos = np.full(len(starts), np.iinfo(np.int64).max)
-    ho = sample_idx[which > 0]
-    np.minimum.at(held_out_pos, user_of[ho], pos[ho])
-    in_train_period = pos < held_out_pos[user_of]
+    which, in_train_period = _assign_splits(ev, sample_idx, split_cfg)
 
-    item_vocab, cat_vocab, user_vocab = (Vocab(a[in_train_period]) for a in (item, cat, user))
-    ev_item, ev_cat = item_vocab(item), cat_vocab(cat)
-
-    # item -> category over the vocabulary, for sampled negatives (first category seen in training)
-    train_items = ev_item[in_train_period]
-    cat_of_item = np.full(len(item_vocab), OOV, np.int32)
-    cat_of_item[PAD] = PAD
-    rev = slice(None, None, -1)  # assign in reverse so the first occurrence wins
-    cat_of_item[train_items[rev]] = ev_cat[in_train_period][rev]
+    item_vocab, cat_vocab, user_vocab = (Vocab(a[in_train_period]) for a in (ev.item, ev.cat, ev.user))
+    ev_item, ev_cat = item_vocab(ev.item), cat_vocab(ev.cat)
     neg_cfg = cfg.get("negatives", {}) or {}
-    mode = neg_cfg.get("sampling", "uniform")
-    if mode not in ("uniform", "popularity"):
-        raise DataError(f"`data.negatives.sampling` must be 'uniform' or 'popularity', got {mode!r}")
-    pool = np.arange(2, len(item_vocab))
-    probs = None
-    if mode == "popularity":
-        freq = np.bincount(train_items, minlength=len(item_vocab))[2:].astype(np.float64)
-        probs = freq / freq.sum()
+    neg = _negative_pool(item_vocab, ev_item[in_train_period], ev_cat[in_train_period], neg_cfg)
     neg_rng = np.random.default_rng(int(neg_cfg.get("seed", cfg.get("seed", 0))))
-    neg_item = _sample_excluding(neg_rng, pool, probs, ev_item, "negative behaviours").astype(np.int32)
-    ev = {"item": ev_item, "cat": ev_cat, "neg_item": neg_item, "neg_cat": cat_of_item[neg_item]}
+    neg_item = _sample_excluding(neg_rng, neg.pool, neg.probs, ev_item, "negative behaviours").astype(np.int32)
+    arrays = {"item": ev_item, "cat": ev_cat, "neg_item": neg_item, "neg_cat": neg.cat_of_item[neg_item]}
 
-    splits = {}
-    for code, split in enumerate(SPLITS):
-        e = sample_idx[which == code]
-        cols = {
-            "user": user_vocab(user[e]),
-            "target_item": ev_item[e],
-            "target_cat": ev_cat[e],
-            "hist_end": e.astype(np.int64),
-            "hist_len": np.minimum(pos[e], max_len).astype(np.int32),
-            "label": (np.ones(len(e)) if implicit else label[e]).astype(np.float32),
-        }
-        cols.update({k: v[e] for k, v in extra.items()})
-        if implicit:
-            neg = _sample_excluding(rng, pool, probs, cols["target_item"], "negative targets").astype(np.int32)
-            neg_cols = dict(cols, target_item=neg, target_cat=cat_of_item[neg],
-                            label=np.zeros(len(e), np.float32))
-            # positive and its negative side by side, in time order
-            cols = {k: np.stack([cols[k], neg_cols[k]], axis=1).reshape((-1,) + cols[k].shape[1:])
-                    for k in cols}
-        splits[split] = cols
-
+    ids = {"user": user_vocab, "item": ev_item, "cat": ev_cat}
+    splits = {split: _split_columns(sample_idx[which == code], ev, ids, max_len, implicit, neg, rng)
+              for code, split in enumerate(SPLITS)}
     info = dict(meta or {})
     info["filtering"] = list(info.get("filtering") or []) + steps
     info.update(
-        events=int(n_events), users=int(len(starts)), items=len(item_vocab) - 2, cats=len(cat_vocab) - 2,
+        events=int(len(ev)), users=int(len(ev.starts)), items=len(item_vocab) - 2, cats=len(cat_vocab) - 2,
         users_in_vocab=len(user_vocab) - 2, implicit=implicit,
         protocol={"max_len": max_len, "min_history": min_history, "split": dict(split_cfg),
                   "samples_per_user": per_user, "negatives": dict(neg_cfg)},
     )
     vocab = {"item": len(item_vocab), "cat": len(cat_vocab), "user": len(user_vocab)}
-    return SequenceData(name, max_len, vocab, ev, splits, info)
+    return SequenceData(name, max_len, vocab, arrays, splits, info)

@@ -66,7 +66,8 @@ def locate_bad_line(path: Path, n_fields: int, checks, sep: str = ",", header: b
             if not row:
                 raise DataError(f"{path}:{lineno}: empty line")
             if len(row) != n_fields:
-                raise DataError(f"{path}:{lineno}: expected {n_fields} fields, found {len(row)}: {sep.join(row)[:200]!r}")
+                raise DataError(f"{path}:{lineno}: expected {n_fields} fields, found {len(row)}: "
+                                f"{sep.join(row)[:200]!r}")
             for i, (check, value) in enumerate(zip(checks, row)):
                 try:
                     check(value)

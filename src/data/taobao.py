@@ -36,6 +36,9 @@ def _behaviour(v):
         raise ValueError(v)
 
 
+IMPLICIT = True  # clicks are positives: each sample gets a sampled negative
+
+
 def load_events(cfg, paths: list[Path], progress=None):
     (path,) = paths
     keep = list(cfg.get("behaviors", ["pv"]))
@@ -78,3 +81,8 @@ def load_events(cfg, paths: list[Path], progress=None):
     meta = {"source": "taobao", "rows": rows, "rows_out_of_window": out_of_window, "rows_other_behaviours": other,
             "behaviors": keep, "window": [start, end], "filtering": steps}
     return Events(user, item, cat, time), meta
+
+
+def protocol_overrides(cfg) -> dict:
+    """Nothing: the config's protocol values apply as they are."""
+    return {}

@@ -142,66 +142,81 @@ def recurrence(x_zr, x_c, a, m, kernel_zr, kernel_c, bias_c, cell: EvolutionCell
         cell: supplies the update weight.
         return_sequences: return all states [T, B, H] rather than the last [B, H].
     """
-    units = kernel_c.shape[0]
     steps = x_c.shape[0]
     if steps is None:
         raise ValueError("the recurrent layers need a static sequence length (inputs [B, T, D] with T known)")
 
     @ops.custom_gradient
     def run(x_zr, x_c, a, m, kernel_zr, kernel_c, bias_c):
-        x_zr_t, x_c_t, a_t, m_t = (ops.unstack(v, axis=0) for v in (x_zr, x_c, a, m))
-        h = ops.zeros((ops.shape(x_c)[1], units), dtype=x_c.dtype)
-        saved, states = [], []
-        for t in range(steps):
-            zr = ops.sigmoid(x_zr_t[t] + ops.matmul(h, kernel_zr))
-            z, r = ops.split(zr, 2, axis=-1)
-            q_c = ops.matmul(h, kernel_c) + bias_c
-            c = ops.tanh(x_c_t[t] + r * q_c)
-            w = cell.update(z, a_t[t])[0] * m_t[t]
-            c_minus_h = c - h
-            saved.append((h, zr, q_c, c, w, c_minus_h))
-            h = h + w * c_minus_h
-            states.append(h)
-        out = ops.stack(states, axis=0) if return_sequences else h
+        states, saved = _forward(x_zr, x_c, a, m, kernel_zr, kernel_c, bias_c, cell)
+        out = ops.stack(states, axis=0) if return_sequences else states[-1]
 
         def grad(*args, upstream=None):
             if upstream is None:
                 (upstream,) = args
-            h_prev, zr, q_c, c, w, c_minus_h = (ops.stack(v, axis=0) for v in zip(*saved))
-            z, r = ops.split(zr, 2, axis=-1)
-            _, dw_dz, dw_da = cell.update(z, a)
-            k_c = w * (1.0 - c * c)  # dL/d(pre-activation of c) = g * k_c
-            k_r = k_c * q_c * r * (1.0 - r)  # ... of r
-            k_z = c_minus_h * m * dw_dz * z * (1.0 - z) if dw_dz is not None else ops.zeros_like(z)
-            k_all = ops.concatenate([k_z, k_r, k_c * r], axis=-1)  # dL/d(h U + bU) = [g, g, g] * k_all
-            keep = ops.broadcast_to(1.0 - w, ops.shape(c))
-            k_t, keep_t = ops.unstack(k_all, axis=0), ops.unstack(keep, axis=0)
-            ups = ops.unstack(upstream, axis=0) if return_sequences else None
-            kernel_t = ops.transpose(ops.concatenate([kernel_zr, kernel_c], axis=-1))  # [3H, H]
-            g_next = ops.zeros_like(h) if return_sequences else upstream
-            g_all = [None] * steps
-            for t in range(steps - 1, -1, -1):
-                g = g_next + ups[t] if return_sequences else g_next
-                g_all[t] = g
-                if t:
-                    g3 = ops.concatenate([g, g, g], axis=-1)
-                    g_next = g * keep_t[t] + ops.matmul(g3 * k_t[t], kernel_t)
-            g_all = ops.stack(g_all, axis=0)
-            d_q = ops.concatenate([g_all, g_all, g_all], axis=-1) * k_all
-            d_zr = d_q[..., : 2 * units]
-            d_c = g_all * k_c
-            d_kernel = ops.matmul(ops.transpose(ops.reshape(h_prev, (-1, units))),
-                                  ops.reshape(d_q, (-1, 3 * units)))
-            if dw_da is None:
-                d_a = ops.zeros_like(a)
-            else:
-                d_a = ops.sum(g_all * c_minus_h * m * dw_da, axis=-1, keepdims=True)
-            return (d_zr, d_c, d_a, ops.zeros_like(m), d_kernel[:, : 2 * units], d_kernel[:, 2 * units :],
-                    ops.sum(d_q[..., 2 * units :], axis=(0, 1)))
+            return _backward(saved, upstream, a, m, kernel_zr, kernel_c, cell, return_sequences)
 
         return out, grad
 
     return run(x_zr, x_c, a, m, kernel_zr, kernel_c, bias_c)
+
+
+def _forward(x_zr, x_c, a, m, kernel_zr, kernel_c, bias_c, cell: EvolutionCell):
+    """The unrolled forward steps; returns (state of every step, the values the backward pass reuses)."""
+    units, steps = kernel_c.shape[0], x_c.shape[0]
+    x_zr_t, x_c_t, a_t, m_t = (ops.unstack(v, axis=0) for v in (x_zr, x_c, a, m))
+    h = ops.zeros((ops.shape(x_c)[1], units), dtype=x_c.dtype)
+    saved, states = [], []
+    for t in range(steps):
+        zr = ops.sigmoid(x_zr_t[t] + ops.matmul(h, kernel_zr))
+        z, r = ops.split(zr, 2, axis=-1)
+        q_c = ops.matmul(h, kernel_c) + bias_c
+        c = ops.tanh(x_c_t[t] + r * q_c)
+        w = cell.update(z, a_t[t])[0] * m_t[t]
+        c_minus_h = c - h
+        saved.append((h, zr, q_c, c, w, c_minus_h))
+        h = h + w * c_minus_h
+        states.append(h)
+    return states, saved
+
+
+def _state_gradients(upstream, k_t, keep_t, kernel_t, return_sequences: bool, steps: int, shape_like):
+    """g_t = dL/dh_t for every step, by g_{t-1} = up_{t-1} + g_t (1 - w_t) + ([g_t, g_t, g_t] * k_t) U^T; [T, B, H]."""
+    ups = ops.unstack(upstream, axis=0) if return_sequences else None
+    g_next = ops.zeros_like(shape_like) if return_sequences else upstream
+    g_all = [None] * steps
+    for t in range(steps - 1, -1, -1):
+        g = g_next + ups[t] if return_sequences else g_next
+        g_all[t] = g
+        if t:
+            g3 = ops.concatenate([g, g, g], axis=-1)
+            g_next = g * keep_t[t] + ops.matmul(g3 * k_t[t], kernel_t)
+    return ops.stack(g_all, axis=0)
+
+
+def _backward(saved, upstream, a, m, kernel_zr, kernel_c, cell: EvolutionCell, return_sequences: bool):
+    """The gradients of `recurrence`'s inputs: per-step coefficients from forward values, all steps at once,
+    then only the state gradients' recursion step by step."""
+    units, steps = kernel_c.shape[0], len(saved)
+    h_prev, zr, q_c, c, w, c_minus_h = (ops.stack(v, axis=0) for v in zip(*saved))
+    z, r = ops.split(zr, 2, axis=-1)
+    _, dw_dz, dw_da = cell.update(z, a)
+    k_c = w * (1.0 - c * c)  # dL/d(pre-activation of c) = g * k_c
+    k_r = k_c * q_c * r * (1.0 - r)  # ... of r
+    k_z = c_minus_h * m * dw_dz * z * (1.0 - z) if dw_dz is not None else ops.zeros_like(z)
+    k_all = ops.concatenate([k_z, k_r, k_c * r], axis=-1)  # dL/d(h U + bU) = [g, g, g] * k_all
+    keep = ops.broadcast_to(1.0 - w, ops.shape(c))
+    kernel_t = ops.transpose(ops.concatenate([kernel_zr, kernel_c], axis=-1))  # [3H, H]
+    g_all = _state_gradients(upstream, ops.unstack(k_all, axis=0), ops.unstack(keep, axis=0), kernel_t,
+                             return_sequences, steps, saved[-1][0])
+    d_q = ops.concatenate([g_all, g_all, g_all], axis=-1) * k_all
+    d_kernel = ops.matmul(ops.transpose(ops.reshape(h_prev, (-1, units))), ops.reshape(d_q, (-1, 3 * units)))
+    if dw_da is None:
+        d_a = ops.zeros_like(a)
+    else:
+        d_a = ops.sum(g_all * c_minus_h * m * dw_da, axis=-1, keepdims=True)
+    return (d_q[..., : 2 * units], g_all * k_c, d_a, ops.zeros_like(m), d_kernel[:, : 2 * units],
+            d_kernel[:, 2 * units :], ops.sum(d_q[..., 2 * units :], axis=(0, 1)))
 
 
 class _RecurrentBase(keras.layers.Layer):
