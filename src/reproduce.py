@@ -17,19 +17,6 @@ COMPARED = ("best_epoch", "best_valid_auc", "best_valid_gauc", "best_valid_loglo
             "test_logloss")
 
 
-def fetch_config(run_id: str, tracking_uri: str | None = None):
-    """The logged config of a run (OmegaConf) and the run itself."""
-    import mlflow
-
-    from src.run import logger as tracking
-
-    mlflow.set_tracking_uri(tracking.resolve_uri(tracking_uri))
-    client = mlflow.MlflowClient()
-    run = client.get_run(run_id)
-    text = mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml")
-    return tracking.load_logged_config(text), run
-
-
 def compare(original: dict, new: dict) -> tuple[str, bool]:
     lines = [f"{'metric':<20} {'original':>12} {'reproduced':>12} {'difference':>12}"]
     same = True
@@ -45,9 +32,9 @@ def compare(original: dict, new: dict) -> tuple[str, bool]:
 
 
 def main(argv=None) -> int:
-    import mlflow
     from omegaconf import OmegaConf
 
+    from src.run.logger import FetchError, fetch_run, run_metrics
     from src.train import run_cli
 
     argv = sys.argv[1:] if argv is None else argv
@@ -57,8 +44,8 @@ def main(argv=None) -> int:
     run_id, overrides = argv[0], argv[1:]
     uri = next((o.split("=", 1)[1] for o in overrides if o.startswith("tracking.uri=")), None)
     try:
-        cfg, original = fetch_config(run_id, uri)
-    except Exception as e:  # noqa: BLE001 - unknown run id, unreachable store: say so plainly
+        cfg, original = fetch_run(run_id, uri)
+    except FetchError as e:  # unknown run id, unreachable store: say so plainly
         print(f"error: cannot fetch run {run_id}: {e}", file=sys.stderr)
         return 2
     bad = [o for o in overrides if "=" not in o or o.startswith(("+", "~")) or "/" in o.split("=")[0]]
@@ -76,11 +63,13 @@ def main(argv=None) -> int:
                    result=results)
     if code:
         return code
-    new = mlflow.MlflowClient().get_run(results["run_id"])
-    table, _ = compare(original.data.metrics, new.data.metrics)
+    table, _ = compare(original, run_metrics(results["run_id"]))
     print(f"original {run_id} vs reproduced {results['run_id']}:\n{table}")
     return 0
 
 
 if __name__ == "__main__":
+    from src.run.runtime import quiet_tensorflow_import
+
+    quiet_tensorflow_import()
     sys.exit(main())

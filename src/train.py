@@ -72,4 +72,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    from src.run.runtime import quiet_tensorflow_import
+
+    quiet_tensorflow_import()
     main()

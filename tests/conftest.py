@@ -6,6 +6,10 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import pytest  # noqa: E402
 
+from src.run.runtime import quiet_tensorflow_import  # noqa: E402
+
+quiet_tensorflow_import()  # as every entry point does: TensorFlow's native start-up lines off the terminal
+
 TINY = [
     "data=synthetic", "data.users=60", "data.items=80", "data.cats=4", "data.seq_len=25",
     "data.samples_per_user=8", "data.split.valid=2", "data.split.test=2", "data.max_len=20",

@@ -1,6 +1,11 @@
-"""Composing the Hydra config tree outside a Hydra app (tests, sweeps, reproduce)."""
+"""The configuration: composing the Hydra config tree outside a Hydra app (tests, sweeps, reproduce),
+its paths (paths.py), the schema of every group (schema.py) and the checks before anything runs
+(validate.py)."""
 
 from __future__ import annotations
+
+import copy
+import functools
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -8,7 +13,15 @@ from src.config.paths import CONF_DIR
 
 
 def compose(overrides=(), config_name: str = "config") -> DictConfig:
-    """The composed config for `overrides`, as `python -m src.train overrides...` would see it."""
+    """The composed config for `overrides`, as `python -m src.train overrides...` would see it.
+
+    Cached (a sweep composes the same few configs over and over); each call returns its own copy.
+    """
+    return copy.deepcopy(_composed(tuple(overrides), config_name))
+
+
+@functools.lru_cache(maxsize=512)
+def _composed(overrides: tuple, config_name: str) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra

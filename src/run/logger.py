@@ -1,4 +1,9 @@
-"""Everything MLflow: where the store is, what a run logs, the UI.
+"""The run's one MLflow seam: where the store is, and everything a run logs.
+
+The training loop (src/run/training.py) imports no MLflow: it opens a `RunLogger` and hands
+it the run's config, data set, per-epoch rows, attention arrays, final metrics and model.
+The sweep's own MLflow calls (parent run, tags, reports) are in src/sweep/tracking.py, the
+UI server in src/tools/ui.py.
 
 Default store: SQLite at <project>/mlruns/mlflow.db with artifacts under
 <project>/mlruns/artifacts, absolute paths whatever the working directory.
@@ -11,11 +16,14 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
-import re
 import subprocess
 import sys
+import tempfile
+import time
 import warnings
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -23,17 +31,10 @@ from omegaconf import OmegaConf
 
 from src.config import flatten
 from src.config.paths import MLRUNS_DIR, ROOT, resolve
+from src.redact import redact
 
 LIBRARIES = ("tensorflow", "jax", "jaxlib", "keras", "mlflow", "optuna", "hydra-core", "omegaconf", "numpy",
              "pandas")
-_SECRET = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@")
-
-
-def redact(text: str) -> str:
-    """Hides the password of any URL with credentials: scheme://user:***@host."""
-    return _SECRET.sub(lambda m: f"{m['scheme']}{m['user']}:***@", str(text))
-
-
 def default_uri() -> str:
     return f"sqlite:///{MLRUNS_DIR / 'mlflow.db'}"
 
@@ -229,8 +230,6 @@ def log_dataset(data) -> None:
         except MlflowException:
             # two workers' first runs insert the same new data set row at the same moment (a unique
             # constraint of the store); by the second attempt the row exists and is linked instead
-            import time
-
             time.sleep(0.5)
             mlflow.log_input(ds, context=context)
 
@@ -242,3 +241,138 @@ def run_tags(data, device: str, extra: dict | None = None) -> dict:
             "data.name": data.name, "device": device, "keras_backend": keras.backend.backend()}
     tags.update(extra or {})
     return {k: redact(v) for k, v in tags.items()}
+
+
+class Pruned(Exception):
+    """Raised by a reporter to stop a run early (a sweep's pruner); the run ends KILLED."""
+
+    def __init__(self, epoch: int, value: float | None = None):
+        super().__init__(f"pruned at epoch {epoch}")
+        self.epoch, self.value = epoch, value
+
+
+@contextmanager
+def tracked_run(experiment_id: str, run_name=None, parent_run_id=None, tags=None):
+    """An MLflow run's lifecycle: FINISHED when the block ends, KILLED when pruned or interrupted,
+    FAILED (with the reason as a tag) on any other exception, which propagates."""
+    import mlflow
+
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id,
+                           nested=parent_run_id is not None, tags=tags)
+    try:
+        yield run
+    except Pruned as e:
+        mlflow.set_tags({"pruned_at_epoch": str(e.epoch), "end_reason": "pruned"})
+        mlflow.end_run("KILLED")
+        raise
+    except KeyboardInterrupt:
+        mlflow.set_tag("end_reason", "interrupted")
+        mlflow.end_run("KILLED")
+        raise
+    except BaseException as e:
+        mlflow.set_tags({"end_reason": "failed", "failure": redact(f"{type(e).__name__}: {e}")[:5000]})
+        mlflow.end_run("FAILED")
+        raise
+    mlflow.end_run("FINISHED")
+
+
+def _finite(metrics: dict) -> dict:
+    return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
+
+
+class RunLogger:
+    """What one training run logs, and where: the run's only MLflow calls.
+
+    Args:
+        tracking_cfg: the `tracking` config (store URI, artifact root, experiment name).
+        data: the run's data set (its name names the experiment; it is logged as an input).
+        device: the device description, a tag.
+        model: the short description of what is trained, a tag and a title.
+    """
+
+    def __init__(self, tracking_cfg, data, device: str, model: str):
+        self.tracking_cfg, self.data, self.device, self.model = tracking_cfg, data, device, model
+        setup(tracking_cfg)
+        self.experiment = experiment_id(tracking_cfg, data.name)
+        self.run_id = None
+        self._tmp = None
+
+    @contextmanager
+    def run(self, run_name=None, parent_run_id=None, tags=None):
+        """The tracked run (see `tracked_run`); yields its id."""
+        all_tags = run_tags(self.data, self.device, {"model": self.model, **(tags or {})})
+        with tracked_run(self.experiment, run_name, parent_run_id, all_tags) as run, \
+                tempfile.TemporaryDirectory() as tmp:
+            self.run_id, self._tmp = run.info.run_id, Path(tmp)
+            yield self.run_id
+
+    def config(self, cfg, overrides) -> None:
+        """The resolved config, the overrides, every key as a param, and the data set as an input."""
+        log_config(cfg, list(overrides), data_used=self.data.meta.get("protocol"))
+        log_dataset(self.data)
+
+    def epoch(self, row: dict, attention: dict | None = None, figure=None) -> None:
+        """An epoch's metrics (step = epoch) and, for models with attention, the probe's arrays and picture."""
+        import mlflow
+
+        epoch = row["epoch"]
+        if attention is not None:
+            from src.run.probe import npz_bytes
+
+            path = self._tmp / f"epoch_{epoch:03d}.npz"
+            path.write_bytes(npz_bytes(attention))
+            mlflow.log_artifact(str(path), "attention")
+        if figure is not None:
+            import matplotlib.pyplot as plt
+
+            mlflow.log_figure(figure, f"attention/epoch_{epoch:03d}.png")
+            plt.close(figure)
+        mlflow.log_metrics(_finite({k: v for k, v in row.items() if k != "epoch"}), step=epoch)
+
+    def final(self, metrics: dict) -> None:
+        """The run's closing metrics (best epoch, best validation, test), the finite ones."""
+        import mlflow
+
+        mlflow.log_metrics(_finite(metrics))
+
+    def keras_model(self, model) -> None:
+        """The trained model as `model/model.keras`."""
+        import mlflow
+
+        path = self._tmp / "model.keras"
+        model.save(path)
+        mlflow.log_artifact(str(path), "model")
+
+    def browse_hint(self) -> str:
+        import mlflow
+
+        return browse_hint(self.experiment, self.run_id, mlflow.get_tracking_uri())
+
+
+class FetchError(LookupError):
+    """A logged run cannot be read: an unknown id, a store that cannot be reached, no config.yaml."""
+
+
+def fetch_run(run_id: str, tracking_uri: str | None = None):
+    """(logged config without the rerun header, metrics) of a run in a store.
+
+    Raises:
+        FetchError: the run or its config cannot be read; the message says why.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(resolve_uri(tracking_uri))
+    try:
+        run = mlflow.MlflowClient().get_run(run_id)
+        text = mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml")
+    except (MlflowException, OSError) as e:
+        raise FetchError(redact(str(e))) from e
+    return load_logged_config(text), dict(run.data.metrics)
+
+
+def run_metrics(run_id: str) -> dict:
+    """A run's latest metrics, from the store MLflow points at."""
+    import mlflow
+
+    return dict(mlflow.MlflowClient().get_run(run_id).data.metrics)

@@ -6,10 +6,11 @@ thread pools at first use).
 
 TensorFlow's native libraries write start-up lines straight to the process's standard error
 while `import tensorflow` runs ("All log messages before absl::InitializeLog()...", oneDNN and
-CUDA probes), whatever TF_CPP_MIN_LOG_LEVEL says. Importing this module (the `src` package does)
-installs an import hook that sends file descriptor 2 to a temporary file for the length of that
-one import, in whichever module imports TensorFlow first, and writes the lines back if the
-import fails. `DIL_TF_LOGS=1` leaves them on the terminal.
+CUDA probes), whatever TF_CPP_MIN_LOG_LEVEL says. Every entry point (src.train, src.reproduce,
+src.sweep and its workers, the tools) calls `quiet_tensorflow_import()` first: an import hook that
+sends file descriptor 2 to a temporary file for the length of that one import, in whichever module
+imports TensorFlow first, and writes the lines back if the import fails. `DIL_TF_LOGS=1` leaves
+them on the terminal. Importing a module of the project installs nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import sys
 import tempfile
 
 TF_LOG_DEFAULT = "3"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_LOG_DEFAULT)
 
 
 class _QuietLoader(importlib.abc.Loader):
@@ -67,13 +67,11 @@ class _QuietTensorFlow(importlib.abc.MetaPathFinder):
 
 def quiet_tensorflow_import() -> None:
     """Keeps TensorFlow's native start-up lines off the terminal (unless DIL_TF_LOGS=1)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_LOG_DEFAULT)
     if os.environ.get("DIL_TF_LOGS") == "1" or "tensorflow" in sys.modules:
         return
     if not any(isinstance(f, _QuietTensorFlow) for f in sys.meta_path):
         sys.meta_path.insert(0, _QuietTensorFlow())
-
-
-quiet_tensorflow_import()
 
 
 def set_determinism(seed: int) -> None:
@@ -119,28 +117,37 @@ def set_threads(intra_op: int = 1, inter_op: int = 0) -> None:
         pass
 
 
+def grow_gpu_memory() -> None:
+    """TensorFlow: take GPU memory as needed instead of all of it (so that workers can share a GPU).
+    Must run before TensorFlow initialises its GPUs; nothing to do on other backends."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    for g in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(g, True)
+        except RuntimeError:  # the GPUs are initialised already: growth is fixed for this process
+            pass
+
+
 def describe_device() -> str:
-    """'GPU (n): names' (TensorFlow: with memory growth turned on), or 'CPU (n cores)'; with the backend."""
+    """'GPU (n): names' or 'CPU (n cores)', with the backend."""
     import keras
 
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
 
-        gpus = [d for d in jax.devices() if d.platform == "gpu"]
-        names = [str(d) for d in gpus]
+        names = [str(d) for d in jax.devices() if d.platform == "gpu"]
     else:
         import tensorflow as tf
 
-        gpus = tf.config.list_physical_devices("GPU")
-        for g in gpus:
-            try:
-                tf.config.experimental.set_memory_growth(g, True)
-            except RuntimeError:
-                pass
-        names = [g.name for g in gpus]
-    if gpus:
-        return f"GPU ({len(gpus)}): " + ", ".join(names) + f" [{backend}]"
+        names = [g.name for g in tf.config.list_physical_devices("GPU")]
+    if names:
+        return f"GPU ({len(names)}): " + ", ".join(names) + f" [{backend}]"
     return f"CPU ({os.cpu_count()} cores) [{backend}]"
 
 
@@ -166,6 +173,7 @@ def configure(seed: int, deterministic: bool = True, intra_op: int = 1, inter_op
     """Threads, seeds and determinism; returns the device description."""
     quiet()
     set_threads(intra_op, inter_op)
+    grow_gpu_memory()
     device = describe_device()
     if deterministic:
         set_determinism(seed)

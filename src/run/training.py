@@ -2,36 +2,29 @@
 
 Trains on the data set's training split, evaluates every epoch on validation
 (log-loss, AUC, GAUC), keeps the best epoch by the validation metric, reports
-test metrics once for that epoch, and logs everything to MLflow.
+test metrics once for that epoch, and logs everything to MLflow through the run logger
+(src/run/logger.py), the run's one tracking seam: nothing here imports MLflow.
 """
 
 from __future__ import annotations
 
 import math
 import sys
-import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from src.config.validate import check_names, validate
 from src.data.dataset import filtering_lines
 from src.metrics import HIGHER_IS_BETTER, evaluate
+from src.run.logger import Pruned, RunLogger
+
+__all__ = ["Diverged", "Pruned", "RunResult", "prepare", "fit", "test_metrics", "train_run"]
 
 
 class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
-
-
-class Pruned(Exception):
-    """Raised by a reporter to stop a run early (a sweep's pruner); the run ends KILLED."""
-
-    def __init__(self, epoch: int, value: float | None = None):
-        super().__init__(f"pruned at epoch {epoch}")
-        self.epoch, self.value = epoch, value
 
 
 @dataclass
@@ -93,6 +86,27 @@ class Prepared:
         return self.plain["train"]
 
 
+def build(model_cfg: dict, vocab: dict, max_len: int, optimizer: dict, jit_compile: bool = False):
+    """The model built from its config and compiled with the configured optimizer and the log-loss."""
+    from src.models import build_model
+    from src.run.optim import make_optimizer
+
+    model = build_model(model_cfg, vocab, max_len)
+    opt = dict(optimizer)
+    model.compile(make_optimizer(opt.pop("name"), opt.pop("lr"), **opt), loss="binary_crossentropy",
+                  jit_compile=bool(jit_compile))
+    return model
+
+
+def dataset(data, split: str, model, batch_size: int, seed: int | None = None):
+    """A split's batches with the model's inputs; the training split shuffled (seeded), the others in order."""
+    from src.data.pipeline import make_dataset
+
+    if split == "train":
+        return make_dataset(data, split, batch_size, shuffle=True, seed=seed, inputs=list(model.input))
+    return make_dataset(data, split, batch_size, inputs=list(model.input))
+
+
 def prepare(cfg, log=print) -> Prepared:
     """Validates the config, sets seeds and threads, loads the data and builds and compiles the model.
 
@@ -103,11 +117,8 @@ def prepare(cfg, log=print) -> Prepared:
     import keras
 
     from src.data import load_data
-    from src.data.pipeline import make_dataset
-    from src.models import build_model
     from src.run import probe as probe_mod
     from src.run import runtime
-    from src.run.optim import make_optimizer
 
     tr = plain["train"]
     seed = int(plain.get("seed", 0))
@@ -116,21 +127,83 @@ def prepare(cfg, log=print) -> Prepared:
     device = runtime.configure(seed, tr["deterministic"], tr["threads"]["intra_op"], tr["threads"]["inter_op"])
     check_names(plain)  # registry names, before any data is read
     data = load_data(plain["data"], progress=log)
-    model = build_model(plain["model"], data.vocab, data.max_len)
-    opt = dict(tr["optimizer"])
-    model.compile(make_optimizer(opt.pop("name"), opt.pop("lr"), **opt), loss="binary_crossentropy",
-                  jit_compile=bool(tr.get("jit_compile", False)))
-    inputs = list(model.input)
+    model = build(plain["model"], data.vocab, data.max_len, tr["optimizer"], tr.get("jit_compile", False))
     for split in ("train", "valid", "test"):
         if data.size(split) == 0:
             raise ValueError(f"data set {data.name!r} has an empty {split} split; check `data.split`")
     shuffle_seed = seed if tr.get("shuffle_seed") is None else int(tr["shuffle_seed"])
     return Prepared(
         plain=plain, data=data, model=model, device=device,
-        train_ds=make_dataset(data, "train", tr["batch_size"], shuffle=True, seed=shuffle_seed, inputs=inputs),
-        valid_ds=make_dataset(data, "valid", tr["eval_batch_size"], inputs=inputs),
-        test_ds=make_dataset(data, "test", tr["eval_batch_size"], inputs=inputs),
-        probe=probe_mod.AttentionProbe(data, model, inputs, tr["probe"]["size"], tr["probe"]["metrics_size"], seed))
+        train_ds=dataset(data, "train", model, tr["batch_size"], shuffle_seed),
+        valid_ds=dataset(data, "valid", model, tr["eval_batch_size"]),
+        test_ds=dataset(data, "test", model, tr["eval_batch_size"]),
+        probe=probe_mod.AttentionProbe(data, model, list(model.input), tr["probe"]["size"],
+                                       tr["probe"]["metrics_size"], seed))
+
+
+class EpochEnd:
+    """What happens after each epoch: the divergence check, validation, the best weights kept, early
+    stopping, the progress line, the caller's `on_epoch`. A Keras callback (see `callback`)."""
+
+    def __init__(self, p: Prepared, on_epoch=None, log=print):
+        tr = p.train
+        self.p, self.on_epoch, self.log = p, on_epoch, log
+        self.metric, self.patience, self.epochs = tr["early_stopping"]["metric"], tr["early_stopping"]["patience"], \
+            tr["epochs"]
+        self.history, self.best, self.best_epoch, self.weights, self.stale = [], None, 0, None, 0
+        self.bad_batch, self.t0 = None, 0.0
+
+    def callback(self):
+        """The Keras callback that calls this object's hooks."""
+        import keras
+
+        owner = self
+
+        class Callback(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                owner.t0 = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                owner.batch_end(self.model, batch, logs)
+
+            def on_epoch_end(self, epoch, logs=None):
+                owner.epoch_end(self.model, epoch + 1, logs)
+
+        return Callback()
+
+    def batch_end(self, model, batch, logs) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.bad_batch = (batch, float(loss))
+            model.stop_training = True
+
+    def _check_finite(self, epoch: int, loss: float) -> None:
+        if self.bad_batch is not None or not math.isfinite(loss):
+            batch, bad = self.bad_batch or (None, loss)
+            where = f" at batch {batch + 1}" if batch is not None else ""
+            raise Diverged(f"training loss became {bad} in epoch {epoch}{where}; lower "
+                           f"`train.optimizer.lr` (now {self.p.train['optimizer']['lr']}) or check the data")
+
+    def epoch_end(self, model, epoch: int, logs) -> None:
+        loss = float((logs or {}).get("loss", float("nan")))
+        self._check_finite(epoch, loss)
+        valid = self.p.data.splits["valid"]
+        m = evaluate(valid["user"], valid["label"], _predict(model, self.p.valid_ds))
+        row = {"epoch": epoch, "loss": loss, **{f"valid_{k}": v for k, v in m.items()},
+               "epoch_seconds": time.perf_counter() - self.t0}
+        self.history.append(row)
+        is_best = _improved(self.metric, m[self.metric], self.best)
+        if is_best:
+            self.best, self.best_epoch, self.weights, self.stale = m[self.metric], epoch, model.get_weights(), 0
+        else:
+            self.stale += 1
+        self.log(f"epoch {epoch}/{self.epochs}  loss {loss:.4f}  valid auc {m['auc']:.4f}  gauc {m['gauc']:.4f}  "
+                 f"logloss {m['logloss']:.4f}  ({row['epoch_seconds']:.1f}s)" + ("  *" if is_best else ""))
+        if self.on_epoch is not None:
+            self.on_epoch(row, is_best)
+        if self.patience and self.stale >= self.patience and epoch < self.epochs:
+            self.log(f"early stop: no better validation {self.metric} for {self.patience} epochs")
+            model.stop_training = True
 
 
 def fit(p: Prepared, on_epoch=None, log=print) -> tuple[list, int, dict]:
@@ -151,61 +224,16 @@ def fit(p: Prepared, on_epoch=None, log=print) -> tuple[list, int, dict]:
     Raises:
         Diverged: the loss became NaN/inf, or validation was never a number.
     """
-    import keras
-
     tr = p.train
-    metric = tr["early_stopping"]["metric"]
-    patience = tr["early_stopping"]["patience"]
-    valid_users, valid_y = p.data.splits["valid"]["user"], p.data.splits["valid"]["label"]
-    state = {"history": [], "best": None, "best_epoch": 0, "weights": None, "stale": 0}
-
-    class EpochEnd(keras.callbacks.Callback):
-        bad_batch = None
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            loss = (logs or {}).get("loss")
-            if loss is not None and not math.isfinite(float(loss)):
-                self.bad_batch = (batch, float(loss))
-                self.model.stop_training = True
-
-        def on_epoch_end(self, epoch, logs=None):
-            epoch += 1
-            loss = float((logs or {}).get("loss", float("nan")))
-            if self.bad_batch is not None or not math.isfinite(loss):
-                batch, bad = self.bad_batch or (None, loss)
-                where = f" at batch {batch + 1}" if batch is not None else ""
-                raise Diverged(f"training loss became {bad} in epoch {epoch}{where}; lower "
-                               f"`train.optimizer.lr` (now {tr['optimizer']['lr']}) or check the data")
-            m = evaluate(valid_users, valid_y, _predict(self.model, p.valid_ds))
-            row = {"epoch": epoch, "loss": loss, **{f"valid_{k}": v for k, v in m.items()},
-                   "epoch_seconds": time.perf_counter() - self.t0}
-            state["history"].append(row)
-            is_best = _improved(metric, m[metric], state["best"])
-            if is_best:
-                state.update(best=m[metric], best_epoch=epoch, weights=self.model.get_weights(), stale=0)
-            else:
-                state["stale"] += 1
-            log(f"epoch {epoch}/{tr['epochs']}  loss {loss:.4f}  valid auc {m['auc']:.4f}  "
-                f"gauc {m['gauc']:.4f}  logloss {m['logloss']:.4f}  ({row['epoch_seconds']:.1f}s)"
-                + ("  *" if is_best else ""))
-            if on_epoch is not None:
-                on_epoch(row, is_best)
-            if patience and state["stale"] >= patience and epoch < tr["epochs"]:
-                log(f"early stop: no better validation {metric} for {patience} epochs")
-                self.model.stop_training = True
-
+    state = EpochEnd(p, on_epoch, log)
     p.model.fit(p.train_ds, epochs=tr["epochs"], shuffle=False, verbose=_progress_verbose(tr["progress"]),
-                callbacks=[EpochEnd()])
-    if state["weights"] is None:
-        raise Diverged(f"validation {metric} was never a number; nothing to select")
-    p.model.set_weights(state["weights"])
-    best_epoch = state["best_epoch"]
-    valid_best = {k[len("valid_"):]: v for k, v in state["history"][best_epoch - 1].items()
+                callbacks=[state.callback()])
+    if state.weights is None:
+        raise Diverged(f"validation {state.metric} was never a number; nothing to select")
+    p.model.set_weights(state.weights)
+    valid_best = {k[len("valid_"):]: v for k, v in state.history[state.best_epoch - 1].items()
                   if k.startswith("valid_")}
-    return state["history"], best_epoch, valid_best
+    return state.history, state.best_epoch, valid_best
 
 
 def test_metrics(p: Prepared) -> dict:
@@ -213,54 +241,31 @@ def test_metrics(p: Prepared) -> dict:
     return evaluate(p.data.splits["test"]["user"], p.data.splits["test"]["label"], _predict(p.model, p.test_ds))
 
 
-@contextmanager
-def tracked_run(experiment_id: str, run_name=None, parent_run_id=None, tags=None):
-    """An MLflow run's lifecycle: FINISHED when the block ends, KILLED when pruned or interrupted,
-    FAILED (with the reason as a tag) on any other exception, which propagates."""
-    import mlflow
-
-    from src.run import logger as tracking
-
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id,
-                           nested=parent_run_id is not None, tags=tags)
-    try:
-        yield run
-    except Pruned as e:
-        mlflow.set_tags({"pruned_at_epoch": str(e.epoch), "end_reason": "pruned"})
-        mlflow.end_run("KILLED")
-        raise
-    except KeyboardInterrupt:
-        mlflow.set_tag("end_reason", "interrupted")
-        mlflow.end_run("KILLED")
-        raise
-    except BaseException as e:
-        mlflow.set_tags({"end_reason": "failed", "failure": tracking.redact(f"{type(e).__name__}: {e}")[:5000]})
-        mlflow.end_run("FAILED")
-        raise
-    mlflow.end_run("FINISHED")
-
-
-def _log_epoch(p: Prepared, row: dict, tmp: Path) -> None:
-    """An epoch's metrics and, for models with attention, the probe's arrays, picture and summary."""
-    import mlflow
-
+def probe_epoch(p: Prepared, row: dict) -> tuple[dict | None, object]:
+    """For models with attention: the probe's summary added to `row`, and its arrays and heat map."""
+    if not p.probe.active:
+        return None, None
     from src.run import probe as probe_mod
 
-    if p.probe.active:
-        p.probe.update()
-        row.update(p.probe.summary())
-        arrays = p.probe.snapshot()
-        epoch = row["epoch"]
-        path = tmp / f"epoch_{epoch:03d}.npz"
-        path.write_bytes(probe_mod.npz_bytes(arrays))
-        mlflow.log_artifact(str(path), "attention")
-        fig = probe_mod.heatmap(arrays, f"attention weights, epoch {epoch} ({describe_run(p.plain)})")
-        mlflow.log_figure(fig, f"attention/epoch_{epoch:03d}.png")
-        import matplotlib.pyplot as plt
+    p.probe.update()
+    row.update(p.probe.summary())
+    arrays = p.probe.snapshot()
+    title = f"attention weights, epoch {row['epoch']} ({describe_run(p.plain)})"
+    return arrays, probe_mod.heatmap(arrays, title)
 
-        plt.close(fig)
-    mlflow.log_metrics({k: float(v) for k, v in row.items() if k != "epoch" and
-                        v is not None and math.isfinite(float(v))}, step=row["epoch"])
+
+def _announce(p: Prepared, run_id: str, log) -> None:
+    data = p.data
+    log(f"run {run_id}: {describe_run(p.plain)} on {data.name} ({data.size('train'):,} train / "
+        f"{data.size('valid'):,} valid / {data.size('test'):,} test) on {p.device}")
+    for line in filtering_lines(data.meta):
+        log(line)
+
+
+def _result(run_id: str, history: list, best_epoch: int, valid_best: dict, test: dict, seconds: float) -> RunResult:
+    attention = {k: v for k, v in history[best_epoch - 1].items() if k.startswith("attention_")}
+    attention.update({f"last_{k}": v for k, v in history[-1].items() if k.startswith("attention_")})
+    return RunResult(run_id, "FINISHED", best_epoch, valid_best, test, history, seconds, attention)
 
 
 def train_run(cfg, overrides=(), tags: dict | None = None, parent_run_id: str | None = None,
@@ -282,46 +287,29 @@ def train_run(cfg, overrides=(), tags: dict | None = None, parent_run_id: str | 
         Diverged: the loss became NaN/inf (the run ends FAILED).
         Pruned: from the reporter (the run ends KILLED).
     """
-    import mlflow
-
-    from src.run import logger as tracking
-
     p = prepare(cfg, log)
-    tracking.setup(p.plain["tracking"])
-    exp_id = tracking.experiment_id(p.plain["tracking"], p.data.name)
-    all_tags = tracking.run_tags(p.data, p.device, {"model": describe_run(p.plain), **(tags or {})})
+    runlog = RunLogger(p.plain["tracking"], p.data, p.device, describe_run(p.plain))
     metric = p.train["early_stopping"]["metric"]
-    with tracked_run(exp_id, run_name, parent_run_id, all_tags) as run, tempfile.TemporaryDirectory() as tmp:
-        run_id = run.info.run_id
+    with runlog.run(run_name, parent_run_id, tags) as run_id:
         if on_start is not None:
             on_start(run_id)
         t_start = time.perf_counter()
-        tracking.log_config(cfg, list(overrides), data_used=p.data.meta.get("protocol"))
-        tracking.log_dataset(p.data)
-        data = p.data
-        log(f"run {run_id}: {describe_run(p.plain)} on {data.name} ({data.size('train'):,} train / "
-            f"{data.size('valid'):,} valid / {data.size('test'):,} test) on {p.device}")
-        for line in filtering_lines(data.meta):
-            log(line)
+        runlog.config(cfg, overrides)
+        _announce(p, run_id, log)
 
         def on_epoch(row, is_best):
-            _log_epoch(p, row, Path(tmp))
+            runlog.epoch(row, *probe_epoch(p, row))
             if reporter is not None:
                 reporter(row["epoch"], {k[len("valid_"):]: v for k, v in row.items() if k.startswith("valid_")})
 
         history, best_epoch, valid_best = fit(p, on_epoch, log)
         test = test_metrics(p)
-        final = {"best_epoch": best_epoch, **{f"best_valid_{k}": v for k, v in valid_best.items()},
-                 **{f"test_{k}": v for k, v in test.items()}}
-        mlflow.log_metrics({k: float(v) for k, v in final.items() if math.isfinite(float(v))})
+        runlog.final({"best_epoch": best_epoch, **{f"best_valid_{k}": v for k, v in valid_best.items()},
+                      **{f"test_{k}": v for k, v in test.items()}})
         if p.train["save_model"]:
-            path = Path(tmp) / "model.keras"
-            p.model.save(path)
-            mlflow.log_artifact(str(path), "model")
+            runlog.keras_model(p.model)
         seconds = time.perf_counter() - t_start
         log(f"best epoch {best_epoch}: valid {metric} {valid_best[metric]:.4f}; test auc {test['auc']:.4f}  "
             f"gauc {test['gauc']:.4f}  logloss {test['logloss']:.4f}  ({seconds:.0f}s)")
-        log(tracking.browse_hint(exp_id, run_id, mlflow.get_tracking_uri()))
-    attention = {k: v for k, v in history[best_epoch - 1].items() if k.startswith("attention_")}
-    attention.update({f"last_{k}": v for k, v in history[-1].items() if k.startswith("attention_")})
-    return RunResult(run_id, "FINISHED", best_epoch, valid_best, test, history, seconds, attention)
+        log(runlog.browse_hint())
+    return _result(run_id, history, best_epoch, valid_best, test, seconds)

@@ -23,8 +23,8 @@ import os
 import sys
 import time
 
+from src.sweep import SweepError
 from src.sweep.definition import DEFAULTS, load
-from src.sweep.space import SweepError
 
 
 def main(argv=None) -> int:
@@ -57,5 +57,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    from src.run.runtime import quiet_tensorflow_import
+
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    quiet_tensorflow_import()
     sys.exit(main())

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import yaml
 
 from src.config.paths import SWEEPS_DIR
-from src.sweep import space
-from src.sweep.space import Param, SweepError
+from src.sweep import SweepError, space
+from src.sweep.space import Param
 
 METRICS = {"valid_auc": "maximize", "valid_gauc": "maximize", "valid_logloss": "minimize"}
 SAMPLERS = ("tpe", "random", "grid", "fractional")

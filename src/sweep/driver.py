@@ -1,25 +1,25 @@
 """The sweep driver: check the space, open or resume the study, queue a design, run the workers,
 write the report. Plain Python around Optuna; nothing imports this module but `__main__`.
 
-    definition (definition.py) -> checked space (space.py) -> study (study.py)
-      -> MLflow parent run (tracking.py) -> workers, each with a frozen Job (worker.py)
-      -> report (report.py)
+    definition (definition.py) -> checked space (space.py) -> design (design.py) -> study (study.py)
+      -> MLflow parent run (tracking.py) -> workers on their GPUs (placement.py), each with a frozen
+      Job (worker.py) -> effects and report (effects.py, report.py)
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 
-from src.sweep import report, space, worker
+from src.config import compose
+from src.sweep import design as designs
+from src.sweep import placement, report, space, worker
 from src.sweep import study as studies
 from src.sweep import tracking as sweep_tracking
 from src.sweep.definition import Definition
-from src.sweep.space import SweepError
-from src.sweep.worker import Job, compose
+from src.sweep.worker import Job
 
 
 @dataclass
@@ -44,28 +44,6 @@ class Sweep:
                    inter_op=inter_op, gpu=gpu, gpu_share=gpu_share, design_size=len(self.design))
 
 
-def placement(workers: int, gpus: list[str], per_gpu: int) -> list[str | None]:
-    """The GPU of each worker, round robin (worker i on gpus[i % len(gpus)]); None for all on the CPU.
-
-    Raises SweepError when the workers would not fit `per_gpu` to a GPU.
-    """
-    if not gpus:
-        return [None] * workers
-    if workers > len(gpus) * per_gpu:
-        raise SweepError(f"{workers} workers do not fit on {len(gpus)} GPU(s) at sweep.trials_per_gpu={per_gpu}; "
-                         f"raise sweep.trials_per_gpu or lower sweep.workers")
-    return [gpus[i % len(gpus)] for i in range(workers)]
-
-
-def design_points(d: Definition) -> list[dict]:
-    """The configurations a designed sweep queues: every one (grid), or a 2^(k-p) fraction."""
-    if d.settings.sampler == "grid":
-        return space.grid(list(d.base), d.params, compose)
-    if d.settings.sampler == "fractional":
-        return space.fractional(d.params)
-    return []
-
-
 def prepare(d: Definition) -> Sweep:
     """Checks the space, opens or creates the study (refusing a different space under the same
     name), recovers dead trials, opens the MLflow parent run and queues the design."""
@@ -73,8 +51,10 @@ def prepare(d: Definition) -> Sweep:
     from src.config.validate import validate
 
     space.check(list(d.base), d.params, compose, validate)
-    gpus = placement(d.settings.workers, _gpu_ids(), d.settings.trials_per_gpu) if d.settings.workers > 1 else [None]
-    design = design_points(d)
+    gpus = [None]
+    if d.settings.workers > 1:
+        gpus = placement.placement(d.settings.workers, placement.gpu_ids(), d.settings.trials_per_gpu)
+    design = designs.points(d.settings, list(d.base), d.params, compose)
     base_cfg = compose(list(d.base) + space.structural_combinations(d.params)[0])
     epochs = int(base_cfg.train.epochs)
     url = studies.storage_url(d.settings.storage)
@@ -87,27 +67,6 @@ def prepare(d: Definition) -> Sweep:
     queued = studies.enqueue(study, design)
     return Sweep(d, url, study, parent, epochs, tracking_cfg, resumed, [t.number for t in recovered], queued,
                  design, gpus)
-
-
-GPU_COUNT = {  # the GPUs a backend sees, printed by a child process so that this one stays free of CUDA state
-    "tensorflow": "import tensorflow as tf; print(len(tf.config.list_physical_devices('GPU')))",
-    "jax": "import jax; print(sum(d.platform == 'gpu' for d in jax.devices()))",
-}
-
-
-def _gpu_ids() -> list[str]:
-    """GPUs to share out: DIL_GPUS=0,2, or those the Keras backend sees."""
-    from src.config.validate import backend
-
-    if os.environ.get("DIL_GPUS"):
-        return os.environ["DIL_GPUS"].split(",")
-    code = GPU_COUNT.get(backend(), GPU_COUNT["tensorflow"])
-    try:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-        return [str(i) for i in range(int(out.stdout.strip().splitlines()[-1]))]
-    except (subprocess.SubprocessError, ValueError, IndexError, OSError):
-        return []
 
 
 def _entry(job: Job, queue) -> None:
@@ -158,7 +117,7 @@ def run_workers(sw: Sweep) -> dict:
 
 def run(sw: Sweep) -> int:
     """Runs the prepared sweep to the end and writes its report; the process exit code."""
-    from src.run.logger import redact
+    from src.redact import redact
 
     s = sw.definition.settings
     c = studies.counts(sw.study)

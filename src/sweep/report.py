@@ -17,8 +17,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from src.run import logger as tracking
-from src.sweep.tracking import set_tags
+from src.sweep.tracking import log_summary
 
 log = logging.getLogger(__name__)
 
@@ -277,73 +276,45 @@ def effects_figure(eff: dict, metric: str, direction: str):
     return fig
 
 
-def finish(definition, study, parent: str, failed: str | None = None) -> None:
-    """Logs the study summary to the parent run and prints the results."""
-    import mlflow
+def _save_figure(fig, path: Path) -> None:
+    if fig is None:
+        return
+    import matplotlib.pyplot as plt
 
-    from src.sweep.study import counts as study_counts
-    from src.sweep.worker import compose
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
-    s = definition.settings
-    rows = trial_rows(study)
-    abl = ablation(rows, definition.params)
-    client = mlflow.MlflowClient()
-    counts = study_counts(study)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        (out / "trials.json").write_text(json.dumps(rows, indent=1, default=str))
-        table = ablation_table(abl, s.metric)
-        (out / "ablation.md").write_text(table + "\n")
-        (out / "ablation.json").write_text(json.dumps(abl, indent=1))
-        eff = effects_report(rows, definition.params, s.direction, s.seeds)
-        eff_text = effects_text(eff, s.metric, s.seeds)
-        (out / "effects.json").write_text(json.dumps(eff["records"], indent=1, default=str))
-        (out / "effects_summary.json").write_text(json.dumps({k: v for k, v in eff.items() if k != "records"},
-                                                             indent=1, default=str))
-        (out / "effects.md").write_text(eff_text + "\n")
-        fig = effects_figure(eff, s.metric, s.direction)
-        if fig is not None:
-            fig.savefig(out / "effects.png", dpi=100)
-            import matplotlib.pyplot as plt
 
-            plt.close(fig)
-        fig = ablation_figure(abl, s.metric)
-        if fig is not None:
-            fig.savefig(out / "ablation.png", dpi=100)
-            import matplotlib.pyplot as plt
+def write_report(out: Path, study, rows: list[dict], abl: dict, eff: dict, eff_text: str, s) -> list[Path]:
+    """The report's files in `out` (trials, ablation, effects as JSON, Markdown and pictures); returns them."""
+    (out / "trials.json").write_text(json.dumps(rows, indent=1, default=str))
+    (out / "ablation.md").write_text(ablation_table(abl, s.metric) + "\n")
+    (out / "ablation.json").write_text(json.dumps(abl, indent=1))
+    (out / "effects.json").write_text(json.dumps(eff["records"], indent=1, default=str))
+    (out / "effects_summary.json").write_text(json.dumps({k: v for k, v in eff.items() if k != "records"},
+                                                         indent=1, default=str))
+    (out / "effects.md").write_text(eff_text + "\n")
+    _save_figure(effects_figure(eff, s.metric, s.direction), out / "effects.png")
+    _save_figure(ablation_figure(abl, s.metric), out / "ablation.png")
+    names = ("trials.json", "effects.json", "effects_summary.json", "effects.md", "effects.png", "ablation.md",
+             "ablation.json", "ablation.png")
+    return [out / name for name in names if (out / name).exists()]
 
-            plt.close(fig)
-        for p in optuna_plots(study, out):
-            client.log_artifact(parent, str(p), "optuna")
-        names = ("trials.json", "effects.json", "effects_summary.json", "effects.md", "effects.png", "ablation.md",
-                 "ablation.json", "ablation.png")
-        for name in names:
-            if (out / name).exists():
-                client.log_artifact(parent, str(out / name), "report")
-        best = None
-        try:
-            best = study.best_trial
-        except ValueError:
-            pass
-        metrics = {f"trials_{k}": v for k, v in counts.items()}
-        if best is not None:
-            metrics["best_value"] = best.value
-            # tags, not params: a resume or another machine's finish may find a better trial, and
-            # MLflow params cannot change
-            set_tags(parent, {"best_trial": str(best.number),
-                              **{f"best.{k}": tracking.redact(str(v)) for k, v in best.params.items()}})
-            best_cfg = compose(list(definition.base) + best.user_attrs.get("overrides", []) + [f"seed={s.seeds[0]}"])
-            client.log_text(parent, tracking.rerunnable_yaml(best_cfg), "best_config.yaml")
-        for k, v in metrics.items():
-            if v is not None and math.isfinite(float(v)):
-                client.log_metric(parent, k, float(v))
-    client.set_terminated(parent, "FAILED" if failed else "FINISHED")
+
+def _best(study):
+    try:
+        return study.best_trial
+    except ValueError:  # no complete trial yet
+        return None
+
+
+def _print_summary(rows, abl, best, counts, s, failed, hint, eff_text) -> None:
     print()
     print(results_table(rows, s.metric, s.direction))
     print()
     if abl:
         print("ablation (complete trials, every seed):")
-        print(table)
+        print(ablation_table(abl, s.metric))
         print()
     if best is not None:
         print(f"best trial {best.number}: {s.metric} {best.value:.4f}  "
@@ -352,10 +323,33 @@ def finish(definition, study, parent: str, failed: str | None = None) -> None:
           f"pruned), {counts['failed']} failed")
     if failed:
         print(f"error: {failed}")
-    exp = client.get_run(parent).info.experiment_id
-    print(f"{tracking.browse_hint(exp, parent, mlflow.get_tracking_uri())}  (the sweep's parent run: report/ and "
-          f"optuna/ artifacts, its trials nested under it; best_config.yaml reruns with "
-          f"`python -m src.train --config-path <dir> --config-name best_config`)")
+    print(f"{hint}  (the sweep's parent run: report/ and optuna/ artifacts, its trials nested under it; "
+          f"best_config.yaml reruns with `python -m src.train --config-path <dir> --config-name best_config`)")
     print()
     print("effects against the reference level (report/effects.md, effects.png on the parent run):")
     print(eff_text)
+
+
+def finish(definition, study, parent: str, failed: str | None = None) -> None:
+    """Logs the study summary to the parent run and prints the results."""
+    from src.config import compose
+    from src.sweep.study import counts as study_counts
+
+    s = definition.settings
+    rows = trial_rows(study)
+    abl = ablation(rows, definition.params)
+    counts = study_counts(study)
+    eff = effects_report(rows, definition.params, s.direction, s.seeds)
+    eff_text = effects_text(eff, s.metric, s.seeds)
+    best = _best(study)
+    best_cfg = None
+    if best is not None:
+        best_cfg = compose(list(definition.base) + best.user_attrs.get("overrides", []) + [f"seed={s.seeds[0]}"])
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        files = write_report(out, study, rows, abl, eff, eff_text, s)
+        (out / "optuna").mkdir()
+        plots = optuna_plots(study, out / "optuna")
+        metrics = {f"trials_{k}": v for k, v in counts.items()}
+        hint = log_summary(parent, files, plots, metrics, best, best_cfg, failed)
+    _print_summary(rows, abl, best, counts, s, failed, hint, eff_text)

@@ -24,11 +24,10 @@ from dataclasses import dataclass
 
 from omegaconf import OmegaConf
 
+from src.sweep import SweepError
+
+__all__ = ["Param", "SweepError", "parse", "merge", "sample", "check", "signature"]
 MISSING = object()
-
-
-class SweepError(ValueError):
-    """A sweep definition is wrong; the message names the dimension or setting."""
 
 
 @dataclass(frozen=True)
@@ -229,21 +228,6 @@ def structural_combinations(params: dict[str, Param]) -> list[list[str]]:
     return [[p.override(v) for p, v in zip(top, combo)] for combo in itertools.product(*[p.values() for p in top])]
 
 
-def grid(base: list[str], params: dict[str, Param], compose) -> list[dict]:
-    """All distinct configurations of a discrete space, expanding a dimension only where it applies."""
-    out = []
-    for combo in structural_combinations(params):
-        cfg = compose(base + combo)
-        top = dict(zip([p.key for p in ordered(params) if p.is_group and p.depth == 0],
-                       [c.split("=", 1)[1] for c in combo]))
-        rest = [p for p in ordered(params) if not (p.is_group and p.depth == 0) and applies(p, cfg)]
-        tops = {p.key: v for p in ordered(params) if p.is_group and p.depth == 0
-                for v in p.values() if format_value(v) == top[p.key]}
-        for values in itertools.product(*[p.values() for p in rest]):
-            out.append({**tops, **{p.key: v for p, v in zip(rest, values)}})
-    return out
-
-
 def check(base: list[str], params: dict[str, Param], compose, validate) -> None:
     """Composes what the sweep will compose, before the first trial: unknown keys, bad options and
     values of the wrong type fail here, naming the dimension."""
@@ -285,69 +269,3 @@ def _keys(cfg, prefix=""):
 def signature(base: list[str], params: dict[str, Param]) -> str:
     """What makes two sweeps the same study: the fixed overrides and the dimensions."""
     return json.dumps({"fixed": sorted(base), "space": [p.signature() for p in ordered(params)]}, sort_keys=True)
-
-
-# Generators of two-level fractional factorials of resolution IV or better (Box, Hunter & Hunter,
-# "Statistics for Experimenters", 2nd ed., table 6.22): k factors in 2^(k-p) runs. Letters are the
-# base factors of the full 2^(k-p) factorial; each generator defines one more factor as their product.
-GENERATORS = {
-    4: ["ABC"],                              # 2^(4-1)_IV, 8 configurations
-    5: ["ABCD"],                             # 2^(5-1)_V, 16
-    6: ["ABC", "BCD"],                       # 2^(6-2)_IV, 16
-    7: ["ABC", "BCD", "ACD"],                # 2^(7-3)_IV, 16
-    8: ["BCD", "ACD", "ABC", "ABD"],         # 2^(8-4)_IV, 16
-    9: ["ABCD", "ABCE", "ABDE", "ACDE"],     # 2^(9-4)_IV, 32
-    10: ["ABCD", "ABCE", "ABDE", "ACDE", "BCDE"],  # 2^(10-5)_IV, 32
-}
-
-
-def design_columns(k: int) -> tuple[list[str], list[list[int]]]:
-    """The defining words and the -1/+1 runs of the smallest resolution-IV (or better) design for k
-    two-level factors; a full factorial for k <= 3 (a half fraction of 3 factors would be resolution III)."""
-    if k > max(GENERATORS):
-        raise SweepError(f"a fractional design supports at most {max(GENERATORS)} two-level factors, got {k}")
-    gens = GENERATORS.get(k, [])
-    base = k - len(gens)
-    letters = "ABCDEFGHIJ"[:base]
-    runs = []
-    for bits in itertools.product((-1, 1), repeat=base):
-        row = list(bits)
-        for g in gens:
-            v = 1
-            for ch in g:
-                v *= bits[letters.index(ch)]
-            row.append(v)
-        runs.append(row)
-    words = [g + "ABCDEFGHIJKLMNOP"[base + i] for i, g in enumerate(gens)]
-    return words, runs
-
-
-def resolution(words: list[str]) -> int | None:
-    """The resolution of a design with these generator words: the shortest word of the defining
-    relation (all products of the generators); None for a full factorial."""
-    if not words:
-        return None
-    shortest = None
-    for r in range(1, len(words) + 1):
-        for combo in itertools.combinations(words, r):
-            letters = set()
-            for w in combo:
-                letters ^= set(w)
-            shortest = len(letters) if shortest is None else min(shortest, len(letters))
-    return shortest
-
-
-def fractional(params: dict[str, Param]) -> list[dict]:
-    """The configurations of a 2^(k-p) design (resolution IV or better) over k two-level dimensions:
-    main effects are not confounded with two-factor interactions. Level -1 is a dimension's first value."""
-    plist = ordered(params)
-    for p in plist:
-        try:
-            n = len(p.values())
-        except SweepError:
-            n = 0
-        if n != 2:
-            raise SweepError(f"a fractional design needs two-level dimensions; `{p.key}={p.expr}` has "
-                             f"{n or 'continuous'} levels (write choice(a, b))")
-    _, runs = design_columns(len(plist))
-    return [{p.key: p.values()[0 if x < 0 else 1] for p, x in zip(plist, row)} for row in runs]

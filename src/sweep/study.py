@@ -23,8 +23,8 @@ import time
 from collections import Counter
 
 from src.config.paths import MLRUNS_DIR, resolve
+from src.sweep import SweepError
 from src.sweep.definition import Definition, Settings
-from src.sweep.space import SweepError
 
 # the identity of this machine in the study; DIL_HOST sets it (tests simulate a second machine)
 HOST = os.environ.get("DIL_HOST") or socket.gethostname()
@@ -70,7 +70,7 @@ def open_storage(url: str, heartbeat: float = 30, grace: float = 90):
         engine = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
     from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 
-    from src.run.logger import redact
+    from src.redact import redact
 
     def refuse(e):
         return SweepError(f"cannot open the study storage {redact(url)}: {type(e).__name__}: "
@@ -170,7 +170,7 @@ def create_or_resume(definition: Definition, url: str):
     """
     import optuna
 
-    from src.run.logger import redact
+    from src.redact import redact
 
     s = definition.settings
     storage = open_storage(url, s.heartbeat, s.grace)

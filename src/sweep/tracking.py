@@ -9,6 +9,7 @@ import time
 
 import yaml
 
+from src.redact import redact
 from src.run import logger as tracking
 from src.sweep.definition import Definition
 from src.sweep.study import HOST
@@ -34,7 +35,7 @@ def definition_yaml(definition: Definition) -> str:
     doc = {"study": asdict(definition.settings), "fixed": list(definition.base),
            "search": {k: p.expr for k, p in definition.params.items()},
            "command": ["python", "-m", "src.sweep", *definition.argv], "file": definition.file}
-    return tracking.redact(yaml.safe_dump(json.loads(json.dumps(doc, default=str)), sort_keys=False))
+    return redact(yaml.safe_dump(json.loads(json.dumps(doc, default=str)), sort_keys=False))
 
 
 def _live_run(client, run_id):
@@ -72,12 +73,11 @@ def open_parent(definition: Definition, study, url: str, creator: bool, tracking
             run = stored()
     if run is None:  # the creator, a resume after a store reset, or a creator that died first
         name = definition.settings.name
-        run = client.create_run(exp_id, run_name=f"sweep {name}",
-                                tags={"study": name, "sweep_role": "parent", "storage": tracking.redact(url),
-                                      **tracking.git_info(), **tracking.versions()})
-        study.set_user_attr("mlflow_parent_run_id", run.info.run_id)
-        client.log_text(run.info.run_id, definition_yaml(definition), "sweep.yaml")
-    parent = run.info.run_id
+        parent = create_parent(exp_id, f"sweep {name}", {"study": name, "storage": redact(url)})
+        study.set_user_attr("mlflow_parent_run_id", parent)
+        client.log_text(parent, definition_yaml(definition), "sweep.yaml")
+    else:
+        parent = run.info.run_id
     client.update_run(parent, status="RUNNING")
     # one artifact per invocation, named so that machines starting together never write the same
     # thing (a counter tag raced: read, add one, write)
@@ -88,6 +88,13 @@ def open_parent(definition: Definition, study, url: str, creator: bool, tracking
                                                        f"attributes.status = 'RUNNING'", max_results=1000)
     kill_runs([r.info.run_id for r in stale if r.data.tags.get("trial") not in running], "worker died")
     return parent
+
+
+def create_parent(experiment: str, name: str, tags: dict) -> str:
+    """A new sweep parent run (tagged as such, with the code's commit and library versions); its id."""
+    run = _client().create_run(experiment, run_name=name, tags={**tags, "sweep_role": "parent",
+                                                                **tracking.git_info(), **tracking.versions()})
+    return run.info.run_id
 
 
 def outage(exc: BaseException) -> bool:
@@ -117,7 +124,7 @@ def kill_runs(run_ids, reason: str) -> None:
                 client.set_tag(rid, "end_reason", reason)
                 client.set_terminated(rid, "KILLED", end_time=int(time.time() * 1000))
         except MlflowException as e:  # a run deleted from the store needs no cleaning
-            log.warning("could not end run %s as KILLED: %s", rid, tracking.redact(str(e)).splitlines()[0])
+            log.warning("could not end run %s as KILLED: %s", rid, redact(str(e)).splitlines()[0])
 
 
 def set_tags(run_id: str, tags: dict) -> None:
@@ -144,4 +151,45 @@ def tag_state(run_ids, state: str) -> None:
             client.set_tag(rid, "trial_state", state)
         except MlflowException as e:
             log.warning("could not tag run %s with trial_state=%s: %s", rid, state,
-                        tracking.redact(str(e)).splitlines()[0])
+                        redact(str(e)).splitlines()[0])
+
+
+def tracking_uri() -> str:
+    """The store MLflow points at in this process."""
+    import mlflow
+
+    return mlflow.get_tracking_uri()
+
+
+def log_summary(parent: str, files, plots, metrics: dict, best=None, best_cfg=None, failed: str | None = None) -> str:
+    """The sweep's end on its parent run: report/ and optuna/ artifacts, counts and best value as metrics,
+    the best trial's parameters as tags (a resume may find a better one, and MLflow params cannot
+    change) and its rerunnable config, the run's final state; returns the line that says where to look."""
+    import math
+
+    client = _client()
+    for path in plots:
+        client.log_artifact(parent, str(path), "optuna")
+    for path in files:
+        client.log_artifact(parent, str(path), "report")
+    if best is not None:
+        metrics = {**metrics, "best_value": best.value}
+        set_tags(parent, {"best_trial": str(best.number), **{f"best.{k}": redact(str(v))
+                                                              for k, v in best.params.items()}})
+        client.log_text(parent, tracking.rerunnable_yaml(best_cfg), "best_config.yaml")
+    for k, v in metrics.items():
+        if v is not None and math.isfinite(float(v)):
+            client.log_metric(parent, k, float(v))
+    client.set_terminated(parent, "FAILED" if failed else "FINISHED")
+    exp = client.get_run(parent).info.experiment_id
+    return tracking.browse_hint(exp, parent, tracking_uri())
+
+
+def trial_run_tags(uri: str) -> list[dict]:
+    """The tags of every trial's run in a store, ordered by trial number."""
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    tags = [r.data.tags for r in runs if r.data.tags.get("trial") is not None]
+    return sorted(tags, key=lambda t: int(t["trial"]))

@@ -7,7 +7,6 @@ first trials all failed. While a trial runs, a thread beats its heartbeat.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import os
@@ -17,7 +16,8 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from src.sweep import space
+from src.config import compose
+from src.sweep import design, placement, space
 from src.sweep import study as studies
 from src.sweep import tracking as sweep_tracking
 from src.sweep.definition import Definition
@@ -52,18 +52,6 @@ class Job:
 
 class TrackingOutage(RuntimeError):
     """The tracking server is unreachable: stop the worker rather than fail trial after trial."""
-
-
-@functools.lru_cache(maxsize=512)
-def _compose(overrides: tuple):
-    from src.config import compose
-
-    return compose(list(overrides))
-
-
-def compose(overrides) -> object:
-    """The composed config (cached: a sweep composes the same few configs over and over)."""
-    return _compose(tuple(overrides))
 
 
 class Heartbeat:
@@ -106,18 +94,12 @@ class Heartbeat:
         self.thread.join(timeout=5)
 
 
-def _configure_process(job: Job) -> None:
-    """This worker's GPU and its share of it, before the backend starts: TensorFlow grows its memory
-    as needed (src.run.runtime), JAX takes a fraction instead of its default 75% of the whole GPU."""
-    if job.gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = job.gpu
-        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-        os.environ.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 / job.gpu_share:.3f}")
-
-
 def main(job: Job) -> dict:
     """One worker's loop on the study; returns {"error": message} if the sweep should give up."""
-    _configure_process(job)
+    placement.take_gpu(job.gpu, job.gpu_share)
+    from src.run.runtime import quiet_tensorflow_import
+
+    quiet_tensorflow_import()  # a spawned worker is a process of its own
     from optuna.trial import TrialState
 
     from src.run import logger as tracking
@@ -155,7 +137,7 @@ def main(job: Job) -> dict:
         error = _initial_failures(trials, s.max_initial_failures)
         if error:
             return {"error": error}
-        if _design_exhausted(job, trials):
+        if design.exhausted(job.design_size, s, trials):
             print(f"{tag}the design's {job.design_size} configurations have all run; {finished} finished (a "
                   f"failed one is left out of the effects, not replaced by a configuration outside the design)",
                   flush=True)
@@ -198,14 +180,12 @@ def one_trial(job: Job, study, storage, tag: str = "") -> bool:
         study.tell(trial, state=TrialState.FAIL)
         raise
     except Exception as e:  # noqa: BLE001 - any error of a trial is recorded, reported, and the sweep goes on
-        from src.run.logger import redact
+        from src.redact import redact
 
         reason = redact(f"{type(e).__name__}: {e}")[:2000]
         lost_tracking = sweep_tracking.outage(e)
         if lost_tracking:
-            import mlflow
-
-            reason = (f"the MLflow tracking server {redact(mlflow.get_tracking_uri())} cannot be reached; this "
+            reason = (f"the MLflow tracking server {redact(sweep_tracking.tracking_uri())} cannot be reached; this "
                       f"worker stops (start the sweep again once the server is back: it resumes). {reason}")
         trial.set_user_attr("failure", reason)
         trial.set_user_attr("traceback", redact(traceback.format_exc())[-4000:])
@@ -214,18 +194,6 @@ def one_trial(job: Job, study, storage, tag: str = "") -> bool:
         if lost_tracking:
             raise TrackingOutage(reason) from None
     return True
-
-
-def _design_exhausted(job: Job, trials) -> bool:
-    """A designed sweep samples nothing outside its design unless sweep.trials asks for more."""
-    from optuna.trial import TrialState
-
-    if not job.design_size or job.definition.settings.trials > job.design_size:
-        return False
-    asked = [t for t in trials if not t.user_attrs.get("surplus")]
-    waiting = any(t.state == TrialState.WAITING for t in asked)
-    tried = {studies.point_key(t) for t in asked if t.state != TrialState.WAITING}
-    return not waiting and len(tried) >= job.design_size
 
 
 def _initial_failures(trials, limit: int) -> str | None:

@@ -42,12 +42,16 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from src.config.paths import ROOT  # noqa: E402
 
 DEFAULT_BASELINE = ROOT.parent / "shared" / "bench" / "plain_keras_baseline.py"
+
+
+ADAM = {"name": "adam", "lr": 1e-3}  # Keras' default Adam, as the baseline uses
 
 
 def bench_config(model: str, dim: int) -> dict:
@@ -98,10 +102,8 @@ def _summary(values: list[float]) -> dict:
 
 def bench_models(a) -> dict:
     from src.data.dataset import SequenceData
-    from src.data.pipeline import make_dataset
-    from src.models import build_model
-    from src.run.optim import make_optimizer
     from src.run.runtime import configure
+    from src.run.training import build, dataset
 
     device = configure(0, deterministic=a.determinism, intra_op=a.intra_op)
     print(json.dumps({"device": device, "intra_op_threads": a.intra_op, "op_determinism": a.determinism}))
@@ -111,10 +113,9 @@ def bench_models(a) -> dict:
     x, y = random_data(a.samples, a.history, a.items)
     summary = {}
     for model in a.models.split(","):
-        project = build_model(bench_config(model, a.dim), {"item": a.items}, a.history)
-        project.compile(make_optimizer("adam"), "binary_crossentropy")
+        project = build(bench_config(model, a.dim), {"item": a.items}, a.history, ADAM)
         data = SequenceData.from_histories(x["hist_item"], x["hist_len"], x["target_item"], y)
-        ds = make_dataset(data, "train", a.batch, shuffle=True, seed=0, inputs=list(project.input))
+        ds = dataset(data, "train", project, a.batch, seed=0)
         base = baseline.build(model, a.items, a.history, a.dim, False)
         runs = {
             "project": lambda p=project, d=ds: p.fit(d, epochs=1, verbose=0, shuffle=False),
@@ -148,10 +149,8 @@ def _backend_child(a) -> None:
     """One backend's side of `backends`: builds the models, trains a warm-up epoch each, then trains one
     timed epoch per model name read from stdin and answers with samples/s."""
     from src.data.dataset import SequenceData
-    from src.data.pipeline import make_dataset
-    from src.models import build_model
-    from src.run.optim import make_optimizer
     from src.run.runtime import configure
+    from src.run.training import build, dataset
 
     _, jit, determinism = BACKENDS[a.backend]
     import keras
@@ -162,9 +161,8 @@ def _backend_child(a) -> None:
     data = SequenceData.from_histories(x["hist_item"], x["hist_len"], x["target_item"], y)
     runs = {}
     for model in a.models.split(","):
-        net = build_model(bench_config(model, a.dim), {"item": a.items}, a.history)
-        net.compile(make_optimizer("adam"), "binary_crossentropy", jit_compile=jit)
-        ds = make_dataset(data, "train", a.batch, shuffle=True, seed=0, inputs=list(net.input))
+        net = build(bench_config(model, a.dim), {"item": a.items}, a.history, ADAM, jit_compile=jit)
+        ds = dataset(data, "train", net, a.batch, seed=0)
         runs[model] = lambda n=net, d=ds: n.fit(d, epochs=1, verbose=0, shuffle=False)
         runs[model]()  # the first epoch pays for tracing and compiling
     print(json.dumps({"ready": a.backend, "device": device}), flush=True)
@@ -216,19 +214,11 @@ def bench_backends(a) -> dict:
 def bench_pipeline(a) -> dict:
     """Batches per second of the input pipeline alone, beside DIEN training on the same data."""
     from src.config import compose
-    from src.data import load_data
-    from src.data.pipeline import make_dataset
-    from src.models import build_model
-    from src.run.optim import make_optimizer
-    from src.run.runtime import configure
+    from src.run.training import prepare
 
-    configure(0, intra_op=a.intra_op)
-    cfg = compose([f"data={a.data}", "model=dien"])
-    data = load_data(cfg.data)
-    model = build_model(cfg.model, data.vocab, data.max_len)
-    model.compile(make_optimizer("adam"), "binary_crossentropy")
-    n = data.size("train")
-    ds = make_dataset(data, "train", a.batch, shuffle=True, seed=0, inputs=list(model.input))
+    p = prepare(compose([f"data={a.data}", "model=dien", f"train.batch_size={a.batch}", "train.probe.size=0",
+                         f"train.threads.intra_op={a.intra_op}"]), log=lambda m: None)
+    model, ds, n = p.model, p.train_ds, p.data.size("train")
     for _ in ds:  # warm up
         pass
     model.fit(ds, epochs=1, verbose=0, shuffle=False)
@@ -309,23 +299,27 @@ def bench_sweep_overhead(a) -> dict:
     return s
 
 
+BOOKKEEPING_DATA = SimpleNamespace(name="bookkeeping", meta={"fingerprint": "bookkeeping", "files": []})
+
+
 def _bookkeeping_worker(job: dict) -> list[dict]:
-    """One worker's trials with the storage and tracking calls of a real trial, timed, and no training."""
-    import mlflow
+    """One worker's trials with the storage and tracking calls of a real trial, timed, and no training:
+    the run logger (src/run/logger.py) and the sweep's tracking calls as a trial makes them."""
     import numpy as np
     import optuna
+    from omegaconf import OmegaConf
 
-    from src.run.probe import npz_bytes
+    from src.run.logger import RunLogger
     from src.run.runtime import quiet
     from src.sweep.study import open_storage
+    from src.sweep.tracking import tag_state
 
     quiet()
-    mlflow.set_tracking_uri(job["tracking"])
-    client = mlflow.MlflowClient()
     study = optuna.load_study(study_name="bookkeeping", storage=open_storage(job["storage"]),
                               sampler=optuna.samplers.RandomSampler(seed=job["worker"]))
-    params = {f"section.key_{i}": i for i in range(90)}  # a resolved config flattens to about 90 params
-    blob = npz_bytes({"weights": np.random.rand(16, 50).astype("float32")})
+    # a resolved config flattens to about 90 params
+    cfg = OmegaConf.create({"section": {f"key_{i}": i for i in range(90)}})
+    arrays = {"weights": np.random.rand(16, 50).astype("float32")}
     out = []
     for _ in range(job["trials"]):
         t_store = t_track = 0.0
@@ -338,29 +332,23 @@ def _bookkeeping_worker(job: dict) -> list[dict]:
         trial.suggest_float("train.optimizer.lr", 1e-4, 1e-2, log=True)
         t_store += time.perf_counter() - t
         t = time.perf_counter()
-        tags = {"mlflow.parentRunId": job["parent"], "trial": str(trial.number), "study": "bookkeeping"}
-        run = client.create_run(job["experiment"], tags=tags)
-        rid = run.info.run_id
-        client.log_batch(rid, params=[mlflow.entities.Param(k, str(v)) for k, v in params.items()])
-        client.log_text(rid, "config: yes\n" * 60, "config.yaml")
-        t_track += time.perf_counter() - t
-        for epoch in range(1, job["epochs"] + 1):
-            t = time.perf_counter()
-            client.log_batch(rid, metrics=[mlflow.entities.Metric(k, 0.5, int(time.time() * 1000), epoch)
-                                           for k in ("loss", "valid_auc", "valid_gauc", "valid_logloss",
-                                                     "epoch_seconds", "attention_entropy")])
-            client.log_text(rid, blob.hex(), f"attention/epoch_{epoch:03d}.npz.hex")
+        runlog = RunLogger({"uri": job["tracking"], "experiment": "bookkeeping"}, BOOKKEEPING_DATA, "cpu", "bench")
+        with runlog.run(f"trial-{trial.number}", job["parent"], {"trial": str(trial.number), "study": "bookkeeping"}):
+            runlog.config(cfg, [])
             t_track += time.perf_counter() - t
+            for epoch in range(1, job["epochs"] + 1):
+                t = time.perf_counter()
+                runlog.epoch({"epoch": epoch, **{k: 0.5 for k in ("loss", "valid_auc", "valid_gauc", "valid_logloss",
+                                                                   "epoch_seconds", "attention_entropy")}}, arrays)
+                t_track += time.perf_counter() - t
+                t = time.perf_counter()
+                trial.report(0.5 + 0.01 * epoch, epoch)
+                trial.should_prune()
+                trial.set_user_attr("heartbeat", time.time())
+                t_store += time.perf_counter() - t
             t = time.perf_counter()
-            trial.report(0.5 + 0.01 * epoch, epoch)
-            trial.should_prune()
-            trial.set_user_attr("heartbeat", time.time())
-            t_store += time.perf_counter() - t
-        t = time.perf_counter()
-        client.log_batch(rid, metrics=[mlflow.entities.Metric(k, 0.5, int(time.time() * 1000), 0)
-                                       for k in ("best_valid_auc", "test_auc", "test_gauc", "test_logloss")])
-        client.set_tag(rid, "trial_state", "COMPLETE")
-        client.set_terminated(rid, "FINISHED")
+            runlog.final({k: 0.5 for k in ("best_valid_auc", "test_auc", "test_gauc", "test_logloss")})
+        tag_state([runlog.run_id], "COMPLETE")
         t_track += time.perf_counter() - t
         t = time.perf_counter()
         study.tell(trial, 0.5)
@@ -373,17 +361,17 @@ def _bookkeeping_worker(job: dict) -> list[dict]:
 def _bookkeeping_run(storage: str, tracking: str, workers: int, trials: int, epochs: int) -> dict:
     import multiprocessing as mp
 
-    import mlflow
     import optuna
 
+    from src.run.logger import experiment_id, setup
     from src.sweep.study import open_storage
+    from src.sweep.tracking import create_parent
 
     optuna.create_study(study_name="bookkeeping", storage=open_storage(storage), direction="maximize")
-    mlflow.set_tracking_uri(tracking)
-    client = mlflow.MlflowClient()
-    exp = client.create_experiment("bookkeeping")
-    parent = client.create_run(exp).info.run_id
-    jobs = [{"storage": storage, "tracking": tracking, "experiment": exp, "parent": parent, "worker": w,
+    tracking_cfg = {"uri": tracking, "experiment": "bookkeeping"}
+    setup(tracking_cfg)
+    parent = create_parent(experiment_id(tracking_cfg, "bookkeeping"), "sweep bookkeeping", {"study": "bookkeeping"})
+    jobs = [{"storage": storage, "tracking": tracking, "parent": parent, "worker": w,
              "trials": trials // workers, "epochs": epochs} for w in range(workers)]
     t = time.perf_counter()
     with mp.get_context("spawn").Pool(workers) as pool:
@@ -469,4 +457,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    from src.run.runtime import quiet_tensorflow_import
+
+    quiet_tensorflow_import()
     sys.exit(0 if main() is not None else 1)

@@ -46,7 +46,7 @@ ReadOnlyStorage = type("ReadOnlyStorage", (BaseStorage,), {
 
 
 def main(argv=None) -> int:
-    from src.run.logger import redact
+    from src.redact import redact
     from src.sweep.study import open_storage, storage_url
 
     p = argparse.ArgumentParser(prog="python -m src.tools.dashboard", description=__doc__,

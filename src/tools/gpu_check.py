@@ -24,23 +24,18 @@ import sys
 import tempfile
 
 from src.config.paths import ROOT
-
-PROBES = {
-    "tensorflow": "import tensorflow as tf; print([d.name for d in tf.config.list_physical_devices()])",
-    "jax": "import jax; print([f'{d.platform}:{d.id} {d.device_kind}' for d in jax.devices()])",
-}
+from src.sweep.placement import PROBES, ProbeFailed, probe_devices
+from src.sweep.tracking import trial_run_tags
 
 
 def devices() -> dict:
-    """{backend: [device names]} for the backends that import here (each asked in its own process)."""
+    """{backend: [device names]} for the backends that import here (the sweep's own probe, per backend)."""
     out = {}
-    for backend, code in PROBES.items():
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-        if r.returncode == 0:
-            out[backend] = r.stdout.strip().splitlines()[-1]
-        else:
-            out[backend] = f"not usable here: {(r.stderr.strip().splitlines() or ['?'])[-1][:200]}"
+    for backend in PROBES:
+        try:
+            out[backend] = str([name for _, name in probe_devices(backend)])
+        except ProbeFailed as e:
+            out[backend] = f"not usable here: {e}"
     return out
 
 
@@ -89,14 +84,9 @@ def main(argv=None) -> int:
         if r.returncode:
             print(r.stdout[-2000:] + r.stderr[-2000:], file=sys.stderr)
             return r.returncode
-        import mlflow
-
-        client = mlflow.MlflowClient(f"sqlite:///{tmp}/mlflow.db")
-        runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
-        for run in sorted(runs, key=lambda r: r.data.tags.get("trial", "")):
-            if run.data.tags.get("trial") is not None:
-                print(json.dumps({"trial": run.data.tags["trial"], "device": run.data.tags.get("device"),
-                                  "placement": run.data.tags.get("placement")}), flush=True)
+        for tags in trial_run_tags(f"sqlite:///{tmp}/mlflow.db"):
+            print(json.dumps({"trial": tags["trial"], "device": tags.get("device"),
+                              "placement": tags.get("placement")}), flush=True)
     return 0
 
 

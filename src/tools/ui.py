@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from src.config.paths import resolve
-from src.run.logger import ML_VIEW, default_artifact_root, redact, resolve_uri, ui_url
+from src.redact import redact
+from src.run.logger import ML_VIEW, default_artifact_root, resolve_uri, ui_url
 
 
 def latest_sweep(uri: str) -> tuple[str, str, str] | None:

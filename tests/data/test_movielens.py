@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from src.config.paths import DATA_DIR
 from src.data import DataError, load_data
 from src.data.dataset import OOV, SPLITS
-from src.config.paths import DATA_DIR
 
 CFG = {"name": "ml_test", "source": "movielens", "max_len": 3, "min_history": 1,
        "split": {"valid": 1, "test": 1}, "negatives": {"sampling": "uniform", "seed": 0}, "seed": 0,

@@ -9,14 +9,9 @@ import urllib.request
 import pytest
 
 from src.config import compose, flatten
-from src.run.logger import redact, resolve_uri
+from src.run.logger import resolve_uri
 from src.run.training import train_run
 from tests.conftest import TINY
-
-
-def test_redact_hides_passwords():
-    assert redact("postgresql://lab:s3cret@db:5432/optuna") == "postgresql://lab:***@db:5432/optuna"
-    assert redact("http://u:p@h/x and sqlite:///a.db") == "http://u:***@h/x and sqlite:///a.db"
 
 
 def test_relative_store_paths_are_absolute_from_the_root(monkeypatch, tmp_path):

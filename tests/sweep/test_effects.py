@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from src.sweep import space
+from src.sweep import design, space
 from src.sweep.effects import NO_DIFFERENCE, estimate, noise_floor
 
 FACTORS = {"a": ["off", "on"], "b": ["x", "y"], "c": [1, 3], "d": [False, True]}
@@ -19,7 +19,7 @@ def full_grid():
 
 def fractional():
     params = {k: space.Param(k, "categorical", choices=tuple(v)) for k, v in FACTORS.items()}
-    return space.fractional(params)
+    return design.fractional(params)
 
 
 def simulate(configs, seeds, rng, interaction=0.0):

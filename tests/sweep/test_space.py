@@ -1,13 +1,11 @@
-import json
 
-import numpy as np
 import optuna
 import pytest
 
 from src.config import compose
 from src.config.validate import validate
+from src.sweep import SweepError
 from src.sweep import space as search
-from src.sweep.space import SweepError
 
 
 def one(expr):
@@ -87,17 +85,6 @@ def test_conditional_dimensions_are_sampled_only_where_they_apply():
     assert seen == {"din", "dien"}
 
 
-def test_grid_expands_conditional_dimensions():
-    _, params, _ = search.parse(["model=choice(din,dien)", "model/evolution=choice(gru,augru)",
-                                 "model/activation=choice(sigmoid,dice)"])
-    points = search.grid(["data=synthetic"], params, compose)
-    assert len(points) == 2 + 4  # din x activation, dien x evolution x activation
-    assert {"model": "din", "model/activation": "dice"} in points
-    assert len({tuple(sorted(p.items())) for p in points}) == len(points)
-    with pytest.raises(SweepError, match="continuous"):
-        search.grid([], search.parse(["train.optimizer.lr=interval(0.1,0.2)"])[1], compose)
-
-
 @pytest.mark.parametrize(
     "exprs, match",
     [(["model.mlp.dpeth=choice(1,2)"], "model.mlp.dpeth.*did you mean model.mlp.depth"),
@@ -110,54 +97,3 @@ def test_check_fails_before_the_first_trial(exprs, match):
     base, params, _ = search.parse(exprs)
     with pytest.raises(SweepError, match=match):
         search.check(base, params, compose, validate)
-
-
-@pytest.mark.parametrize("k", range(4, 11))
-def test_fractional_designs_keep_main_effects_clear_of_two_factor_interactions(k):
-    words, runs = search.design_columns(k)
-    assert search.resolution(words) >= 4
-    x = np.array(runs)
-    assert len({tuple(r) for r in runs}) == len(runs) < 2 ** k
-    # resolution IV: every main-effect column is orthogonal to every other one and to every
-    # two-factor interaction column
-    for i in range(k):
-        for j in range(k):
-            if j != i:
-                assert x[:, i] @ x[:, j] == 0
-            for m in range(j + 1, k):
-                if i not in (j, m):
-                    assert x[:, i] @ (x[:, j] * x[:, m]) == 0, (i, j, m)
-
-
-def test_a_half_fraction_of_three_factors_is_not_offered():
-    words, runs = search.design_columns(3)
-    assert words == [] and len(runs) == 8  # 2^(3-1) would be resolution III: the full factorial instead
-
-
-def test_fractional_needs_two_level_dimensions():
-    _, params, _ = search.parse(["model.mlp.depth=choice(1,2,3)", "model/activation=choice(sigmoid,dice)"])
-    with pytest.raises(SweepError, match="two-level"):
-        search.fractional(params)
-
-
-def test_the_default_sweep_answers_its_four_questions_with_seeds():
-    from src.sweep.definition import load
-
-    d = load([])
-    assert d.settings.sampler == "fractional" and len(d.settings.seeds) >= 3 and d.settings.pruner == "none"
-    assert set(d.params) == {"model.mlp.depth", "model/activation", "model.attention.scale", "model/evolution"}
-    points = search.fractional(d.params)
-    assert len(points) == d.settings.trials == 8
-    assert len({json.dumps(p, sort_keys=True) for p in points}) == 8
-    for key in d.params:  # every level of every factor in half of the configurations
-        assert sorted(str(p[key]) for p in points).count(str(d.params[key].values()[0])) == 4
-
-
-def test_workers_are_placed_round_robin_on_the_gpus():
-    from src.sweep.driver import placement
-
-    assert placement(4, ["0", "1"], 2) == ["0", "1", "0", "1"]
-    assert placement(3, ["2", "5"], 2) == ["2", "5", "2"]
-    assert placement(2, [], 1) == [None, None]
-    with pytest.raises(SweepError, match="3 workers do not fit on 1 GPU"):
-        placement(3, ["0"], 2)
