@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install test test-fast sweep train ui dashboard bench gpu-check wheelhouse lint clean-cache
+.PHONY: install system-deps test test-fast sweep train ui dashboard bench gpu-check wheelhouse lint clean-cache
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,10 +16,33 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
-## the whole test suite, slow end-to-end tests included; then the layer and model tests on the JAX backend
-test: $(STAMP)
-	$(PY) -m pytest $(ARGS)
-	KERAS_BACKEND=jax $(PY) -m pytest tests/layers tests/models $(ARGS)
+## the Debian packages the tests need (the one place that says which): Chromium for the browser test of
+## the MLflow UI, PostgreSQL's server binaries for the scale-out tests. As root, installs what is missing;
+## as another user, stops with the command to run.
+SYSTEM_PACKAGES ?= chromium postgresql
+system-deps:
+	@missing=""; \
+	for pkg in $(SYSTEM_PACKAGES); do \
+	  case $$pkg in \
+	    chromium) command -v chromium >/dev/null 2>&1 || missing="$$missing $$pkg" ;; \
+	    postgresql) ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing $$pkg" ;; \
+	    *) dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg" ;; \
+	  esac; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "error: the tests need Debian packages that are missing:$$missing; install them with: sudo apt-get install -y$$missing" >&2; \
+	    exit 1; \
+	  fi; \
+	  echo "installing the Debian packages the tests need:$$missing (apt-get, once)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq$$missing >/dev/null || exit 1; \
+	fi
+
+## the whole test suite, slow end-to-end tests included, then the layer and model tests on the JAX backend:
+## both passes always run; one summary line each (ARGS go to pytest)
+test: $(STAMP) system-deps
+	$(PY) -m src.tools.passes $(ARGS)
 
 ## the inner loop: everything but the slow tests (TensorFlow backend)
 test-fast: $(STAMP)

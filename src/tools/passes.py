@@ -1,0 +1,72 @@
+"""The test suite's passes, each run whatever the others did, with one summary line per pass.
+
+    python -m src.tools.passes [pytest arguments ...]          (make test; ARGS are the pytest arguments)
+
+1. tensorflow: the whole suite (tests/), slow end-to-end tests included;
+2. jax: the layer and model tests again on the JAX backend (KERAS_BACKEND=jax).
+
+The JAX pass runs even when the first one has failures. The exit status is 0 only when both
+passed. Counts come from each pass's JUnit XML report, not from its terminal output.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from src.config.paths import ROOT
+
+PASSES = (  # (name, environment, test paths)
+    ("tensorflow", {"KERAS_BACKEND": "tensorflow"}, ["tests"]),
+    ("jax", {"KERAS_BACKEND": "jax"}, ["tests/layers", "tests/models"]),
+)
+
+
+def counts(report: Path) -> dict:
+    """{"passed", "failed", "skipped"} from a JUnit XML report (errors count as failed); all 0 if none."""
+    if not report.is_file():
+        return {"passed": 0, "failed": 0, "skipped": 0}
+    root = ET.parse(report).getroot()
+    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
+    total = {k: sum(int(s.get(k, 0)) for s in suites) for k in ("tests", "failures", "errors", "skipped")}
+    failed = total["failures"] + total["errors"]
+    return {"passed": total["tests"] - failed - total["skipped"], "failed": failed, "skipped": total["skipped"]}
+
+
+def run_pass(name: str, env: dict, paths: list[str], args: list[str], tmp: Path) -> dict:
+    """One pytest pass; its counts, exit status and wall time."""
+    report = tmp / f"{name}.xml"
+    print(f"== {name} pass: pytest {' '.join(paths + args)}", flush=True)
+    t = time.perf_counter()
+    rc = subprocess.call([sys.executable, "-m", "pytest", *paths, *args, f"--junitxml={report}"], cwd=ROOT,
+                         env={**os.environ, **env})
+    return {"name": name, "rc": rc, "seconds": time.perf_counter() - t, **counts(report)}
+
+
+def line(name: str, c: dict) -> str:
+    """'name: N passed, N failed' (then ', N skipped'): the closing form that CI reads."""
+    return f"{name}: {c['passed']} passed, {c['failed']} failed" + (f", {c['skipped']} skipped" if c["skipped"] else "")
+
+
+def main(argv=None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        results = [run_pass(name, env, paths, args, Path(tmp)) for name, env, paths in PASSES]
+    print()
+    for r in results:
+        state = "ok" if r["rc"] == 0 else f"FAILED (pytest exit {r['rc']})"
+        print(f"{r['name']} pass: {state} in {r['seconds']:.0f}s", flush=True)
+    for r in results:
+        print(line(r["name"], r))
+    total = {k: sum(r[k] for r in results) for k in ("passed", "failed", "skipped")}
+    print(line("total", total), flush=True)
+    return 0 if all(r["rc"] == 0 for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
