@@ -56,4 +56,43 @@ def evaluate(users, y, p) -> dict:
     return {"logloss": logloss(y, p), "auc": auc(y, p), "gauc": gauc(users, y, p)}
 
 
+def bootstrap(users, y, p, replicates: int = 100, seed: int = 0) -> dict:
+    """Each metric on `replicates` resamples of the users, drawn with replacement (a user's samples go
+    together): the evaluation-sample noise of one trained model (Bouthillier et al. 2021). The resamples
+    depend only on the users and `seed`, so models evaluated on the same users get the same resamples
+    and their differences can be bootstrapped in pairs. Returns {metric: array [replicates]}."""
+    import pandas as pd
+
+    users, y, p = np.asarray(users), np.asarray(y, np.float64), np.asarray(p, np.float64)
+    uniq, inv = np.unique(users, return_inverse=True)
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(len(uniq), np.full(len(uniq), 1 / len(uniq)), size=replicates).astype(np.float64)
+    pc = np.clip(p, EPS, 1 - EPS)
+    row_loss = -(y * np.log(pc) + (1 - y) * np.log(1 - pc))
+    df = pd.DataFrame({"u": inv, "y": y, "p": p})
+    df["r"] = df.groupby("u")["p"].rank(method="average")
+    g = df.groupby("u").agg(n=("y", "size"), pos=("y", "sum"))
+    g["rank_pos"] = df[df["y"] == 1].groupby("u")["r"].sum()
+    both = (g["pos"] > 0) & (g["pos"] < g["n"])
+    per_user = ((g["rank_pos"] - g["pos"] * (g["pos"] + 1) / 2) / (g["pos"] * (g["n"] - g["pos"])))[both]
+    idx, n_u = per_user.index.to_numpy(), g["n"][both].to_numpy(np.float64)
+    w = counts[:, inv]  # [replicates, samples]: each sample weighted by how often its user was drawn
+    wu = counts[:, idx] * n_u
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {"logloss": (w @ row_loss) / w.sum(1), "auc": _weighted_auc(y, p, w),
+                "gauc": (wu @ per_user.to_numpy()) / wu.sum(1)}
+
+
+def _weighted_auc(y, p, w) -> np.ndarray:
+    """ROC AUC with sample weights, ties counted half, for each row of weights w [replicates, samples]:
+    the weighted rank-sum formula over groups of equal scores."""
+    order = np.argsort(p, kind="stable")
+    ps, ys, ws = p[order], y[order], w[:, order]
+    starts = np.flatnonzero(np.r_[True, ps[1:] != ps[:-1]])
+    pos = np.add.reduceat(ws * ys, starts, axis=1)
+    neg = np.add.reduceat(ws * (1 - ys), starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg
+    return (pos * (below + 0.5 * neg)).sum(1) / (pos.sum(1) * neg.sum(1))
+
+
 HIGHER_IS_BETTER = {"auc": True, "gauc": True, "logloss": False}

@@ -2,14 +2,17 @@
 
 `check(plain)` runs before TensorFlow loads and before any data is read: an unknown key or a
 value of the wrong type, in any group, is refused with the key's full name and the expected
-type. A data config is checked against the schema of its own source (`data.source`), a model
-config against that of its own model (`model.name`). Names that live in code registries
+type. It returns the typed `Config` that training and the models read: each key's default lives
+in the YAML of conf/ (or, for the few optional keys, here), and nowhere else. A data config is
+checked against the schema of its own source (`data.source`), a model config against that of its
+own model (`model.name`). Names that live in code registries
 (activations, evolution cells, optimizers) are checked against those registries by
 `src.config.validate.check_names`, once Keras is loaded.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -206,6 +209,7 @@ class Train(Strict):
     jit_compile: bool = False
     threads: Threads
     probe: Probe
+    eval_bootstrap: NonNegInt
     save_model: bool
     progress: Literal["auto"] | bool
 
@@ -260,27 +264,56 @@ def _message(section: str, schema, err: dict) -> str:
         return f"unknown config key `{key}`.{hint} Valid keys in `{where}`: {', '.join(known)}"
     if err["type"] == "missing":
         return f"config key `{key}` is missing"
+    if err["type"] == "value_error":  # a validator's own sentence, which names what it checked
+        said = str(err.get("ctx", {}).get("error", err["msg"]))
+        return said if not loc else f"config key `{key}` {said}"
     shown = f"{value!r} ({type(value).__name__})" if value is not None else "null"
     return f"config key `{key}`: {err['msg'].lower()}, got {shown}"
 
 
-def check_section(section: str, schema, values) -> None:
-    """Checks one group's values against its schema; raises ValueError naming the key."""
+def check_section(section: str, schema, values):
+    """Checks one group's values against its schema; returns them typed; raises ValueError naming the key."""
     try:
-        schema.model_validate(values)
+        return schema.model_validate(values)
     except ValidationError as e:
         raise ValueError(_message(section, schema, e.errors()[0])) from None
 
 
-def check(plain: dict) -> None:
-    """Checks a whole plain config: root keys, then each group against its option's schema."""
-    check_section("", Root, plain)
+def model_section(values: dict) -> BaseNet:
+    """A model config (`model.name` in base, din, dien), typed by its own model's schema."""
+    name = values.get("name")
+    if name not in MODELS:
+        raise ValueError(f"config key `model.name` must be one of {sorted(MODELS)}, got {name!r}")
+    return check_section("model", MODELS[name], values)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A checked config, typed: what training and the models read.
+
+    `plain` is the resolved config as composed (plain dicts): what a run logs, and what the data
+    sources read and key their cache by.
+    """
+
+    seed: int
+    data: DataCommon
+    model: BaseNet
+    train: Train
+    tracking: Tracking
+    plain: dict
+
+
+def check(plain: dict) -> Config:
+    """Checks a whole plain config: root keys, then each group against its option's schema; returns it typed."""
+    root = check_section("", Root, plain)
     data = plain["data"]
     source = data.get("source")
     if source not in DATA:
         raise ValueError(f"config key `data.source` must be one of {sorted(DATA)}, got {source!r}")
-    check_section("data", DATA[source], data)
-    name = plain["model"].get("name")
-    if name not in MODELS:
-        raise ValueError(f"config key `model.name` must be one of {sorted(MODELS)}, got {name!r}")
-    check_section("model", MODELS[name], plain["model"])
+    return Config(seed=root.seed, data=check_section("data", DATA[source], data), model=model_section(plain["model"]),
+                  train=root.train, tracking=root.tracking, plain=plain)
+
+
+def spec(activation):
+    """An activation as the layers take it: a name, or {"name": ..., **kwargs}."""
+    return activation.model_dump() if isinstance(activation, BaseModel) else activation

@@ -2,9 +2,9 @@
 
 Two stages, both before any data is read:
 - `validate(cfg)`: every group against its schema (src/config/schema.py); no TensorFlow, so a wrong
-  value is refused at once, naming the key and the expected type.
-- `check_names(plain)`: the names that live in code registries (activations, evolution cells,
-  optimizers) against those registries, once Keras is loaded.
+  value is refused at once, naming the key and the expected type; returns the typed config.
+- `src.run.registry.check_names(config)`: the names that live in code registries (activations,
+  evolution cells, optimizers) against those registries, once Keras is loaded.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ class ConfigError(ValueError):
     """A config value or key is wrong; the message names it."""
 
 
-def validate(cfg) -> dict:
-    """Raises ConfigError for the first problem; returns the config as a plain dict."""
+def validate(cfg) -> schema.Config:
+    """Raises ConfigError for the first problem; returns the config typed (`schema.Config`)."""
     from omegaconf.errors import OmegaConfBaseException
 
     try:
@@ -27,14 +27,13 @@ def validate(cfg) -> dict:
     except OmegaConfBaseException as e:  # interpolation errors name their key
         raise ConfigError(f"config cannot be resolved: {e}") from None
     try:
-        schema.check(plain)
+        config = schema.check(plain)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    tr = plain["train"]
-    if tr.get("jit_compile") and tr["deterministic"] and backend() == "tensorflow":
+    if config.train.jit_compile and config.train.deterministic and backend() == "tensorflow":
         raise ConfigError("`train.jit_compile=true` needs `train.deterministic=false` on TensorFlow: its op "
                           "determinism turns XLA off (and Keras would drop jit_compile without a word)")
-    return plain
+    return config
 
 
 def backend() -> str:
@@ -42,28 +41,3 @@ def backend() -> str:
     import os
 
     return os.environ.get("KERAS_BACKEND", "tensorflow")
-
-
-def check_names(plain: dict) -> None:
-    """Activation, cell and optimizer names against the registries that build them."""
-    from src.layers.activations import check_activation
-    from src.layers.recurrent import cell_names
-    from src.run.optim import OPTIMIZERS
-
-    model = plain["model"]
-    specs = {"model.activation": model.get("activation")}
-    for section in ("attention", "aux_loss"):
-        for key in ("activation", "projection_activation"):
-            if key in (model.get(section) or {}):
-                specs[f"model.{section}.{key}"] = model[section][key]
-    for where, spec in specs.items():
-        try:
-            check_activation(spec, where)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-    cell = (model.get("evolution") or {}).get("cell")
-    if cell is not None and cell not in cell_names():
-        raise ConfigError(f"config key `model.evolution.cell` must be one of {cell_names()}, got {cell!r}")
-    name = plain["train"]["optimizer"]["name"]
-    if name not in OPTIMIZERS:
-        raise ConfigError(f"config key `train.optimizer.name` must be one of {sorted(OPTIMIZERS)}, got {name!r}")

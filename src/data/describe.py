@@ -82,7 +82,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from src.run.runtime import quiet_tensorflow_import
-
-    quiet_tensorflow_import()
     sys.exit(main())

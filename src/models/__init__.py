@@ -1,8 +1,9 @@
-"""The models: base (sum pooling), DIN and DIEN, built from config values only."""
+"""The models: base (sum pooling), DIN and DIEN, built from a typed model config (src/config/schema.py)."""
 
 from __future__ import annotations
 
 from src.config import to_plain
+from src.config.schema import BaseNet, model_section
 from src.models.base import build_base
 from src.models.dien import build_dien
 from src.models.din import build_din
@@ -14,18 +15,20 @@ def build_model(cfg, vocab: dict, max_len: int):
     """A Keras model from a model config (`cfg.name` in base, din, dien).
 
     Args:
-        cfg: the `model` config node (a mapping).
+        cfg: the typed `model` config (`Config.model`), or a mapping, checked against its model's schema.
         vocab: embedding table sizes {"item", "cat", "user"}; id 0 is padding.
         max_len: history length T.
     """
-    cfg = to_plain(cfg)
-    name = cfg.get("name")
-    if name not in BUILDERS:
-        raise ValueError(f"`model.name` must be one of {sorted(BUILDERS)}, got {name!r}")
-    return BUILDERS[name](cfg, vocab, max_len)
+    cfg = typed(cfg)
+    return BUILDERS[cfg.name](cfg, vocab, max_len)
+
+
+def typed(cfg) -> BaseNet:
+    """The typed model config: as it is, or a mapping checked against its model's schema."""
+    return cfg if isinstance(cfg, BaseNet) else model_section(to_plain(cfg))
 
 
 def needs_negatives(cfg) -> bool:
     """Whether the model takes negative behaviour ids (DIEN with the auxiliary loss)."""
-    aux = cfg.get("aux_loss", {}) or {}
-    return cfg.get("name") == "dien" and float(aux.get("alpha", 0.0)) > 0
+    cfg = typed(cfg)
+    return cfg.name == "dien" and cfg.aux_loss.alpha > 0

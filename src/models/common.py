@@ -6,25 +6,17 @@ from dataclasses import dataclass
 
 import keras
 
+from src.config.schema import spec
 from src.layers import MLP, SequenceMask
-from src.layers._checks import fraction, non_negative, positive_int
+from src.layers._checks import positive_int
 
 INPUTS = ("target_item", "target_cat", "hist_item", "hist_cat", "hist_len", "user")
 NEG_INPUTS = ("neg_item", "neg_cat")
 
 
-def _get(cfg, key, default=None):
-    return cfg.get(key, default) if hasattr(cfg, "get") else default
-
-
-def mlp_units(mlp_cfg) -> list[int]:
-    """Hidden widths from `depth`, `width` and `taper`: width * taper**i for i < depth."""
-    depth = int(_get(mlp_cfg, "depth", 2))
-    if depth < 0:
-        raise ValueError(f"`model.mlp.depth` must be >= 0, got {depth}")
-    width = positive_int("model.mlp.width", _get(mlp_cfg, "width", 200))
-    taper = non_negative("model.mlp.taper", _get(mlp_cfg, "taper", 0.4))
-    return [max(1, round(width * taper**i)) for i in range(depth)]
+def mlp_units(mlp) -> list[int]:
+    """Hidden widths from the typed `model.mlp` (`depth`, `width`, `taper`): width * taper**i for i < depth."""
+    return [max(1, round(mlp.width * mlp.taper**i)) for i in range(mlp.depth)]
 
 
 @dataclass
@@ -44,20 +36,14 @@ def embed_inputs(cfg, vocab: dict, max_len: int, with_negatives: bool = False) -
     """Creates the model inputs and embeds them.
 
     Args:
-        cfg: model config; `cfg.embedding` gives widths `item`, `cat`, `user`
-            (0 switches the feature off; `item` must be positive).
+        cfg: the typed model config; `cfg.embedding` gives widths `item`, `cat`, `user`
+            (0 switches the feature off; `item` is positive, checked by the schema).
         vocab: table sizes {"item": n, "cat": n, "user": n}, id 0 = padding.
         max_len: history length T.
         with_negatives: add `neg_item`/`neg_cat` inputs (DIEN's auxiliary loss).
     """
-    emb = _get(cfg, "embedding", {}) or {}
     positive_int("max_len", max_len)
-    d_item = positive_int("model.embedding.item", _get(emb, "item", 18))
-    d_cat = int(_get(emb, "cat", 0) or 0)
-    d_user = int(_get(emb, "user", 0) or 0)
-    for key, v in (("cat", d_cat), ("user", d_user)):
-        if v < 0:
-            raise ValueError(f"`model.embedding.{key}` must be >= 0, got {v}")
+    d_item, d_cat, d_user = cfg.embedding.item, cfg.embedding.cat, cfg.embedding.user
     for key, width in (("item", d_item), ("cat", d_cat), ("user", d_user)):
         if width:
             positive_int(f"vocab['{key}']", vocab.get(key))
@@ -98,16 +84,10 @@ def embed_inputs(cfg, vocab: dict, max_len: int, with_negatives: bool = False) -
 
 def head(features: Features, interest, cfg, name: str) -> keras.Model:
     """Concatenates [user, target, interest], runs the top MLP, outputs P(click) [B, 1]."""
-    mlp_cfg = _get(cfg, "mlp", {}) or {}
     parts = ([features.user] if features.user is not None else []) + [features.target, interest]
     x = keras.layers.Concatenate(axis=-1, name="head_input")(parts)
-    x = MLP(
-        mlp_units(mlp_cfg),
-        activation=_get(cfg, "activation", "prelu"),
-        batch_norm=bool(_get(mlp_cfg, "batch_norm", False)),
-        dropout=fraction("model.mlp.dropout", _get(mlp_cfg, "dropout", 0.0)),
-        name="top_mlp",
-    )(x)
+    x = MLP(mlp_units(cfg.mlp), activation=spec(cfg.activation), batch_norm=cfg.mlp.batch_norm,
+            dropout=cfg.mlp.dropout, name="top_mlp")(x)
     # the probability in float32 under mixed precision, for a stable log-loss
     mixed = keras.config.dtype_policy().name.startswith("mixed")
     out = keras.layers.Dense(1, activation="sigmoid", name="click_probability", dtype="float32" if mixed else None)(x)

@@ -16,20 +16,16 @@ def build_dien(cfg, vocab: dict, max_len: int):
     extractor states and return their last valid state. `cfg.aux_loss.alpha` > 0
     adds the auxiliary loss, fed by the `neg_item`/`neg_cat` inputs.
     """
-    aux = dict(cfg.get("aux_loss", {}) or {})
-    alpha = float(aux.get("alpha", 0.0))
+    alpha = cfg.aux_loss.alpha
     f = embed_inputs(cfg, vocab, max_len, with_negatives=alpha > 0)
-    units = (cfg.get("extractor", {}) or {}).get("units") or f.history.shape[-1]
+    units = cfg.extractor.units or f.history.shape[-1]
     states = InterestExtractor(units, name="interest_extractor")(f.history, mask=f.mask)
     if alpha > 0:
-        states = AuxiliaryLoss(name="auxiliary_loss", **aux)(
+        states = AuxiliaryLoss(name="auxiliary_loss", **cfg.aux_loss.model_dump())(
             [states, f.history, f.negatives], mask=f.mask
         )
-    evo = dict(cfg.get("evolution", {}) or {})
-    evolution = InterestEvolution(
-        units, name="interest_evolution", **evo,
-        return_sequences=evo.get("cell", "augru") == "gru",
-    )
+    evolution = InterestEvolution(units, name="interest_evolution", **cfg.evolution.model_dump(),
+                                  return_sequences=cfg.evolution.cell == "gru")
     attention = attention_layer(cfg)
     if evolution.cell.attention == "pool":
         seq = evolution(states, mask=f.mask)

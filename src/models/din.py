@@ -7,9 +7,8 @@ from src.models.common import embed_inputs, head
 
 
 def attention_layer(cfg, name="attention"):
-    """TargetAttention from `cfg.attention` (hidden_units, activation, scale, softmax, ...)."""
-    att = dict(cfg.get("attention", {}) or {})
-    return TargetAttention(name=name, **att)
+    """TargetAttention from the typed `cfg.attention` (hidden_units, activation, scale, softmax, ...)."""
+    return TargetAttention(name=name, **cfg.attention.model_dump())
 
 
 def build_din(cfg, vocab: dict, max_len: int):

@@ -95,28 +95,49 @@ def ui_url(experiment: str, run_id: str | None = None, base: str = UI_BASE) -> s
     return f"{redact(base)}/{page}?{ML_VIEW}"
 
 
-def experiment_id(tracking_cfg, default_name: str) -> str:
+def experiment_id(tracking_cfg, default_name: str, description: str | None = None) -> str:
     """The experiment's id, creating it (tagged as model training, with an absolute artifact location
-    for local stores); an existing experiment without the kind tag gets it."""
+    for local stores, and `description` as its Markdown description); an existing experiment without
+    the kind tag, or without a description, gets them."""
     import mlflow
     from mlflow.exceptions import MlflowException
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
 
     name = tracking_cfg.get("experiment") or default_name
     client = mlflow.MlflowClient()
+    wanted = {**EXPERIMENT_KIND, **({MLFLOW_RUN_NOTE: description} if description else {})}
     exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        if not all(exp.tags.get(k) == v for k, v in EXPERIMENT_KIND.items()):
-            for k, v in EXPERIMENT_KIND.items():
-                client.set_experiment_tag(exp.experiment_id, k, v)
-        return exp.experiment_id
-    root = tracking_cfg.get("artifact_root")
-    location = None
-    if root or mlflow.get_tracking_uri().startswith("sqlite:"):
-        location = (resolve(root) if root else default_artifact_root()).as_uri()
-    try:
-        return client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
-    except MlflowException:  # created meanwhile by another worker
-        return client.get_experiment_by_name(name).experiment_id
+    if exp is None:
+        root = tracking_cfg.get("artifact_root")
+        location = None
+        if root or mlflow.get_tracking_uri().startswith("sqlite:"):
+            location = (resolve(root) if root else default_artifact_root()).as_uri()
+        try:
+            return client.create_experiment(name, artifact_location=location, tags=wanted)
+        except MlflowException:  # created meanwhile by another worker
+            exp = client.get_experiment_by_name(name)
+    for k, v in wanted.items():
+        if k == MLFLOW_RUN_NOTE and exp.tags.get(k):
+            continue  # a description someone wrote stays
+        if exp.tags.get(k) != v:
+            client.set_experiment_tag(exp.experiment_id, k, v)
+    return exp.experiment_id
+
+
+def data_description(data) -> str:
+    """An experiment's description of its data set: source, users, items, samples per split, protocol."""
+    m, v = data.meta, data.vocab
+    files = ", ".join(f"`{f}`" for f in m.get("files") or []) or "generated"
+    protocol = json.dumps(m.get("protocol") or m.get("params") or {}, default=str)
+    return "\n".join([
+        f"## Data set `{data.name}`", "",
+        f"- source: {m.get('source', data.name)} ({files})",
+        f"- users {v.get('user', 2) - 2:,}, items {v.get('item', 2) - 2:,}, categories {v.get('cat', 2) - 2:,}"
+        + (f", events {m['events']:,}" if m.get("events") else ""),
+        f"- samples: train {data.size('train'):,}, valid {data.size('valid'):,}, test {data.size('test'):,}",
+        f"- protocol: `{redact(protocol)}`",
+        f"- histories of at most {data.max_len} steps; fingerprint `{m.get('fingerprint', '')}`",
+    ])
 
 
 def browse_hint(experiment: str, run_id: str, uri: str | None = None) -> str:
@@ -293,7 +314,7 @@ class RunLogger:
     def __init__(self, tracking_cfg, data, device: str, model: str):
         self.tracking_cfg, self.data, self.device, self.model = tracking_cfg, data, device, model
         setup(tracking_cfg)
-        self.experiment = experiment_id(tracking_cfg, data.name)
+        self.experiment = experiment_id(tracking_cfg, data.name, data_description(data))
         self.run_id = None
         self._tmp = None
 

@@ -152,21 +152,14 @@ def describe_device() -> str:
 
 
 def quiet() -> None:
-    """TensorFlow's and Optuna's chatter off (retracing notes, experimental-feature warnings)."""
+    """TensorFlow's and Keras' chatter off (retracing notes, experimental-feature warnings); the sweep
+    quiets Optuna's itself (src.sweep.study.quiet)."""
     import logging
     import warnings
 
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*experimental feature.*")
     warnings.filterwarnings("ignore", category=UserWarning, module="keras.src.trainers.epoch_iterator")
-    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-    try:
-        import optuna
-
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    except ImportError:
-        pass
 
 
 def configure(seed: int, deterministic: bool = True, intra_op: int = 1, inter_op: int = 0) -> str:

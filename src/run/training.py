@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from src.config.validate import check_names, validate
+from src.config.schema import Config, Train
+from src.config.validate import validate
 from src.data.dataset import filtering_lines
-from src.metrics import HIGHER_IS_BETTER, evaluate
+from src.metrics import HIGHER_IS_BETTER, bootstrap, evaluate
 from src.run.logger import Pruned, RunLogger
+from src.run.registry import check_names
 
 __all__ = ["Diverged", "Pruned", "RunResult", "prepare", "fit", "test_metrics", "train_run"]
 
@@ -37,6 +39,7 @@ class RunResult:
     history: list = field(default_factory=list)  # per epoch: {"epoch", "loss", "valid_auc", ...}
     seconds: float = 0.0
     attention: dict = field(default_factory=dict)  # attention summary of the best and (last_*) the last epoch
+    eval_bootstrap: dict = field(default_factory=dict)  # {metric: [value on each resample of validation users]}
 
 
 def _progress_verbose(setting) -> int:
@@ -57,14 +60,13 @@ def _improved(metric: str, value: float, best: float | None) -> bool:
     return value > best if HIGHER_IS_BETTER[metric] else value < best
 
 
-def describe_run(plain: dict) -> str:
-    m = plain["model"]
-    bits = [m["name"]]
-    act = m.get("activation")
-    bits.append(act["name"] if isinstance(act, dict) else str(act))
-    if "evolution" in m and m["name"] == "dien":
-        bits.append(m["evolution"]["cell"] + ("" if m["evolution"].get("convention", "paper") == "paper"
-                                              else f"({m['evolution']['convention']})"))
+def describe_run(model) -> str:
+    """What a run trains, in a few words: model, activation and (DIEN) evolution cell, from the typed model config."""
+    act = model.activation
+    bits = [model.name, act if isinstance(act, str) else act.name]
+    if model.name == "dien":
+        convention = model.evolution.convention
+        bits.append(model.evolution.cell + ("" if convention == "paper" else f"({convention})"))
     return " ".join(bits)
 
 
@@ -72,7 +74,7 @@ def describe_run(plain: dict) -> str:
 class Prepared:
     """Everything a run trains and evaluates, before any tracking: config, data, model, inputs."""
 
-    plain: dict
+    config: Config
     data: object
     model: object
     train_ds: object
@@ -82,12 +84,13 @@ class Prepared:
     device: str
 
     @property
-    def train(self) -> dict:
-        return self.plain["train"]
+    def train(self) -> Train:
+        return self.config.train
 
 
-def build(model_cfg: dict, vocab: dict, max_len: int, optimizer: dict, jit_compile: bool = False):
-    """The model built from its config and compiled with the configured optimizer and the log-loss."""
+def build(model_cfg, vocab: dict, max_len: int, optimizer: dict, jit_compile: bool = False):
+    """The model built from its config (typed, or a mapping the schema checks) and compiled with the
+    optimizer (`{"name", "lr", **kwargs}`) and the log-loss."""
     from src.models import build_model
     from src.run.optim import make_optimizer
 
@@ -113,32 +116,30 @@ def prepare(cfg, log=print) -> Prepared:
     Raises:
         ConfigError, DataError, ValueError: the config or the data is wrong (nothing tracked yet).
     """
-    plain = validate(cfg)  # before TensorFlow loads
+    config = validate(cfg)  # before TensorFlow loads
     import keras
 
     from src.data import load_data
     from src.run import probe as probe_mod
     from src.run import runtime
 
-    tr = plain["train"]
-    seed = int(plain.get("seed", 0))
+    tr, seed = config.train, config.seed
     keras.backend.clear_session()
-    keras.config.set_dtype_policy(tr.get("precision", "float32"))  # set on every run: one process, many runs
-    device = runtime.configure(seed, tr["deterministic"], tr["threads"]["intra_op"], tr["threads"]["inter_op"])
-    check_names(plain)  # registry names, before any data is read
-    data = load_data(plain["data"], progress=log)
-    model = build(plain["model"], data.vocab, data.max_len, tr["optimizer"], tr.get("jit_compile", False))
+    keras.config.set_dtype_policy(tr.precision)  # set on every run: one process, many runs
+    device = runtime.configure(seed, tr.deterministic, tr.threads.intra_op, tr.threads.inter_op)
+    check_names(config)  # registry names, before any data is read
+    data = load_data(config.plain["data"], progress=log)
+    model = build(config.model, data.vocab, data.max_len, tr.optimizer.model_dump(), tr.jit_compile)
     for split in ("train", "valid", "test"):
         if data.size(split) == 0:
             raise ValueError(f"data set {data.name!r} has an empty {split} split; check `data.split`")
-    shuffle_seed = seed if tr.get("shuffle_seed") is None else int(tr["shuffle_seed"])
+    shuffle_seed = seed if tr.shuffle_seed is None else tr.shuffle_seed
     return Prepared(
-        plain=plain, data=data, model=model, device=device,
-        train_ds=dataset(data, "train", model, tr["batch_size"], shuffle_seed),
-        valid_ds=dataset(data, "valid", model, tr["eval_batch_size"]),
-        test_ds=dataset(data, "test", model, tr["eval_batch_size"]),
-        probe=probe_mod.AttentionProbe(data, model, list(model.input), tr["probe"]["size"],
-                                       tr["probe"]["metrics_size"], seed))
+        config=config, data=data, model=model, device=device,
+        train_ds=dataset(data, "train", model, tr.batch_size, shuffle_seed),
+        valid_ds=dataset(data, "valid", model, tr.eval_batch_size),
+        test_ds=dataset(data, "test", model, tr.eval_batch_size),
+        probe=probe_mod.AttentionProbe(data, model, list(model.input), tr.probe.size, tr.probe.metrics_size, seed))
 
 
 class EpochEnd:
@@ -148,8 +149,7 @@ class EpochEnd:
     def __init__(self, p: Prepared, on_epoch=None, log=print):
         tr = p.train
         self.p, self.on_epoch, self.log = p, on_epoch, log
-        self.metric, self.patience, self.epochs = tr["early_stopping"]["metric"], tr["early_stopping"]["patience"], \
-            tr["epochs"]
+        self.metric, self.patience, self.epochs = tr.early_stopping.metric, tr.early_stopping.patience, tr.epochs
         self.history, self.best, self.best_epoch, self.weights, self.stale = [], None, 0, None, 0
         self.bad_batch, self.t0 = None, 0.0
 
@@ -182,7 +182,7 @@ class EpochEnd:
             batch, bad = self.bad_batch or (None, loss)
             where = f" at batch {batch + 1}" if batch is not None else ""
             raise Diverged(f"training loss became {bad} in epoch {epoch}{where}; lower "
-                           f"`train.optimizer.lr` (now {self.p.train['optimizer']['lr']}) or check the data")
+                           f"`train.optimizer.lr` (now {self.p.train.optimizer.lr}) or check the data")
 
     def epoch_end(self, model, epoch: int, logs) -> None:
         loss = float((logs or {}).get("loss", float("nan")))
@@ -226,7 +226,7 @@ def fit(p: Prepared, on_epoch=None, log=print) -> tuple[list, int, dict]:
     """
     tr = p.train
     state = EpochEnd(p, on_epoch, log)
-    p.model.fit(p.train_ds, epochs=tr["epochs"], shuffle=False, verbose=_progress_verbose(tr["progress"]),
+    p.model.fit(p.train_ds, epochs=tr.epochs, shuffle=False, verbose=_progress_verbose(tr.progress),
                 callbacks=[state.callback()])
     if state.weights is None:
         raise Diverged(f"validation {state.metric} was never a number; nothing to select")
@@ -241,6 +241,16 @@ def test_metrics(p: Prepared) -> dict:
     return evaluate(p.data.splits["test"]["user"], p.data.splits["test"]["label"], _predict(p.model, p.test_ds))
 
 
+def eval_bootstrap(p: Prepared) -> dict:
+    """The validation metrics of the model as it stands on `train.eval_bootstrap` resamples of the validation
+    users (the same resamples for every run on this data set): {metric: [values]}; {} when off."""
+    if not p.train.eval_bootstrap:
+        return {}
+    valid = p.data.splits["valid"]
+    boot = bootstrap(valid["user"], valid["label"], _predict(p.model, p.valid_ds), p.train.eval_bootstrap)
+    return {k: [round(float(x), 6) for x in v] for k, v in boot.items()}
+
+
 def probe_epoch(p: Prepared, row: dict) -> tuple[dict | None, object]:
     """For models with attention: the probe's summary added to `row`, and its arrays and heat map."""
     if not p.probe.active:
@@ -250,22 +260,23 @@ def probe_epoch(p: Prepared, row: dict) -> tuple[dict | None, object]:
     p.probe.update()
     row.update(p.probe.summary())
     arrays = p.probe.snapshot()
-    title = f"attention weights, epoch {row['epoch']} ({describe_run(p.plain)})"
+    title = f"attention weights, epoch {row['epoch']} ({describe_run(p.config.model)})"
     return arrays, probe_mod.heatmap(arrays, title)
 
 
 def _announce(p: Prepared, run_id: str, log) -> None:
     data = p.data
-    log(f"run {run_id}: {describe_run(p.plain)} on {data.name} ({data.size('train'):,} train / "
+    log(f"run {run_id}: {describe_run(p.config.model)} on {data.name} ({data.size('train'):,} train / "
         f"{data.size('valid'):,} valid / {data.size('test'):,} test) on {p.device}")
     for line in filtering_lines(data.meta):
         log(line)
 
 
-def _result(run_id: str, history: list, best_epoch: int, valid_best: dict, test: dict, seconds: float) -> RunResult:
+def _result(run_id: str, history: list, best_epoch: int, valid_best: dict, test: dict, seconds: float,
+            boot: dict) -> RunResult:
     attention = {k: v for k, v in history[best_epoch - 1].items() if k.startswith("attention_")}
     attention.update({f"last_{k}": v for k, v in history[-1].items() if k.startswith("attention_")})
-    return RunResult(run_id, "FINISHED", best_epoch, valid_best, test, history, seconds, attention)
+    return RunResult(run_id, "FINISHED", best_epoch, valid_best, test, history, seconds, attention, boot)
 
 
 def train_run(cfg, overrides=(), tags: dict | None = None, parent_run_id: str | None = None,
@@ -288,8 +299,8 @@ def train_run(cfg, overrides=(), tags: dict | None = None, parent_run_id: str | 
         Pruned: from the reporter (the run ends KILLED).
     """
     p = prepare(cfg, log)
-    runlog = RunLogger(p.plain["tracking"], p.data, p.device, describe_run(p.plain))
-    metric = p.train["early_stopping"]["metric"]
+    runlog = RunLogger(p.config.plain["tracking"], p.data, p.device, describe_run(p.config.model))
+    metric = p.train.early_stopping.metric
     with runlog.run(run_name, parent_run_id, tags) as run_id:
         if on_start is not None:
             on_start(run_id)
@@ -303,13 +314,14 @@ def train_run(cfg, overrides=(), tags: dict | None = None, parent_run_id: str | 
                 reporter(row["epoch"], {k[len("valid_"):]: v for k, v in row.items() if k.startswith("valid_")})
 
         history, best_epoch, valid_best = fit(p, on_epoch, log)
-        test = test_metrics(p)
+        test, boot = test_metrics(p), eval_bootstrap(p)
         runlog.final({"best_epoch": best_epoch, **{f"best_valid_{k}": v for k, v in valid_best.items()},
-                      **{f"test_{k}": v for k, v in test.items()}})
-        if p.train["save_model"]:
+                      **{f"test_{k}": v for k, v in test.items()},
+                      **{f"best_valid_{k}_eval_sd": float(np.nanstd(v, ddof=1)) for k, v in boot.items()}})
+        if p.train.save_model:
             runlog.keras_model(p.model)
         seconds = time.perf_counter() - t_start
         log(f"best epoch {best_epoch}: valid {metric} {valid_best[metric]:.4f}; test auc {test['auc']:.4f}  "
             f"gauc {test['gauc']:.4f}  logloss {test['logloss']:.4f}  ({seconds:.0f}s)")
         log(runlog.browse_hint())
-    return _result(run_id, history, best_epoch, valid_best, test, seconds)
+    return _result(run_id, history, best_epoch, valid_best, test, seconds, boot)

@@ -36,8 +36,8 @@ def main(argv=None) -> int:
             print(f"  sweep.{k}={v!r}")
         return 0
     from src.data import DataError
-    from src.run.runtime import quiet
     from src.sweep import driver
+    from src.sweep.study import quiet
 
     quiet()
     try:

@@ -10,43 +10,93 @@ receives it as it is and rebuilds nothing.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
+from typing import Annotated, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from src.config.paths import SWEEPS_DIR
+from src.config.schema import check_section
 from src.sweep import SweepError, space
+from src.sweep.decision import DELTA_DEFAULT
 from src.sweep.space import Param
 
 METRICS = {"valid_auc": "maximize", "valid_gauc": "maximize", "valid_logloss": "minimize"}
 SAMPLERS = ("tpe", "random", "grid", "fractional")
 PRUNERS = ("median", "hyperband", "none")
+PosInt = Annotated[int, Field(gt=0)]
+Seconds = Annotated[float, Field(gt=0)]
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The study settings (`sweep.KEY=VALUE`), with their defaults."""
+class Settings(BaseModel):
+    """The study settings (`sweep.KEY=VALUE`), with their defaults; checked in the schema style of
+    src/config/schema.py (strict types, unknown keys refused with suggestions), frozen and picklable."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     name: str | None = None      # study name; default: the sweep file's name
-    metric: str = "valid_auc"    # best-epoch validation metric: valid_auc, valid_gauc, valid_logloss
-    direction: str | None = None  # maximize / minimize; default: from the metric
-    trials: int = 10             # finished (complete or pruned) trials the study should hold
-    timeout: float | None = None  # seconds after which no new trial starts
-    sampler: str = "tpe"         # tpe, random, grid (every configuration), fractional (2^(k-p) design)
-    pruner: str = "median"       # median, hyperband, none
+    metric: Literal[tuple(METRICS)] = "valid_auc"  # best-epoch validation metric
+    direction: Literal["maximize", "minimize"] | None = None  # default: from the metric
+    trials: PosInt | None = None  # finished trials the study should hold; default: a designed sweep's cells
+    #                              (configurations x seeds, one trial each), a sampled sweep's 10
+    timeout: Seconds | None = None  # seconds after which no new trial starts
+    sampler: Literal[SAMPLERS] = "tpe"  # tpe, random, grid (every configuration), fractional (2^(k-p) design)
+    pruner: Literal[PRUNERS] | None = None  # median, hyperband, none; default: none for designed sweeps, else median
     seed: int = 0                # sampler seed
-    seeds: tuple = (0,)          # training seeds per configuration; the objective is their mean
-    workers: int = 1             # worker processes on this machine
-    trials_per_gpu: int = 1      # workers (so trials at once) sharing one GPU, when there are GPUs
+    seeds: tuple[int, ...] = (0,)  # training seeds per configuration; the objective is their mean
+    workers: PosInt = 1          # worker processes on this machine
+    trials_per_gpu: PosInt = 1   # workers (so trials at once) sharing one GPU, when there are GPUs
     storage: str | None = None   # Optuna storage URL; default: a journal file under mlruns/
-    heartbeat: float = 30        # seconds between a running trial's heartbeats
-    grace: float = 90            # seconds without a heartbeat after which another host's trial is dead
-    max_initial_failures: int = 3  # stop when this many trials failed before any succeeded
+    heartbeat: Seconds = 30      # seconds between a running trial's heartbeats
+    grace: Seconds = 90          # seconds without a heartbeat after which another host's trial is dead
+    max_initial_failures: PosInt = 3  # stop when this many trials failed before any succeeded
+    equivalence: Annotated[float, Field(gt=0)] = DELTA_DEFAULT  # +-delta of "equivalent", in the metric's units
+    until: Literal["design", "decided"] = "design"  # decided: add blocks of seeds until every question is decided
+    budget: PosInt | None = None  # most trainings in all (until=decided; default: 4 times the first block)
+    add_seeds: PosInt = 1        # seeds per added block (until=decided)
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_list(cls, v):
+        seeds = list(v) if isinstance(v, list | tuple) else [v]
+        if not seeds or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds):
+            raise ValueError(f"must be a non-empty list of integers, got {v!r}")
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"lists a seed twice: {seeds}")
+        return tuple(seeds)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.grace <= self.heartbeat:
+            raise ValueError(f"`sweep.grace` ({self.grace}) must be longer than `sweep.heartbeat` ({self.heartbeat})")
+        if self.until == "decided" and not self.designed:
+            raise ValueError(f"`sweep.until=decided` adds seeds to a design: it needs `sweep.sampler=grid` or "
+                             f"`fractional`, got {self.sampler!r}")
+        defaults = {"direction": METRICS[self.metric], "pruner": "none" if self.designed else "median",
+                    "trials": None if self.designed else 10}
+        for key, value in defaults.items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)
+        return self
+
+    @property
+    def designed(self) -> bool:
+        """A designed sweep (grid, fractional): every configuration is queued, one trial per (configuration,
+        seed) cell; otherwise the sampler proposes configurations, one trial each, trained on every seed."""
+        return self.sampler in ("grid", "fractional")
 
 
-DEFAULTS = {f.name: f.default for f in dataclasses.fields(Settings)}
+DEFAULTS = {k: f.default for k, f in Settings.model_fields.items()}
+
+
+def check_settings(values: dict) -> Settings:
+    """The study settings from the sweep file and the command line, checked; SweepError names the key."""
+    try:
+        return check_section("sweep", Settings, values)
+    except ValueError as e:
+        raise SweepError(str(e)) from None
 
 
 @dataclass(frozen=True)
@@ -67,40 +117,10 @@ class Definition:
         """What makes two invocations the same study (tracking overrides aside)."""
         fixed = [o for o in self.base if not o.lstrip("+~").startswith("tracking")]
         s = self.settings
-        return json.dumps({"space": json.loads(space.signature(fixed, self.params)), "metric": s.metric,
-                           "direction": s.direction, "seeds": list(s.seeds)}, sort_keys=True)
-
-
-def _check(s: dict) -> Settings:
-    unknown = set(s) - set(DEFAULTS)
-    if unknown:
-        raise SweepError(f"unknown study setting(s) {sorted('sweep.' + k for k in unknown)}; known: "
-                         f"{', '.join('sweep.' + k for k in DEFAULTS)}")
-    s = {**DEFAULTS, **s}
-    if s["metric"] not in METRICS:
-        raise SweepError(f"`sweep.metric` must be one of {sorted(METRICS)}, got {s['metric']!r}")
-    s["direction"] = s["direction"] or METRICS[s["metric"]]
-    if s["direction"] not in ("maximize", "minimize"):
-        raise SweepError(f"`sweep.direction` must be maximize or minimize, got {s['direction']!r}")
-    for k in ("trials", "workers", "trials_per_gpu", "max_initial_failures"):
-        if not isinstance(s[k], int) or isinstance(s[k], bool) or s[k] < 1:
-            raise SweepError(f"`sweep.{k}` must be a positive integer, got {s[k]!r}")
-    for k in ("heartbeat", "grace"):
-        if not isinstance(s[k], int | float) or isinstance(s[k], bool) or s[k] <= 0:
-            raise SweepError(f"`sweep.{k}` must be a positive number of seconds, got {s[k]!r}")
-    if s["grace"] <= s["heartbeat"]:
-        raise SweepError(f"`sweep.grace` ({s['grace']}) must be longer than `sweep.heartbeat` ({s['heartbeat']})")
-    if s["sampler"] not in SAMPLERS:
-        raise SweepError(f"`sweep.sampler` must be one of {', '.join(SAMPLERS)}, got {s['sampler']!r}")
-    if s["pruner"] not in PRUNERS:
-        raise SweepError(f"`sweep.pruner` must be one of {', '.join(PRUNERS)}, got {s['pruner']!r}")
-    seeds = list(s["seeds"]) if isinstance(s["seeds"], list | tuple) else [s["seeds"]]
-    if not seeds or not all(isinstance(x, int) and not isinstance(x, bool) for x in seeds):
-        raise SweepError(f"`sweep.seeds` must be a non-empty list of integers, got {s['seeds']!r}")
-    if len(set(seeds)) != len(seeds):
-        raise SweepError(f"`sweep.seeds` lists a seed twice: {seeds}")
-    s["seeds"] = tuple(seeds)
-    return Settings(**s)
+        sig = {"space": json.loads(space.signature(fixed, self.params)), "metric": s.metric, "direction": s.direction}
+        if not s.designed:  # a sampled trial's value is the mean over its seeds; a designed one is one cell
+            sig["seeds"] = list(s.seeds)
+        return json.dumps(sig, sort_keys=True)
 
 
 def load(argv: list[str]) -> Definition:
@@ -126,6 +146,6 @@ def load(argv: list[str]) -> Definition:
     fbase, fparams, _ = space.parse(list(doc.get("fixed") or []) +
                                     [f"{k}={v}" for k, v in (doc.get("search") or {}).items()])
     base, params, cli_settings = space.merge((fbase, fparams, {}), space.parse(rest))
-    settings = _check({**(doc.get("study") or {}), **cli_settings})
-    settings = dataclasses.replace(settings, name=str(settings.name or name))
+    settings = check_settings({**(doc.get("study") or {}), **cli_settings})
+    settings = settings.model_copy(update={"name": str(settings.name or name)})
     return Definition(file=str(path), base=tuple(base), params=params, settings=settings, argv=tuple(argv))

@@ -105,13 +105,19 @@ def points(settings, base: list[str], params: dict[str, Param], compose) -> list
     return []
 
 
-def exhausted(design_size: int, settings, trials) -> bool:
-    """A designed sweep samples nothing outside its design unless sweep.trials asks for more."""
+def cells(points: list[dict], seeds) -> list[tuple[dict, int]]:
+    """The (configuration, seed) cells of a design, seed by seed: a block of seeds covers the whole design
+    before the next one starts, so the design stays balanced however far it got."""
+    return [(p, seed) for seed in seeds for p in points]
+
+
+def exhausted(design_cells: int, target: int, trials) -> bool:
+    """A designed sweep samples nothing outside its design unless its target asks for more."""
     from optuna.trial import TrialState
 
-    if not design_size or settings.trials > design_size:
+    if not design_cells or target > design_cells:
         return False
     asked = [t for t in trials if not t.user_attrs.get("surplus")]
     waiting = any(t.state == TrialState.WAITING for t in asked)
-    tried = {studies.point_key(t) for t in asked if t.state != TrialState.WAITING}
-    return not waiting and len(tried) >= design_size
+    tried = {studies.cell_key(t) for t in asked if t.state != TrialState.WAITING}
+    return not waiting and len(tried) >= design_cells

@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field
 
 from src.config import compose
+from src.sweep import answer, decision, placement, report, space, worker
 from src.sweep import design as designs
-from src.sweep import placement, report, space, worker
 from src.sweep import study as studies
 from src.sweep import tracking as sweep_tracking
 from src.sweep.definition import Definition
@@ -35,22 +35,61 @@ class Sweep:
     resumed: bool
     recovered: list = field(default_factory=list)
     queued: int = 0
-    design: list = field(default_factory=list)
-    gpus: list = field(default_factory=list)  # the GPU of each worker (None: the CPU)
+    design: list = field(default_factory=list)  # the configurations of a designed sweep
+    seeds: list = field(default_factory=list)   # the seeds whose cells are queued (designed sweeps)
+    gpus: list = field(default_factory=list)    # the GPU of each worker (None: the CPU)
+    started: float = field(default_factory=time.time)
+
+    @property
+    def cells(self) -> int:
+        """The design's (configuration, seed) cells queued so far; 0 for a sampled sweep."""
+        return len(self.design) * len(self.seeds)
+
+    @property
+    def target(self) -> int:
+        """Finished trials the study should hold: the design's cells (more only if sweep.trials asks), or
+        sweep.trials for a sampled sweep."""
+        s = self.definition.settings
+        return max(self.cells, s.trials or 0) if s.designed else s.trials
 
     def job(self, i: int = 0, workers: int = 1, gpu: str | None = None, inter_op: int = 0, gpu_share: int = 1) -> Job:
         return Job(definition=self.definition, url=self.url, parent_run_id=self.parent_run_id,
-                   tracking=self.tracking, epochs=self.epochs, started=time.time(), worker=i, workers=workers,
-                   inter_op=inter_op, gpu=gpu, gpu_share=gpu_share, design_size=len(self.design))
+                   tracking=self.tracking, epochs=self.epochs, started=self.started, worker=i, workers=workers,
+                   inter_op=inter_op, gpu=gpu, gpu_share=gpu_share, target=self.target, design_cells=self.cells)
+
+    def add_seeds(self, seeds: list[int]) -> int:
+        """Queues the design's cells for more seeds (a block); returns how many were queued."""
+        self.seeds = list(dict.fromkeys([*self.seeds, *seeds]))  # in order, each seed once
+        self.study.set_user_attr("seeds", self.seeds)
+        return studies.enqueue(self.study, designs.cells(self.design, self.seeds))
+
+
+def warm_data(d: Definition) -> None:
+    """Builds (or finds in the cache) the data set of each top-level combination once, before any worker
+    starts: several workers would otherwise build the same cache at the same time, and a missing or
+    malformed data file is reported before the study exists."""
+    import json
+
+    from src.config import to_plain
+    from src.data import load_data
+
+    seen = set()
+    for combo in space.structural_combinations(d.params):
+        data_cfg = to_plain(compose(list(d.base) + combo).data)
+        key = json.dumps(data_cfg, sort_keys=True, default=str)
+        if key not in seen and data_cfg.get("cache", True):
+            seen.add(key)
+            load_data(data_cfg, progress=lambda m: print(m, flush=True))
 
 
 def prepare(d: Definition) -> Sweep:
     """Checks the space, opens or creates the study (refusing a different space under the same
-    name), recovers dead trials, opens the MLflow parent run and queues the design."""
+    name), recovers dead trials, opens the MLflow parent run and queues the design's cells."""
     from src.config import to_plain
     from src.config.validate import validate
 
     space.check(list(d.base), d.params, compose, validate)
+    warm_data(d)
     gpus = [None]
     if d.settings.workers > 1:
         gpus = placement.placement(d.settings.workers, placement.gpu_ids(), d.settings.trials_per_gpu)
@@ -64,9 +103,12 @@ def prepare(d: Definition) -> Sweep:
     parent = sweep_tracking.open_parent(d, study, url, creator, tracking_cfg, str(base_cfg.data.name))
     for t in recovered:
         sweep_tracking.kill_runs(t.user_attrs.get("mlflow_run_ids", []), "worker died")
-    queued = studies.enqueue(study, design)
-    return Sweep(d, url, study, parent, epochs, tracking_cfg, resumed, [t.number for t in recovered], queued,
-                 design, gpus)
+    sw = Sweep(d, url, study, parent, epochs, tracking_cfg, resumed, [t.number for t in recovered], 0, design,
+               [], gpus)
+    if d.settings.designed:
+        # the seeds given, then any a sequential sweep added before (a resume keeps its blocks)
+        sw.queued = sw.add_seeds(list(d.settings.seeds) + list(study.user_attrs.get("seeds", [])))
+    return sw
 
 
 def _entry(job: Job, queue) -> None:
@@ -115,34 +157,101 @@ def run_workers(sw: Sweep) -> dict:
     return {"error": errors[0]} if errors else {}
 
 
-def run(sw: Sweep) -> int:
-    """Runs the prepared sweep to the end and writes its report; the process exit code."""
+def _header(sw: Sweep) -> None:
     from src.redact import redact
 
     s = sw.definition.settings
     c = studies.counts(sw.study)
-    state = (f"resuming study {s.name!r}: {c['finished']} of {s.trials} trials finished"
-             if sw.resumed else f"new study {s.name!r}: {s.trials} trials")
+    state = (f"resuming study {s.name!r}: {c['finished']} of {sw.target} trials finished"
+             if sw.resumed else f"new study {s.name!r}: {sw.target} trials")
     if sw.recovered:
-        state += f"; trials {sw.recovered} had a dead worker: marked failed, their configs queued again"
-    print(f"{state} ({s.sampler} sampler, {s.pruner} pruner, {s.workers} worker(s), {len(s.seeds)} seed(s) "
-          f"each, storage {redact(sw.url)})", flush=True)
+        state += f"; trials {sw.recovered} had a dead worker: marked failed, their cells queued again"
+    seeds = f"{len(sw.seeds)} seed(s) per configuration" if s.designed else f"{len(s.seeds)} seed(s) per trial"
+    print(f"{state} ({s.sampler} sampler, {s.pruner} pruner, {s.workers} worker(s), {seeds}, storage "
+          f"{redact(sw.url)})", flush=True)
     if sw.design:
-        print(f"design: {len(sw.design)} configurations x {len(s.seeds)} seeds; {sw.queued} queued now", flush=True)
-        if s.trials > len(sw.design):
-            print(f"note: the design has {len(sw.design)} configurations; sweep.trials={s.trials} samples the "
-                  f"rest at random")
-    if c["finished"] >= s.trials:
-        print(f"the study already holds {c['finished']} finished trials (sweep.trials={s.trials}); "
-              f"raise sweep.trials to run more")
-    else:
-        outcome = run_workers(sw)
-        if outcome.get("error"):
-            try:
-                report.finish(sw.definition, sw.study, sw.parent_run_id, failed=outcome["error"])
-            except Exception as e:  # noqa: BLE001 - e.g. the tracking server is the thing that is down
-                print(f"error: {outcome['error']}\n(the report could not be written: "
-                      f"{redact(str(e)).splitlines()[0][:300]})")
+        print(f"design: {len(sw.design)} configurations x {len(sw.seeds)} seeds = {sw.cells} cells, one trial "
+              f"each; {sw.queued} queued now" + (f"; then blocks of {s.add_seeds} seed(s) until every question is "
+                                                  f"decided or {budget(sw)} trainings" if s.until == "decided"
+                                                  else ""), flush=True)
+        if s.trials and s.trials > sw.cells:
+            print(f"note: the design has {sw.cells} cells; sweep.trials={s.trials} samples the rest at random, "
+                  f"outside the design (the report says so)")
+        if s.pruner != "none":
+            print(f"note: sweep.pruner={s.pruner} may stop cells of the design early; pruned cells leave holes "
+                  f"that the report counts")
+
+
+def budget(sw: Sweep) -> int:
+    """The most trainings a sequential sweep may spend: sweep.budget, or 4 times its first block."""
+    s = sw.definition.settings
+    return s.budget or 4 * len(sw.design) * len(s.seeds)
+
+
+def _workers_then_report_failure(sw: Sweep) -> bool:
+    """Runs the workers until the study holds its target; False (the report written) if the sweep gave up."""
+    from src.redact import redact
+
+    if studies.counts(sw.study)["finished"] >= sw.target:
+        return True
+    outcome = run_workers(sw)
+    if not outcome.get("error"):
+        return True
+    try:
+        report.finish(sw.definition, sw.study, sw.parent_run_id, failed=outcome["error"])
+    except Exception as e:  # noqa: BLE001 - e.g. the tracking server is the thing that is down
+        print(f"error: {outcome['error']}\n(the report could not be written: "
+              f"{redact(str(e)).splitlines()[0][:300]})")
+    return False
+
+
+def _another_block(sw: Sweep, t0: float, cells0: int) -> bool:
+    """After a look of a sequential sweep: prints and logs it, then queues the next block of seeds, or says
+    why the sweep stops."""
+    s = sw.definition.settings
+    trained = studies.counts(sw.study)["finished"] - cells0
+    per_cell = (time.time() - t0) / trained if trained else sw.study.user_attrs.get("seconds_per_cell", 0.0)
+    sw.study.set_user_attr("seconds_per_cell", per_cell)
+    ans = answer.build(sw.definition, sw.study, studies.rows(sw.study), budget(sw), len(sw.design))
+    answer.print_look(ans)
+    sweep_tracking.log_look(sw.parent_run_id, ans["runs"], answer.text(ans), answer.plan_figure(ans))
+    block = len(sw.design) * s.add_seeds
+    step = decision.next_step(ans["records"], sw.cells, budget(sw), block)
+    if step == "decided":
+        print("every question is decided: the sweep stops here", flush=True)
+        return False
+    if step == "budget":
+        print(f"undecided questions remain, and another block would pass the budget of {budget(sw)} trainings "
+              f"(sweep.budget)", flush=True)
+        return False
+    if s.timeout and time.time() - sw.started + block * per_cell > s.timeout:
+        print(f"undecided questions remain, but another block ({block} trainings, about {block * per_cell / 60:.1f} "
+              f"min) would not finish within sweep.timeout={s.timeout:.0f}s", flush=True)
+        return False
+    top = max(sw.seeds)
+    new = list(range(top + 1, top + 1 + s.add_seeds))
+    queued = sw.add_seeds(new)
+    print(f"adding seeds {new}: {queued} more trainings (about {queued * per_cell / 60:.1f} min)", flush=True)
+    return True
+
+
+def run(sw: Sweep) -> int:
+    """Runs the prepared sweep to the end and writes its report; the process exit code.
+
+    A sequential sweep (sweep.until=decided) looks at the effects after each block of seeds and adds
+    the next block until every question is decided, or the budget or the timeout is reached.
+    """
+    s = sw.definition.settings
+    _header(sw)
+    if studies.counts(sw.study)["finished"] >= sw.target and s.until != "decided":
+        print(f"the study already holds {studies.counts(sw.study)['finished']} finished trials; add seeds "
+              f"(sweep.seeds) or raise sweep.trials to run more")
+    while True:
+        t0, cells0 = time.time(), studies.counts(sw.study)["finished"]
+        if not _workers_then_report_failure(sw):
             return 1
-    report.finish(sw.definition, sw.study, sw.parent_run_id)
+        if s.until != "decided" or not _another_block(sw, t0, cells0):
+            break
+    report.finish(sw.definition, sw.study, sw.parent_run_id, planned=budget(sw) if s.until == "decided" else None,
+                  design_size=len(sw.design))
     return 0

@@ -93,16 +93,32 @@ def paired(observations: list[dict], factor: str, level, reference, direction: s
     half = float(stats.t.ppf(1 - ALPHA / 2, n - 1) * se) if se > 0 else 0.0
     sign = _better_sign(direction)
     wins = float(np.mean((sign * d > 0) + 0.5 * (d == 0)))
-    return {"effect": mean, "ci_low": mean - half, "ci_high": mean + half, "p_better": wins, "n_pairs": n,
-            "method": "paired",
+    return {"effect": mean, "ci_low": mean - half, "ci_high": mean + half, "se": se, "df": n - 1,
+            "p_better": wins, "n_pairs": n, "method": "paired",
             "detectable": _detectable(n - 1, None if noise is None else noise * math.sqrt(2 / n))}
 
 
-def regression(observations: list[dict], factors: dict, factor: str, direction: str, noise: float | None):
+def regression(observations: list[dict], factors: dict, factor: str, direction: str, noise: float | None,
+               fits: dict | None = None):
     """Main effects of every level of `factor` against its reference by least squares, with the other
-    discrete factors and the seed as terms; {level: record} (empty when nothing can be estimated)."""
-    obs = [o for o in observations if factor in o["config"]]
-    terms = [f for f in factors if all(f in o["config"] for o in obs)]
+    discrete factors and the seed as terms; {level: record} (empty when nothing can be estimated).
+
+    `fits` caches the least-squares fits by the runs and terms they use: in a design where every run
+    has every factor, one fit serves all factors."""
+    rows = tuple(i for i, o in enumerate(observations) if factor in o["config"])
+    obs = [observations[i] for i in rows]
+    terms = tuple(f for f in factors if all(f in o["config"] for o in obs))
+    key = (rows, terms)
+    if fits is None or key not in fits:
+        fitted = _fit(obs, factors, terms, direction, noise)
+        if fits is None:
+            return fitted.get(factor, {})
+        fits[key] = fitted
+    return fits[key].get(factor, {})
+
+
+def _fit(obs: list[dict], factors: dict, terms: tuple, direction: str, noise: float | None) -> dict:
+    """{factor: {level: record}} for every factor in `terms`, from one least-squares fit."""
     seeds = sorted({str(o["seed"]) for o in obs})
     columns, names = [np.ones(len(obs))], [None]
     for f in terms:
@@ -118,7 +134,7 @@ def regression(observations: list[dict], factors: dict, factor: str, direction: 
     keep[0] = True
     x, names = x[:, keep], [n for n, k in zip(names, keep) if k]
     rank = np.linalg.matrix_rank(x)
-    df = len(y) - rank
+    df = int(len(y) - rank)
     if df < 1:
         return {}
     coef, *_ = np.linalg.lstsq(x, y, rcond=None)
@@ -128,27 +144,28 @@ def regression(observations: list[dict], factors: dict, factor: str, direction: 
     sign = _better_sign(direction)
     out = {}
     for j, name in enumerate(names):
-        if not name or name[0] != factor:
+        if not name or name[0] == "seed":
             continue
+        factor = name[0]
         est = float(coef[j])
         se = math.sqrt(max(s2 * xtx_inv[j, j], 0.0))
         half = float(stats.t.ppf(1 - ALPHA / 2, df) * se)
         p = float(stats.norm.cdf(sign * est / math.sqrt(2 * s2))) if s2 > 0 else float(sign * est > 0)
         n_level = sum(_key(o["config"][factor]) == name[1] for o in obs)
-        out[name[1]] = {"effect": est, "ci_low": est - half, "ci_high": est + half, "p_better": p,
-                        "n_pairs": 0, "n_runs": n_level, "method": "regression",
-                        "detectable": _detectable(df, None if noise is None else noise * math.sqrt(xtx_inv[j, j]))}
+        out.setdefault(factor, {})[name[1]] = {
+            "effect": est, "ci_low": est - half, "ci_high": est + half, "se": se, "df": df, "p_better": p,
+            "n_pairs": 0, "n_runs": n_level, "method": "regression",
+            "detectable": _detectable(df, None if noise is None else noise * math.sqrt(xtx_inv[j, j]))}
     return out
 
 
-def estimate(observations: list[dict], factors: dict, direction: str, n_seeds: int) -> dict:
+def estimate(observations: list[dict], factors: dict, direction: str) -> dict:
     """Every level of every factor against its reference.
 
     Args:
         observations: [{"config": {factor: level, ...}, "seed": s, "value": v}], one per run.
         factors: {factor: [reference level, other levels...]}.
         direction: "maximize" or "minimize".
-        n_seeds: seeds per configuration in the sweep.
 
     Returns:
         {"records": [{factor, level, reference, effect, ci_low, ci_high, p_better, n_pairs, method,
@@ -156,7 +173,8 @@ def estimate(observations: list[dict], factors: dict, direction: str, n_seeds: i
     """
     noise = noise_floor(observations)
     floor = noise["sd_median"]
-    records, notes = [], []
+    n_seeds = len({str(o["seed"]) for o in observations})
+    records, notes, fits = [], [], {}
     for factor, levels in factors.items():
         if len(levels) < 2:
             continue
@@ -166,11 +184,11 @@ def estimate(observations: list[dict], factors: dict, direction: str, n_seeds: i
             r = paired(observations, factor, level, ref, direction, floor)
             if r is None:
                 if fitted is None:
-                    fitted = regression(observations, factors, factor, direction, floor)
+                    fitted = regression(observations, factors, factor, direction, floor, fits)
                 r = fitted.get(_key(level))
             if r is None:
-                r = {"effect": None, "ci_low": None, "ci_high": None, "p_better": None, "n_pairs": 0,
-                     "method": "none", "detectable": None}
+                r = {"effect": None, "ci_low": None, "ci_high": None, "se": None, "df": None, "p_better": None,
+                     "n_pairs": 0, "method": "none", "detectable": None}
             verdict = (_verdict(r["ci_low"], r["ci_high"], direction) if r["effect"] is not None
                        else "too few runs to say")
             if n_seeds < 2 and verdict in ("better", "worse"):

@@ -1,60 +1,27 @@
-"""What a sweep leaves behind: the results table, the effects report, the ablation report, Optuna's
-plots, the best config.
+"""What a sweep leaves behind: the results table, the answer, the ablation report, Optuna's plots, the
+best config.
 
-The effects report answers "does this factor help?": each level of each discrete dimension
-against the reference level (the first listed), with a 95% interval, P(better), the number of
-matched pairs and a verdict held against seed noise (src/sweep/effects.py), as JSON, Markdown
-and a forest plot. The ablation report shows the objective per level with its spread over
-trials and seeds (complete trials only; every seed's value counts), as a table and a picture.
+The answer (src/sweep/answer.py) says, for each level of each discrete dimension against the
+reference level (the first listed), better, worse, equivalent or undecided, with the interval the
+verdict uses and, if undecided, what deciding would take; as JSON, Markdown and pictures. The
+ablation report shows the objective per level with its spread over trials and seeds (complete
+trials only; every seed's value counts), as a table and a picture.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
 import statistics
 import tempfile
 from pathlib import Path
 
-from src.sweep.tracking import log_summary
+from src.sweep import answer
+from src.sweep.answer import factors
+from src.sweep.study import rows as trial_rows
+from src.sweep.tracking import log_answer, log_summary
 
 log = logging.getLogger(__name__)
-
-
-def trial_rows(study) -> list[dict]:
-    from optuna.trial import TrialState
-
-    rows = []
-    for t in study.get_trials(deepcopy=False):
-        if t.user_attrs.get("surplus"):
-            continue
-        rows.append({
-            "trial": t.number, "state": t.state.name,
-            "value": t.value if t.state == TrialState.COMPLETE else None,
-            "spread": t.user_attrs.get("spread"),
-            "seed_values": t.user_attrs.get("seed_values", {}),
-            "params": dict(t.params),
-            "attention": t.user_attrs.get("attention", {}),
-            "pruned_at_epoch": t.user_attrs.get("pruned_at_epoch"),
-            "failure": t.user_attrs.get("failure"),
-            "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
-            if t.datetime_complete and t.datetime_start else None,
-        })
-    return rows
-
-
-def factors(params: dict) -> dict:
-    """{factor: [reference level, other levels]} for the discrete dimensions with at most 12 levels."""
-    out = {}
-    for key, p in params.items():
-        try:
-            levels = p.values()
-        except ValueError:  # continuous: no levels
-            continue
-        if p.kind == "categorical" or len(levels) <= 12:
-            out[key] = levels
-    return out
 
 
 def ablation(rows: list[dict], params: dict) -> dict:
@@ -113,24 +80,40 @@ def ablation_figure(abl: dict, metric: str):
     return fig
 
 
+def configurations(rows: list[dict]) -> list[dict]:
+    """The trials grouped by configuration: its complete cells' values (every seed), and its other states."""
+    groups = {}
+    for r in rows:
+        g = groups.setdefault(json.dumps(r["params"], sort_keys=True, default=str),
+                              {"params": r["params"], "values": [], "trials": [], "states": []})
+        g["trials"].append(r["trial"])
+        g["states"].append(r["state"] + (f"@{r['pruned_at_epoch']}" if r["pruned_at_epoch"] else ""))
+        if r["state"] == "COMPLETE":
+            g["values"].extend(v for v in (r.get("seed_values") or {"": r["value"]}).values() if v is not None)
+    return list(groups.values())
+
+
 def results_table(rows: list[dict], metric: str, direction: str, limit: int = 30) -> str:
+    """One line per configuration: the mean and spread of its complete cells, how many, their trials."""
     keys = sorted({k for r in rows for k in r["params"]})
-    done = [r for r in rows if r["value"] is not None]
-    rest = [r for r in rows if r["value"] is None]
-    done.sort(key=lambda r: r["value"], reverse=direction == "maximize")
-    shown = (done + rest)[:limit]
-    header = ["trial", "state", metric, "+-"] + keys
+    groups = configurations(rows)
+    done = sorted([g for g in groups if g["values"]], key=lambda g: statistics.fmean(g["values"]),
+                  reverse=direction == "maximize")
+    shown = (done + [g for g in groups if not g["values"]])[:limit]
+    header = [metric, "+-", "cells", "not complete"] + keys + ["trials"]
     body = []
-    for r in shown:
-        value = "" if r["value"] is None else f"{r['value']:.4f}"
-        spread = "" if not r["spread"] else f"{r['spread']:.4f}"
-        state = r["state"] + (f"@{r['pruned_at_epoch']}" if r["pruned_at_epoch"] else "")
-        body.append([str(r["trial"]), state, value, spread] + [str(r["params"].get(k, "-")) for k in keys])
+    for g in shown:
+        mean = f"{statistics.fmean(g['values']):.4f}" if g["values"] else ""
+        spread = f"{statistics.pstdev(g['values']):.4f}" if len(g["values"]) > 1 else ""
+        other = ",".join(st for st in g["states"] if st != "COMPLETE")
+        trials = ",".join(map(str, g["trials"][:6])) + ("..." if len(g["trials"]) > 6 else "")
+        body.append([mean, spread, str(len(g["values"])), other] + [str(g["params"].get(k, "-")) for k in keys]
+                    + [trials])
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     lines = [fmt.format(*header), fmt.format(*["-" * w for w in widths])] + [fmt.format(*b) for b in body]
-    if len(rows) > limit:
-        lines.append(f"... {len(rows) - limit} more trials in MLflow")
+    if len(groups) > limit:
+        lines.append(f"... {len(groups) - limit} more configurations in MLflow")
     return "\n".join(lines)
 
 
@@ -171,111 +154,6 @@ def optuna_plots(study, out: Path) -> list[Path]:
     return made
 
 
-def effects_report(rows: list[dict], params: dict, direction: str, seeds) -> dict:
-    """The effects of every factor level (src/sweep/effects.py) from the complete trials' per-seed values;
-    pruned and failed trials are left out, and counted."""
-    from src.sweep.effects import estimate
-
-    obs = [{"config": r["params"], "seed": seed, "value": v} for r in rows if r["state"] == "COMPLETE"
-           for seed, v in r["seed_values"].items() if v is not None and math.isfinite(v)]
-    out = estimate(obs, factors(params), direction, len(seeds))
-    left = [r for r in rows if r["state"] in ("PRUNED", "FAIL")]
-    out["left_out"] = {"trials": len(left), "pruned": sum(r["state"] == "PRUNED" for r in left),
-                       "failed": sum(r["state"] == "FAIL" for r in left)}
-    out["runs"] = len(obs)
-    out["attention"] = attention_summary(rows)
-    return out
-
-
-def attention_summary(rows: list[dict]) -> dict:
-    """Mean attention summary of the complete trials' best epochs (entropy 1 = uniform weights)."""
-    vals = {}
-    for r in rows:
-        if r["state"] != "COMPLETE":
-            continue
-        for per_seed in (r.get("attention") or {}).values():
-            for k, v in per_seed.items():
-                vals.setdefault(k, []).append(v)
-    return {k: statistics.fmean(v) for k, v in vals.items() if v}
-
-
-def _fmt(v, digits=4, signed=False):
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-"
-    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
-
-
-def effects_table(eff: dict, metric: str) -> str:
-    lines = [f"| factor | level vs reference | effect on {metric} | 95% interval | P(better) | pairs | "
-             f"detectable | verdict |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in eff["records"]:
-        pairs = str(r["n_pairs"]) if r["method"] == "paired" else f"({r['method']})"
-        lines.append(f"| {r['factor']} | {r['level']} vs {r['reference']} | {_fmt(r['effect'], signed=True)} | "
-                     f"[{_fmt(r['ci_low'], signed=True)}, {_fmt(r['ci_high'], signed=True)}] | "
-                     f"{_fmt(r['p_better'], 2)} | {pairs} | {_fmt(r['detectable'])} | {r['verdict']} |")
-    return "\n".join(lines)
-
-
-def effects_text(eff: dict, metric: str, seeds) -> str:
-    """The effects table with the noise floor, what was left out and the notes, as Markdown."""
-    n = eff["noise"]
-    noise = (f"seed noise (one configuration's spread over {len(seeds)} seeds, SD): median {n['sd_median']:.4f}, "
-             f"range {n['sd_min']:.4f} to {n['sd_max']:.4f} over {n['configs']} configurations"
-             if n["sd_median"] is not None else "seed noise: not measured (one seed per configuration)")
-    lo = eff["left_out"]
-    parts = [effects_table(eff, metric), "", f"{eff['runs']} runs; {noise}.",
-             "detectable: the smallest true effect this design finds 80% of the time (5% two-sided)."]
-    if lo["trials"]:
-        parts.append(f"left out: {lo['trials']} trials ({lo['pruned']} pruned, {lo['failed']} failed) and the pairs "
-                     f"they were part of.")
-    att = eff.get("attention") or {}
-    for prefix, when in (("", "the best epoch"), ("last_", "the last epoch")):
-        if f"{prefix}attention_entropy" in att:
-            line = (f"attention at {when} (mean over runs): normalised entropy {att[prefix + 'attention_entropy']:.3f} "
-                    f"(1 = uniform weights)")
-            if f"{prefix}attention_peak" in att:
-                line += f", largest weight {att[prefix + 'attention_peak']:.2f} x the uniform share (1 = uniform)"
-            if f"{prefix}attention_recent_weight" in att:
-                line += (f", weight on the 5 most recent steps {att[prefix + 'attention_recent_weight']:.3f} "
-                         f"(uniform: {att.get(prefix + 'attention_recent_uniform', float('nan')):.3f})")
-            parts.append(line + ".")
-    parts += eff["notes"]
-    return "\n".join(parts)
-
-
-def effects_figure(eff: dict, metric: str, direction: str):
-    """Forest plot: each level's effect against its reference with the 95% interval, a line at zero."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    recs = [r for r in eff["records"] if r["effect"] is not None]
-    if not recs:
-        return None
-    fig, ax = plt.subplots(figsize=(8, 0.55 * len(recs) + 1.6))
-    colors = {"better": "tab:green", "worse": "tab:red"}
-    for i, r in enumerate(reversed(recs)):
-        c = colors.get(r["verdict"].split(" ")[0], "tab:gray")
-        lo, hi = r["ci_low"], r["ci_high"]
-        if lo is not None and math.isfinite(lo):
-            ax.plot([lo, hi], [i, i], color=c, lw=2.5)
-        ax.plot([r["effect"]], [i], "o", color=c, ms=7)
-    ax.axvline(0, color="black", lw=1)
-    n = eff["noise"]["sd_median"]
-    if n:
-        ax.axvspan(-n, n, color="0.9", zorder=0, label=f"± seed noise SD ({n:.4f})")
-        ax.legend(loc="lower right", fontsize=8)
-    ax.set_yticks(range(len(recs)))
-    ax.set_yticklabels([f"{r['factor']}: {r['level']} vs {r['reference']}" for r in reversed(recs)], fontsize=9)
-    ax.set_xlabel(f"effect on {metric} ({'higher' if direction == 'maximize' else 'lower'} is better)")
-    ax.set_title("effects with 95% intervals (green: better, red: worse, grey: no difference detectable)",
-                 fontsize=9)
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
 def _save_figure(fig, path: Path) -> None:
     if fig is None:
         return
@@ -285,30 +163,24 @@ def _save_figure(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(out: Path, study, rows: list[dict], abl: dict, eff: dict, eff_text: str, s) -> list[Path]:
-    """The report's files in `out` (trials, ablation, effects as JSON, Markdown and pictures); returns them."""
+def write_report(out: Path, rows: list[dict], abl: dict, ans: dict, s) -> list[Path]:
+    """The report's files in `out` (trials, ablation, the answer as JSON, Markdown and pictures); returns them."""
     (out / "trials.json").write_text(json.dumps(rows, indent=1, default=str))
     (out / "ablation.md").write_text(ablation_table(abl, s.metric) + "\n")
     (out / "ablation.json").write_text(json.dumps(abl, indent=1))
-    (out / "effects.json").write_text(json.dumps(eff["records"], indent=1, default=str))
-    (out / "effects_summary.json").write_text(json.dumps({k: v for k, v in eff.items() if k != "records"},
+    (out / "effects.json").write_text(json.dumps(ans["records"], indent=1, default=str))
+    (out / "effects_summary.json").write_text(json.dumps({k: v for k, v in ans.items() if k != "records"},
                                                          indent=1, default=str))
-    (out / "effects.md").write_text(eff_text + "\n")
-    _save_figure(effects_figure(eff, s.metric, s.direction), out / "effects.png")
+    (out / "effects.md").write_text(answer.text(ans) + "\n")
+    _save_figure(answer.forest(ans, s.direction), out / "effects.png")
+    _save_figure(answer.plan_figure(ans), out / "plan.png")
     _save_figure(ablation_figure(abl, s.metric), out / "ablation.png")
-    names = ("trials.json", "effects.json", "effects_summary.json", "effects.md", "effects.png", "ablation.md",
-             "ablation.json", "ablation.png")
+    names = ("trials.json", "effects.json", "effects_summary.json", "effects.md", "effects.png", "plan.png",
+             "ablation.md", "ablation.json", "ablation.png")
     return [out / name for name in names if (out / name).exists()]
 
 
-def _best(study):
-    try:
-        return study.best_trial
-    except ValueError:  # no complete trial yet
-        return None
-
-
-def _print_summary(rows, abl, best, counts, s, failed, hint, eff_text) -> None:
+def _print_summary(rows, abl, best, counts, s, failed, hint, ans) -> None:
     print()
     print(results_table(rows, s.metric, s.direction))
     print()
@@ -317,8 +189,8 @@ def _print_summary(rows, abl, best, counts, s, failed, hint, eff_text) -> None:
         print(ablation_table(abl, s.metric))
         print()
     if best is not None:
-        print(f"best trial {best.number}: {s.metric} {best.value:.4f}  "
-              + " ".join(f"{k}={v}" for k, v in best.params.items()))
+        print(f"best configuration: {s.metric} {best['value']:.4f} over {best['cells']} cell(s)  "
+              + " ".join(f"{k}={v}" for k, v in best["params"].items()))
     print(f"study {s.name!r}: {counts['finished']} finished ({counts['complete']} complete, {counts['pruned']} "
           f"pruned), {counts['failed']} failed")
     if failed:
@@ -326,12 +198,25 @@ def _print_summary(rows, abl, best, counts, s, failed, hint, eff_text) -> None:
     print(f"{hint}  (the sweep's parent run: report/ and optuna/ artifacts, its trials nested under it; "
           f"best_config.yaml reruns with `python -m src.train --config-path <dir> --config-name best_config`)")
     print()
-    print("effects against the reference level (report/effects.md, effects.png on the parent run):")
-    print(eff_text)
+    print("the answer (report/effects.md, effects.png and plan.png on the parent run):")
+    print(answer.text(ans))
 
 
-def finish(definition, study, parent: str, failed: str | None = None) -> None:
-    """Logs the study summary to the parent run and prints the results."""
+def best_configuration(rows: list[dict], direction: str) -> dict | None:
+    """The configuration with the best mean over its complete cells: {"params", "value", "cells", "overrides"}."""
+    groups = [g for g in configurations(rows) if g["values"]]
+    if not groups:
+        return None
+    sign = 1 if direction == "maximize" else -1
+    best = max(groups, key=lambda g: sign * statistics.fmean(g["values"]))
+    overrides = next(r.get("overrides") or [] for r in rows if r["trial"] in best["trials"])
+    return {"params": best["params"], "value": statistics.fmean(best["values"]), "cells": len(best["values"]),
+            "overrides": overrides}
+
+
+def finish(definition, study, parent: str, failed: str | None = None, planned: int | None = None,
+           design_size: int = 0) -> None:
+    """Logs the study summary and the answer to the parent run and prints them."""
     from src.config import compose
     from src.sweep.study import counts as study_counts
 
@@ -339,17 +224,17 @@ def finish(definition, study, parent: str, failed: str | None = None) -> None:
     rows = trial_rows(study)
     abl = ablation(rows, definition.params)
     counts = study_counts(study)
-    eff = effects_report(rows, definition.params, s.direction, s.seeds)
-    eff_text = effects_text(eff, s.metric, s.seeds)
-    best = _best(study)
+    ans = answer.build(definition, study, rows, planned, design_size)
+    best = best_configuration(rows, s.direction)
     best_cfg = None
     if best is not None:
-        best_cfg = compose(list(definition.base) + best.user_attrs.get("overrides", []) + [f"seed={s.seeds[0]}"])
+        best_cfg = compose(list(definition.base) + best["overrides"] + [f"seed={s.seeds[0]}"])
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        files = write_report(out, study, rows, abl, eff, eff_text, s)
+        files = write_report(out, rows, abl, ans, s)
         (out / "optuna").mkdir()
         plots = optuna_plots(study, out / "optuna")
         metrics = {f"trials_{k}": v for k, v in counts.items()}
+        log_answer(parent, answer.note(ans, definition, design_size), answer.metrics(ans))
         hint = log_summary(parent, files, plots, metrics, best, best_cfg, failed)
-    _print_summary(rows, abl, best, counts, s, failed, hint, eff_text)
+    _print_summary(rows, abl, best, counts, s, failed, hint, ans)

@@ -31,6 +31,20 @@ HOST = os.environ.get("DIL_HOST") or socket.gethostname()
 log = logging.getLogger(__name__)
 
 
+def quiet() -> None:
+    """Optuna's chatter off (info lines, experimental-feature warnings), and the training run's too."""
+    import warnings
+
+    import optuna
+
+    from src.run.runtime import quiet as quiet_run
+
+    quiet_run()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
+
+
 def storage_url(setting) -> str:
     """The storage URL with relative paths resolved from the project root; journal file by default."""
     if not setting:
@@ -143,7 +157,7 @@ def make_sampler(s: Settings):
 def make_pruner(s: Settings, epochs: int):
     import optuna
 
-    steps = epochs * len(s.seeds)
+    steps = epochs if s.designed else epochs * len(s.seeds)  # a designed trial is one cell
     if s.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
     if s.pruner == "hyperband":
@@ -206,26 +220,27 @@ def point(trial) -> dict:
     return dict(trial.params) or dict(trial.system_attrs.get("fixed_params") or {})
 
 
-def _key(p: dict) -> str:
-    return json.dumps(p, sort_keys=True, default=str)
+def _key(p: dict, seed=None) -> str:
+    return json.dumps({"config": p, "seed": seed}, sort_keys=True, default=str)
 
 
-def point_key(trial) -> str:
-    """A trial's configuration as a comparable key."""
-    return _key(point(trial))
+def cell_key(trial) -> str:
+    """A trial's cell as a comparable key: its configuration and, for a designed sweep's trial, its seed."""
+    return _key(point(trial), trial.user_attrs.get("seed"))
 
 
-def enqueue(study, points: list[dict]) -> int:
-    """Queues the configurations that are neither finished, running nor already waiting; returns how many."""
+def enqueue(study, cells: list[tuple[dict, int]]) -> int:
+    """Queues the (configuration, seed) cells that are neither finished, running nor already waiting, each
+    as a trial that carries its seed (user attribute `seed`); returns how many."""
     from optuna.trial import TrialState
 
     live = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
-    seen = {_key(point(t)) for t in study.get_trials(deepcopy=False, states=live)}
+    seen = {cell_key(t) for t in study.get_trials(deepcopy=False, states=live)}
     n = 0
-    for p in points:
-        if _key(p) not in seen:
-            study.enqueue_trial(p)
-            seen.add(_key(p))
+    for p, seed in cells:
+        if _key(p, seed) not in seen:
+            study.enqueue_trial(p, user_attrs={"seed": seed})
+            seen.add(_key(p, seed))
             n += 1
     return n
 
@@ -292,5 +307,34 @@ def recover_stale(study, storage, s: Settings) -> list:
                   f"{t.user_attrs.get('pid')}); recovered by host {HOST}, pid {os.getpid()}")
         retried = any(o.user_attrs.get("retry_of") == t.number for o in study.get_trials(deepcopy=False))
         if t.params and not retried:
-            study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number, "retry_reason": reason})
+            cell = {"seed": t.user_attrs["seed"]} if "seed" in t.user_attrs else {}
+            study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number, "retry_reason": reason, **cell})
     return recovered
+
+
+def rows(study) -> list[dict]:
+    """The study's trials as plain rows (surplus ones left out): state, value, per-seed validation and
+    test values, parameters, overrides, attention, why pruned or failed, seconds."""
+    from optuna.trial import TrialState
+
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("surplus"):
+            continue
+        rows.append({
+            "trial": t.number, "state": t.state.name,
+            "value": t.value if t.state == TrialState.COMPLETE else None,
+            "spread": t.user_attrs.get("spread"),
+            "seed_values": t.user_attrs.get("seed_values", {}),
+            "test_values": t.user_attrs.get("test_values", {}),
+            "eval_bootstrap": t.user_attrs.get("eval_bootstrap", {}),
+            "seed": t.user_attrs.get("seed"),
+            "overrides": t.user_attrs.get("overrides", []),
+            "params": dict(t.params),
+            "attention": t.user_attrs.get("attention", {}),
+            "pruned_at_epoch": t.user_attrs.get("pruned_at_epoch"),
+            "failure": t.user_attrs.get("failure"),
+            "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
+            if t.datetime_complete and t.datetime_start else None,
+        })
+    return rows

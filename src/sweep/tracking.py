@@ -30,9 +30,7 @@ def trial_tags(definition: Definition, parent_run_id: str, trial_number: int, se
 
 
 def definition_yaml(definition: Definition) -> str:
-    from dataclasses import asdict
-
-    doc = {"study": asdict(definition.settings), "fixed": list(definition.base),
+    doc = {"study": definition.settings.model_dump(), "fixed": list(definition.base),
            "search": {k: p.expr for k, p in definition.params.items()},
            "command": ["python", "-m", "src.sweep", *definition.argv], "file": definition.file}
     return redact(yaml.safe_dump(json.loads(json.dumps(doc, default=str)), sort_keys=False))
@@ -163,8 +161,9 @@ def tracking_uri() -> str:
 
 def log_summary(parent: str, files, plots, metrics: dict, best=None, best_cfg=None, failed: str | None = None) -> str:
     """The sweep's end on its parent run: report/ and optuna/ artifacts, counts and best value as metrics,
-    the best trial's parameters as tags (a resume may find a better one, and MLflow params cannot
-    change) and its rerunnable config, the run's final state; returns the line that says where to look."""
+    the best configuration's parameters as tags (a resume may find a better one, and MLflow params
+    cannot change) and its rerunnable config, the run's final state; returns the line that says where
+    to look. `best`: {"params", "value", "cells"}."""
     import math
 
     client = _client()
@@ -173,9 +172,9 @@ def log_summary(parent: str, files, plots, metrics: dict, best=None, best_cfg=No
     for path in files:
         client.log_artifact(parent, str(path), "report")
     if best is not None:
-        metrics = {**metrics, "best_value": best.value}
-        set_tags(parent, {"best_trial": str(best.number), **{f"best.{k}": redact(str(v))
-                                                              for k, v in best.params.items()}})
+        metrics = {**metrics, "best_value": best["value"]}
+        set_tags(parent, {"best_cells": str(best["cells"]), **{f"best.{k}": redact(str(v))
+                                                                for k, v in best["params"].items()}})
         client.log_text(parent, tracking.rerunnable_yaml(best_cfg), "best_config.yaml")
     for k, v in metrics.items():
         if v is not None and math.isfinite(float(v)):
@@ -193,3 +192,28 @@ def trial_run_tags(uri: str) -> list[dict]:
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     tags = [r.data.tags for r in runs if r.data.tags.get("trial") is not None]
     return sorted(tags, key=lambda t: int(t["trial"]))
+
+
+def log_answer(parent: str, note: str, metrics: dict) -> None:
+    """The answer where users look: the parent run's description (its note, rendered on the Overview page;
+    rewritten at every finish) and each question's numbers as metrics, to compare sweeps and to search."""
+    import math
+
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
+
+    set_tags(parent, {MLFLOW_RUN_NOTE: note})
+    client = _client()
+    for k, v in metrics.items():
+        if v is not None and math.isfinite(float(v)):
+            client.log_metric(parent, k, float(v))
+
+
+def log_look(parent: str, trainings: int, text: str, plan_figure=None) -> None:
+    """A look of a sequential sweep on its parent run: `looks/at-N.md` and the plan picture `looks/at-N-plan.png`."""
+    client = _client()
+    client.log_text(parent, text + "\n", f"looks/at-{trainings:04d}.md")
+    if plan_figure is not None:
+        import matplotlib.pyplot as plt
+
+        client.log_figure(parent, plan_figure, f"looks/at-{trainings:04d}-plan.png")
+        plt.close(plan_figure)

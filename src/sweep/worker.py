@@ -41,7 +41,8 @@ class Job:
     inter_op: int = 0        # TensorFlow inter-op threads for each training (0: its default)
     gpu: str | None = None   # the GPU this worker uses (CUDA_VISIBLE_DEVICES), None: all / none
     gpu_share: int = 1       # workers sharing that GPU (each gets 1/gpu_share of its memory on JAX)
-    design_size: int = 0     # configurations of a designed sweep (grid, fractional); 0: sampled
+    target: int = 1          # finished trials the study should hold before the workers stop
+    design_cells: int = 0    # (configuration, seed) cells of a designed sweep queued so far; 0: sampled
 
     @property
     def placement(self) -> str:
@@ -100,10 +101,9 @@ def main(job: Job) -> dict:
     from src.run.runtime import quiet_tensorflow_import
 
     quiet_tensorflow_import()  # a spawned worker is a process of its own
-    from optuna.trial import TrialState
 
     from src.run import logger as tracking
-    from src.run.runtime import quiet
+    from src.sweep.study import quiet
 
     s = job.definition.settings
     storage = studies.open_storage(job.url, s.heartbeat, s.grace)
@@ -113,41 +113,51 @@ def main(job: Job) -> dict:
     import src.run.training  # noqa: F401  (TensorFlow and Keras load once per worker, not inside the first trial)
 
     tag = f"[w{job.worker}] " if job.workers > 1 else ""
-    deadline = job.started + float(s.timeout) if s.timeout else None
     while True:
         recovered = studies.recover_stale(study, storage, s)
         if recovered:
             for t in recovered:
                 sweep_tracking.kill_runs(t.user_attrs.get("mlflow_run_ids", []), "worker died")
-            print(f"{tag}trials {[t.number for t in recovered]} lost their worker: marked failed, their configs "
+            print(f"{tag}trials {[t.number for t in recovered]} lost their worker: marked failed, their cells "
                   f"queued again", flush=True)
         trials = study.get_trials(deepcopy=False)
-        finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-        running = sum(t.state == TrialState.RUNNING for t in trials)
-        if finished >= s.trials:
-            break
-        if deadline and time.time() > deadline:
-            if finished + running < s.trials:
-                print(f"{tag}timeout: no new trial after {s.timeout}s", flush=True)
-            break
-        if finished + running >= s.trials:
-            # the remaining slots are taken by other workers: wait for them, and step in if one dies
+        step = _next(job, trials, tag)
+        if step == "wait":  # the remaining slots are taken by other workers: wait, and step in if one dies
             time.sleep(WAIT_S)
             continue
-        error = _initial_failures(trials, s.max_initial_failures)
-        if error:
-            return {"error": error}
-        if design.exhausted(job.design_size, s, trials):
-            print(f"{tag}the design's {job.design_size} configurations have all run; {finished} finished (a "
-                  f"failed one is left out of the effects, not replaced by a configuration outside the design)",
-                  flush=True)
-            break
+        if step != "train":
+            return {"error": step[len("error: "):]} if step.startswith("error: ") else {}
         try:
             if not one_trial(job, study, storage, tag):
                 break
         except TrackingOutage as e:
             return {"error": str(e)}
     return {}
+
+
+def _next(job: Job, trials, tag: str) -> str:
+    """What the worker does next: "train", "wait", "stop" or "error: why"."""
+    from optuna.trial import TrialState
+
+    s = job.definition.settings
+    finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    running = sum(t.state == TrialState.RUNNING for t in trials)
+    if finished >= job.target:
+        return "stop"
+    if s.timeout and time.time() > job.started + float(s.timeout):
+        if finished + running < job.target:
+            print(f"{tag}timeout: no new trial after {s.timeout}s", flush=True)
+        return "stop"
+    if finished + running >= job.target:
+        return "wait"
+    error = _initial_failures(trials, s.max_initial_failures)
+    if error:
+        return f"error: {error}"
+    if design.exhausted(job.design_cells, job.target, trials):
+        print(f"{tag}the design's {job.design_cells} cells have all run; {finished} finished (a failed one is left "
+              f"out of the effects, not replaced by a configuration outside the design)", flush=True)
+        return "stop"
+    return "train"
 
 
 def one_trial(job: Job, study, storage, tag: str = "") -> bool:
@@ -160,7 +170,7 @@ def one_trial(job: Job, study, storage, tag: str = "") -> bool:
     # two workers can ask for the last slot at once: the later trial number yields
     ahead = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and
              t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)]
-    if len(ahead) >= s.trials:
+    if len(ahead) >= job.target:
         trial.set_user_attr("surplus", True)
         trial.set_user_attr("failure", "surplus: the study already had its trials")
         study.tell(trial, state=TrialState.FAIL)
@@ -171,10 +181,10 @@ def one_trial(job: Job, study, storage, tag: str = "") -> bool:
         with Heartbeat(storage, trial, s.heartbeat):
             value = run_trial(job, trial, tag)
         study.tell(trial, value)
-        _report(study, trial, "COMPLETE", value, tag, s)
+        _report(study, trial, "COMPLETE", value, tag, job)
     except optuna.TrialPruned as e:
         study.tell(trial, state=TrialState.PRUNED)
-        _report(study, trial, "PRUNED", None, tag, s, str(e))
+        _report(study, trial, "PRUNED", None, tag, job, str(e))
     except KeyboardInterrupt:
         trial.set_user_attr("failure", "interrupted (Ctrl-C)")
         study.tell(trial, state=TrialState.FAIL)
@@ -190,7 +200,7 @@ def one_trial(job: Job, study, storage, tag: str = "") -> bool:
         trial.set_user_attr("failure", reason)
         trial.set_user_attr("traceback", redact(traceback.format_exc())[-4000:])
         study.tell(trial, state=TrialState.FAIL)
-        _report(study, trial, "FAIL", None, tag, s, reason)
+        _report(study, trial, "FAIL", None, tag, job, reason)
         if lost_tracking:
             raise TrackingOutage(reason) from None
     return True
@@ -210,9 +220,10 @@ def _initial_failures(trials, limit: int) -> str | None:
     return None
 
 
-def _report(study, trial, state, value, tag, s, reason=""):
+def _report(study, trial, state, value, tag, job: Job, reason=""):
     from optuna.trial import TrialState
 
+    s = job.definition.settings
     sweep_tracking.tag_state(trial.user_attrs.get("mlflow_run_ids", []), state)
     trials = study.get_trials(deepcopy=False)
     finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
@@ -223,54 +234,81 @@ def _report(study, trial, state, value, tag, s, reason=""):
     except ValueError:  # no complete trial yet
         pass
     what = f"{s.metric} {value:.4f}" if value is not None else reason
-    print(f"{tag}trial {trial.number} {state}: {what} | study {finished}/{s.trials} finished{best}", flush=True)
+    print(f"{tag}trial {trial.number} {state}: {what} | study {finished}/{job.target} finished{best}", flush=True)
+
+
+def run_name(sampled: list[str], seed: int) -> str:
+    """A child run's name: what it trained, short and stable ("depth=3 activation=dice ... seed=0")."""
+    parts = [f"{k.replace('/', '.').rsplit('.', 1)[-1]}={v}" for k, v in (o.split("=", 1) for o in sampled)]
+    return (" ".join(parts) or "base")[:200] + f" seed={seed}"
+
+
+def trial_seeds(job: Job, trial) -> tuple:
+    """The seeds a trial trains: its cell's seed (a designed sweep queues one trial per cell), or every seed
+    of the sweep for a trial the sampler proposed."""
+    return (trial.user_attrs["seed"],) if "seed" in trial.user_attrs else job.definition.settings.seeds
 
 
 def run_trial(job: Job, trial, tag="") -> float:
-    """Samples the trial's config and trains it once per seed; returns the mean best validation metric."""
+    """Samples the trial's config and trains it once per seed (one cell: once); returns the mean best
+    validation metric. Each seed's validation and test values are kept on the trial."""
     import optuna
 
-    from src.run.training import Pruned, train_run
+    from src.run.training import Pruned
 
-    d, s = job.definition, job.definition.settings
+    d = job.definition
     overrides = space.sample(trial, list(d.base), d.params, compose)
     sampled = overrides[len(d.base):]
     trial.set_user_attr("overrides", sampled)
-    print(f"{tag}trial {trial.number} start: {' '.join(sampled) or '(base config)'}", flush=True)
-    metric = s.metric[len("valid_"):]
-    values, run_ids = [], []
-    threads = [f"train.threads.inter_op={job.inter_op}"] if job.inter_op else []
-    for k, seed in enumerate(s.seeds):
-        run_overrides = overrides + [f"seed={seed}"] + threads
-
-        def reporter(epoch, m, k=k):
-            v = m.get(metric)
-            if v is None or not math.isfinite(v):
-                return
-            trial.report(v, step=k * job.epochs + epoch)
-            if trial.should_prune():
-                raise Pruned(epoch, v)
-
-        def started(run_id):
-            run_ids.append(run_id)
-            trial.set_user_attr("mlflow_run_ids", list(run_ids))
-
+    seeds = trial_seeds(job, trial)
+    print(f"{tag}trial {trial.number} start: {' '.join(sampled) or '(base config)'}"
+          + (f" seed={seeds[0]}" if len(seeds) == 1 else ""), flush=True)
+    values, tests, run_ids = {}, {}, []
+    for k, seed in enumerate(seeds):
         try:
-            result = train_run(compose(run_overrides), run_overrides,
-                               tags={**sweep_tracking.trial_tags(d, job.parent_run_id, trial.number, seed),
-                                     "placement": job.placement},
-                               parent_run_id=job.parent_run_id, run_name=f"trial-{trial.number}-seed-{seed}",
-                               reporter=reporter, on_start=started, log=lambda m: None)
+            result = _train_seed(job, trial, overrides, sampled, seed, k, run_ids)
         except Pruned as e:
             trial.set_user_attr("pruned_at_epoch", e.epoch)
             raise optuna.TrialPruned(f"pruned at epoch {e.epoch} of seed {seed}") from None
-        values.append(result.valid[metric])
-        trial.set_user_attr("seed_values", dict(zip(map(str, s.seeds), values)))
-        trial.set_user_attr("test_" + metric, result.test[metric])
+        metric = d.settings.metric[len("valid_"):]
+        values[str(seed)], tests[str(seed)] = result.valid[metric], result.test[metric]
+        trial.set_user_attr("seed_values", values)
+        trial.set_user_attr("test_values", tests)
+        if result.eval_bootstrap.get(metric):
+            boot = {**trial.user_attrs.get("eval_bootstrap", {}), str(seed): result.eval_bootstrap[metric]}
+            trial.set_user_attr("eval_bootstrap", boot)
         if result.attention:
             trial.set_user_attr("attention", {**trial.user_attrs.get("attention", {}), str(seed): result.attention})
-    mean = statistics.fmean(values)
-    trial.set_user_attr("spread", statistics.pstdev(values) if len(values) > 1 else 0.0)
+    mean = statistics.fmean(values.values())
+    trial.set_user_attr("spread", statistics.pstdev(values.values()) if len(values) > 1 else 0.0)
     if not math.isfinite(mean):
-        raise ValueError(f"validation {metric} is not a number")
+        raise ValueError(f"validation {d.settings.metric} is not a number")
     return mean
+
+
+def _train_seed(job: Job, trial, overrides: list[str], sampled: list[str], seed: int, k: int, run_ids: list):
+    """One seed of a trial, as a nested run; its per-epoch validation feeds the pruner (step k*epochs+epoch)."""
+    from src.run.training import Pruned, train_run
+
+    d = job.definition
+    metric = d.settings.metric[len("valid_"):]
+    threads = [f"train.threads.inter_op={job.inter_op}"] if job.inter_op else []
+    run_overrides = overrides + [f"seed={seed}"] + threads
+
+    def reporter(epoch, m):
+        v = m.get(metric)
+        if v is None or not math.isfinite(v):
+            return
+        trial.report(v, step=k * job.epochs + epoch)
+        if trial.should_prune():
+            raise Pruned(epoch, v)
+
+    def started(run_id):
+        run_ids.append(run_id)
+        trial.set_user_attr("mlflow_run_ids", list(run_ids))
+
+    return train_run(compose(run_overrides), run_overrides,
+                     tags={**sweep_tracking.trial_tags(d, job.parent_run_id, trial.number, seed),
+                           "placement": job.placement},
+                     parent_run_id=job.parent_run_id, run_name=run_name(sampled, seed), reporter=reporter,
+                     on_start=started, log=lambda m: None)

@@ -55,16 +55,18 @@ ADAM = {"name": "adam", "lr": 1e-3}  # Keras' default Adam, as the baseline uses
 
 
 def bench_config(model: str, dim: int) -> dict:
-    """The project's model with the baseline's architecture."""
+    """The project's model with the baseline's architecture (a whole model config, as the schema wants it)."""
     cfg = {
         "name": model,
         "embedding": {"item": dim, "cat": 0, "user": 0},
-        "attention": {"hidden_units": [36], "activation": "sigmoid", "scale": True, "softmax": True},
-        "mlp": {"depth": 2, "width": 200, "taper": 0.4},
+        "attention": {"hidden_units": [36], "activation": "sigmoid", "scale": True, "softmax": True,
+                      "query_projection": False},
+        "mlp": {"depth": 2, "width": 200, "taper": 0.4, "batch_norm": False, "dropout": 0.0},
         "activation": "relu",
     }
     if model == "dien":
-        cfg["evolution"] = {"cell": "augru", "convention": "paper"}
+        cfg.update(evolution={"cell": "augru", "convention": "paper"}, extractor={"units": None},
+                   aux_loss={"alpha": 0.0, "hidden_units": [100, 50], "activation": "sigmoid"})
     return cfg
 
 
@@ -257,10 +259,10 @@ def bench_sweep_overhead(a) -> dict:
     import itertools
     import tempfile
 
-    from src.run.runtime import quiet
     from src.sweep import driver
     from src.sweep import study as studies
     from src.sweep.definition import load
+    from src.sweep.study import quiet
     from src.sweep.worker import one_trial
 
     quiet()
@@ -299,7 +301,8 @@ def bench_sweep_overhead(a) -> dict:
     return s
 
 
-BOOKKEEPING_DATA = SimpleNamespace(name="bookkeeping", meta={"fingerprint": "bookkeeping", "files": []})
+BOOKKEEPING_DATA = SimpleNamespace(name="bookkeeping", meta={"fingerprint": "bookkeeping", "files": []}, vocab={},
+                                   max_len=0, size=lambda split: 0)
 
 
 def _bookkeeping_worker(job: dict) -> list[dict]:
@@ -310,8 +313,7 @@ def _bookkeeping_worker(job: dict) -> list[dict]:
     from omegaconf import OmegaConf
 
     from src.run.logger import RunLogger
-    from src.run.runtime import quiet
-    from src.sweep.study import open_storage
+    from src.sweep.study import open_storage, quiet
     from src.sweep.tracking import tag_state
 
     quiet()

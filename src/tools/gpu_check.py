@@ -46,6 +46,8 @@ def main(argv=None) -> int:
     p.add_argument("--samples", type=int, default=50000)
     p.add_argument("--precisions", default="float32,mixed_float16,mixed_bfloat16")
     p.add_argument("--trials", type=int, default=4, help="trials of the short sweep")
+    p.add_argument("--variants", default="tensorflow,tensorflow-xla,jax",
+                   help="what part 2 compares, of tensorflow, tensorflow-xla, jax (those that import here)")
     a = p.parse_args(argv)
 
     print("== 1. devices", flush=True)
@@ -56,7 +58,7 @@ def main(argv=None) -> int:
     if not usable:
         print("error: neither TensorFlow nor JAX imports here", file=sys.stderr)
         return 2
-    variants = [v for v in ("tensorflow", "tensorflow-xla", "jax") if v.split("-")[0] in usable]
+    variants = [v for v in a.variants.split(",") if v.split("-")[0] in usable]
 
     print(f"== 2. training throughput, python -m src.bench backends --backend {','.join(variants)}", flush=True)
     for precision in a.precisions.split(","):

@@ -6,7 +6,9 @@
 2. jax: the layer and model tests again on the JAX backend (KERAS_BACKEND=jax).
 
 The JAX pass runs even when the first one has failures. The exit status is 0 only when both
-passed. Counts come from each pass's JUnit XML report, not from its terminal output.
+passed. Counts come from each pass's JUnit XML report, not from its terminal output. Each pass
+spreads its tests over one pytest-xdist worker per core (`-n auto`, work stealing) unless the
+arguments say otherwise (`-n 0`, `-p no:xdist`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ def counts(report: Path) -> dict:
 def run_pass(name: str, env: dict, paths: list[str], args: list[str], tmp: Path) -> dict:
     """One pytest pass; its counts, exit status and wall time."""
     report = tmp / f"{name}.xml"
+    if not any(a == "-n" or a.startswith(("-n", "--numprocesses")) or a == "no:xdist" for a in args):
+        args = ["-n", "auto", "--dist", "worksteal", *args]
     print(f"== {name} pass: pytest {' '.join(paths + args)}", flush=True)
     t = time.perf_counter()
     rc = subprocess.call([sys.executable, "-m", "pytest", *paths, *args, f"--junitxml={report}"], cwd=ROOT,

@@ -8,7 +8,8 @@ import pytest
 
 from src.config import compose
 from src.config.paths import CONF_DIR, ROOT
-from src.config.validate import ConfigError, check_names, validate
+from src.config.validate import ConfigError, validate
+from src.run.registry import check_names
 
 
 @pytest.mark.parametrize(

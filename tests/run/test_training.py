@@ -17,14 +17,14 @@ from tests.conftest import TINY
 @pytest.mark.parametrize("model", ["base", "din", "dien"])
 def test_every_data_model_combination_composes(data, model):
     cfg = compose([f"data={data}", f"model={model}"])
-    plain = validate(cfg)
-    assert plain["data"]["source"] == data and plain["model"]["name"] == model
+    config = validate(cfg)
+    assert config.data.source == data and config.model.name == model
 
 
 @pytest.mark.parametrize("experiment", ["din_paper", "dien_paper"])
 def test_paper_presets_compose(experiment):
-    plain = validate(compose([f"+experiment={experiment}"]))
-    assert plain["data"]["source"] == "amazon"
+    config = validate(compose([f"+experiment={experiment}"]))
+    assert config.data.source == "amazon"
 
 
 def client_for(store):
@@ -177,7 +177,9 @@ def test_ctrl_c_prints_one_line_and_the_run_ends_killed(store):
     import signal
     import time
 
-    proc = subprocess.Popen([sys.executable, "-m", "src.train", *TINY, "train.epochs=200", *store], cwd=ROOT,
+    # never stopping early: the run is surely still training when the signal comes
+    proc = subprocess.Popen([sys.executable, "-m", "src.train", *TINY, "train.epochs=200",
+                             "train.early_stopping.patience=0", *store], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     line = ""

@@ -51,10 +51,32 @@ def test_the_default_sweep_answers_its_four_questions_with_seeds():
     from src.sweep.definition import load
 
     d = load([])
-    assert d.settings.sampler == "fractional" and len(d.settings.seeds) >= 3 and d.settings.pruner == "none"
+    s = d.settings
+    assert s.sampler == "fractional" and s.designed and s.pruner == "none" and s.trials is None
+    assert len(s.seeds) >= 2 and s.until == "decided" and s.budget >= 4 * 8 and s.equivalence == 0.001
     assert set(d.params) == {"model.mlp.depth", "model/activation", "model.attention.scale", "model/evolution"}
     points = design.fractional(d.params)
-    assert len(points) == d.settings.trials == 8
+    assert len(points) == 8
     assert len({json.dumps(p, sort_keys=True) for p in points}) == 8
     for key in d.params:  # every level of every factor in half of the configurations
         assert sorted(str(p[key]) for p in points).count(str(d.params[key].values()[0])) == 4
+
+
+def test_cells_cover_the_design_seed_by_seed():
+    points = [{"a": 1}, {"a": 2}, {"a": 3}]
+    cells = design.cells(points, [0, 1])
+    assert cells == [({"a": 1}, 0), ({"a": 2}, 0), ({"a": 3}, 0), ({"a": 1}, 1), ({"a": 2}, 1), ({"a": 3}, 1)]
+
+
+def test_a_designed_sweep_is_exactly_its_design_unless_asked():
+    from src.sweep.definition import load
+
+    d = load(["sweep=none", "sweep.sampler=grid", "model/activation=choice(sigmoid,dice)"])
+    assert d.settings.trials is None and d.settings.pruner == "none"  # the design's cells, nothing pruned
+    sampled = load(["sweep=none", "model/activation=choice(sigmoid,dice)"])
+    assert sampled.settings.trials == 10 and sampled.settings.pruner == "median"
+    asked = load(["sweep=none", "sweep.sampler=grid", "sweep.pruner=median", "sweep.trials=9",
+                  "model/activation=choice(sigmoid,dice)"])
+    assert asked.settings.pruner == "median" and asked.settings.trials == 9
+    with pytest.raises(SweepError, match="until=decided"):
+        load(["sweep=none", "sweep.until=decided", "model/activation=choice(sigmoid,dice)"])

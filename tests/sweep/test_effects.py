@@ -41,7 +41,7 @@ def run_many(design, n_sims, seeds=(0, 1, 2), interaction=0.0):
     called = {k: 0 for k in FACTORS}
     methods = set()
     for _ in range(n_sims):
-        out = estimate(simulate(configs, seeds, rng, interaction), FACTORS, "maximize", len(seeds))
+        out = estimate(simulate(configs, seeds, rng, interaction), FACTORS, "maximize")
         for r in out["records"]:
             methods.add(r["method"])
             covered[r["factor"]] += r["ci_low"] <= TRUE[r["factor"]] <= r["ci_high"]
@@ -65,7 +65,7 @@ def test_paired_intervals_stay_honest_with_an_interaction():
     rng = np.random.default_rng(11)
     hits, n = 0, 1500
     for _ in range(n):
-        out = estimate(simulate(full_grid(), (0, 1, 2), rng, interaction=0.01), FACTORS, "maximize", 3)
+        out = estimate(simulate(full_grid(), (0, 1, 2), rng, interaction=0.01), FACTORS, "maximize")
         r = next(r for r in out["records"] if r["factor"] == "a")
         hits += r["ci_low"] <= TRUE["a"] + 0.005 <= r["ci_high"]
     assert hits / n >= 0.93
@@ -76,14 +76,14 @@ def test_known_numbers_and_verdict_words():
     for seed, (off, on) in enumerate([(0.70, 0.72), (0.71, 0.725), (0.69, 0.715), (0.705, 0.72)]):
         obs += [{"config": {"a": "off"}, "seed": seed, "value": off},
                 {"config": {"a": "on"}, "seed": seed, "value": on}]
-    out = estimate(obs, {"a": ["off", "on"]}, "maximize", 4)
+    out = estimate(obs, {"a": ["off", "on"]}, "maximize")
     [r] = out["records"]
     d = np.array([0.02, 0.015, 0.025, 0.015])
     half = 3.182446305284263 * d.std(ddof=1) / 2  # t(0.975, 3)
     assert r["effect"] == pytest.approx(d.mean()) and r["n_pairs"] == 4 and r["p_better"] == 1.0
     assert r["ci_low"] == pytest.approx(d.mean() - half) and r["ci_high"] == pytest.approx(d.mean() + half)
     assert r["verdict"] == "better" and r["method"] == "paired"
-    worse = estimate(obs, {"a": ["off", "on"]}, "minimize", 4)["records"][0]
+    worse = estimate(obs, {"a": ["off", "on"]}, "minimize")["records"][0]
     assert worse["verdict"] == "worse" and worse["p_better"] == 0.0
     floor = noise_floor(obs)
     assert floor["configs"] == 2
@@ -93,7 +93,7 @@ def test_known_numbers_and_verdict_words():
 
 def test_one_seed_says_so():
     rng = np.random.default_rng(3)
-    out = estimate(simulate(full_grid(), (0,), rng), FACTORS, "maximize", 1)
+    out = estimate(simulate(full_grid(), (0,), rng), FACTORS, "maximize")
     assert any("One seed" in n and "sweep.seeds=[0,1,2]" in n for n in out["notes"])
     assert out["noise"]["sd_median"] is None
     assert all(r["verdict"] == NO_DIFFERENCE or "one seed" in r["verdict"] for r in out["records"])
@@ -115,5 +115,5 @@ def test_a_stray_configuration_does_not_turn_a_design_into_three_pairs():
     stray = {"a": "on", "b": "y", "c": 3, "d": False}
     assert stray not in configs
     obs = simulate(configs + [stray], (0, 1, 2), rng)
-    out = estimate(obs, FACTORS, "maximize", 3)
+    out = estimate(obs, FACTORS, "maximize")
     assert {r["method"] for r in out["records"]} == {"regression"}

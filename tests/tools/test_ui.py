@@ -2,6 +2,7 @@
 Chromium from Debian's package, which .ci/run installs): the run's metric names, and its attention
 artifact on the artifacts tab."""
 
+import contextlib
 import os
 import re
 import shutil
@@ -35,14 +36,10 @@ def rendered_text(url: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", out.stdout))
 
 
-def test_the_printed_url_opens_the_model_training_run_page(store, tmp_path):
-    lines = []
-    result = train_run(compose(TINY + ["model=din"] + store), log=lines.append)
-    [hint] = [line for line in lines if line.startswith("browse: ")]
-    url = hint.split("then open ", 1)[1]
-    assert url.endswith(f"/runs/{result.run_id}?workflowType=machine_learning")
+@contextlib.contextmanager
+def served(store, tmp_path):
+    """`python -m src.tools.ui` on the store, on a free port; yields the port."""
     port = free_port()
-    url = url.replace("http://127.0.0.1:5000", f"http://127.0.0.1:{port}")
     db, artifacts = store[0].split("=", 1)[1], store[1].split("=", 1)[1]
     ui = subprocess.Popen([sys.executable, "-m", "src.tools.ui", "--port", str(port), "--uri", db,
                            "--artifact-root", artifacts], cwd=ROOT, stdout=open(tmp_path / "ui.log", "w"),
@@ -56,6 +53,20 @@ def test_the_printed_url_opens_the_model_training_run_page(store, tmp_path):
             except OSError:
                 assert time.time() < deadline and ui.poll() is None, (tmp_path / "ui.log").read_text()[-2000:]
                 time.sleep(1)
+        yield port
+    finally:
+        os.killpg(ui.pid, 15)
+        ui.wait(timeout=30)
+
+
+def test_the_printed_url_opens_the_model_training_run_page(store, tmp_path):
+    lines = []
+    result = train_run(compose(TINY + ["model=din"] + store), log=lines.append)
+    [hint] = [line for line in lines if line.startswith("browse: ")]
+    url = hint.split("then open ", 1)[1]
+    assert url.endswith(f"/runs/{result.run_id}?workflowType=machine_learning")
+    with served(store, tmp_path) as port:
+        url = url.replace("http://127.0.0.1:5000", f"http://127.0.0.1:{port}")
         page = rendered_text(url)
         # the Model training run page: its tabs and the run's metrics; not the GenAI view's sidebar
         assert "Model metrics" in page and "Artifacts" in page, page[-3000:]
@@ -65,6 +76,23 @@ def test_the_printed_url_opens_the_model_training_run_page(store, tmp_path):
         artifact = url.replace("?workflowType", "/artifacts/attention/epoch_001.png?workflowType")
         page = rendered_text(artifact)
         assert "attention/epoch_001.png" in page and "epoch_001.npz" in page, page[-3000:]
-    finally:
-        os.killpg(ui.pid, 15)
-        ui.wait(timeout=30)
+
+
+def test_the_sweeps_overview_page_shows_its_verdicts(store, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "src.sweep", "sweep=none", *TINY, *store, "model=din",
+                          "sweep.name=ui-answer", "sweep.sampler=grid", "sweep.seeds=[0,1]",
+                          f"sweep.storage=journal:{tmp_path / 'j'}", "model/activation=choice(sigmoid,dice)"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    [hint] = [line for line in out.stdout.splitlines() if line.startswith("browse: ")]
+    url = hint.split("then open ", 1)[1].split()[0]
+    with served(store, tmp_path) as port:
+        page = rendered_text(url.replace("http://127.0.0.1:5000", f"http://127.0.0.1:{port}"))
+    # the Overview's description: the verdict table, the design line and the noise floor
+    overview = page[page.index("Description"):]
+    assert re.search(r"Sweep\s*ui-answer\s*: the answer question effect on valid_auc interval \(adjusted\) verdict",
+                     overview), overview[:3000]
+    assert re.search(r"model/activation: dice vs sigmoid [+-]\d\.\d{4} \[[+-]\d\.\d{4}, [+-]\d\.\d{4}\] "
+                     r"(better|worse|equivalent|undecided) ", overview), overview[:3000]
+    assert "Design : grid design, 2 configurations x 2 seeds = 4 trainings" in overview and "seed noise" in overview
+    assert "verdict.model/activation.dice" in overview  # the metrics, beside the description

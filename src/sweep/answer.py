@@ -1,0 +1,380 @@
+"""A sweep's answer: each question's effect, the interval its verdict uses, the verdict, and, for an
+undecided question, what deciding it would take; with the noise floor and a plan of what more seeds
+would buy. Built from the study's complete cells by src/sweep/effects.py (estimates) and
+src/sweep/decision.py (verdicts over every look taken).
+
+Verdicts are made on `sweep.metric` alone; the same effects on the best epoch's test metric are
+reported beside them, without verdicts.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+from src.sweep import decision
+from src.sweep.effects import estimate
+
+SLIM = ("factor", "level", "reference", "effect", "se", "df")  # what a look keeps of each question
+
+
+def factors(params: dict) -> dict:
+    """{factor: [reference level, other levels]} for the discrete dimensions with at most 12 levels."""
+    out = {}
+    for key, p in params.items():
+        try:
+            levels = p.values()
+        except ValueError:  # continuous: no levels
+            continue
+        if p.kind == "categorical" or len(levels) <= 12:
+            out[key] = levels
+    return out
+
+
+def observations(rows: list[dict], which: str = "seed_values") -> list[dict]:
+    """One observation per complete cell: {"config", "seed", "value"} (`which`: seed_values = the
+    validation metric, test_values = the test metric of the same best epoch)."""
+    return [{"config": r["params"], "seed": seed, "value": v} for r in rows if r["state"] == "COMPLETE"
+            for seed, v in (r.get(which) or {}).items() if v is not None and math.isfinite(v)]
+
+
+def look(definition, study, planned: int | None) -> list[dict]:
+    """Takes a look: the effects of the complete cells so far, recorded in the study (once per number of
+    trainings), and every question's decision over all the looks recorded."""
+    from src.sweep.study import rows
+
+    s = definition.settings
+    obs = observations(rows(study))
+    records = estimate(obs, factors(definition.params), s.direction)["records"]
+    looks = list(study.user_attrs.get("looks", []))
+    if not looks or looks[-1]["cells"] < len(obs):
+        looks.append({"cells": len(obs), "records": [{k: _plain(r.get(k)) for k in SLIM} for r in records]})
+        study.set_user_attr("looks", looks)
+    return decision.decide(looks, s.direction, s.equivalence, planned)
+
+
+def _plain(v):
+    """A value as the study's JSON storage takes it (NumPy numbers become Python ones)."""
+    if hasattr(v, "item") and not isinstance(v, str | bytes):
+        return v.item()
+    return v
+
+
+def build(definition, study, rows: list[dict], planned: int | None, design_size: int) -> dict:
+    """The whole answer: decided records (validation), test-metric records, noise, plan, notes."""
+    s = definition.settings
+    obs = observations(rows)
+    eff = estimate(obs, factors(definition.params), s.direction)
+    decided = {decision.question(r): r for r in look(definition, study, planned)}
+    per_cell = study.user_attrs.get("seconds_per_cell") or _seconds_per_cell(rows, s.workers)
+    per_seed = design_size or max(1, len({_config_key(o["config"]) for o in obs}))
+    records = []
+    for r in eff["records"]:
+        d = decided.get(decision.question(r), {})
+        rec = {**r, "ci95_low": r["ci_low"], "ci95_high": r["ci_high"]}
+        rec.update({k: d.get(k) for k in ("verdict", "adj_low", "adj_high", "decided_at", "boundary", "alpha_each",
+                                          "delta", "adjustment", "verdict_method")})
+        rec["verdict"] = rec["verdict"] or "undecided"
+        rec["ci_low"], rec["ci_high"] = rec.pop("adj_low"), rec.pop("adj_high")
+        rec["price"] = (decision.price(r, s.direction, len(obs), per_seed, rec["alpha_each"] or decision.ALPHA,
+                                       s.equivalence, per_cell) if rec["verdict"] == "undecided" else None)
+        records.append(rec)
+    left = [r for r in rows if r["state"] in ("PRUNED", "FAIL")]
+    return {"records": records, "noise": eff["noise"], "notes": eff["notes"], "runs": len(obs),
+            "test": estimate(observations(rows, "test_values"), factors(definition.params), s.direction)["records"],
+            "left_out": {"trials": len(left), "pruned": sum(r["state"] == "PRUNED" for r in left),
+                         "failed": sum(r["state"] == "FAIL" for r in left)},
+            "attention": attention_summary(rows), "looks": [lk["cells"] for lk in study.user_attrs.get("looks", [])],
+            "planned": planned, "seconds_per_cell": per_cell, "per_seed": per_seed,
+            "plan": plan(records, len(obs), per_seed), "delta": s.equivalence, "metric": s.metric,
+            "sources": noise_sources(rows, definition, records)}
+
+
+def noise_sources(rows: list[dict], definition, records: list[dict]) -> dict | None:
+    """Where the noise comes from (Bouthillier et al. 2021): training (initialisation and data order: the
+    spread over seeds, which the verdicts' intervals hold) against the evaluation sample (the same trained
+    models on resamples of the validation users, the same resamples for every cell, so that each question's
+    effect is bootstrapped in pairs). None without the runs' bootstrap (train.eval_bootstrap=0)."""
+    import numpy as np
+
+    s = definition.settings
+    cells = [(r["params"], seed, b) for r in rows if r["state"] == "COMPLETE"
+             for seed, b in (r.get("eval_bootstrap") or {}).items() if b]
+    if not cells or min(len(b) for _, _, b in cells) < 10:
+        return None
+    reps = min(len(b) for _, _, b in cells)
+    model_sd = float(np.median([np.nanstd(b, ddof=1) for _, _, b in cells]))
+    per_rep = {}
+    for k in range(reps):
+        obs = [{"config": c, "seed": seed, "value": b[k]} for c, seed, b in cells if math.isfinite(b[k])]
+        for r in estimate(obs, factors(definition.params), s.direction)["records"]:
+            if r["effect"] is not None:
+                per_rep.setdefault(decision.question(r), []).append(r["effect"])
+    questions = {}
+    for r in records:
+        q = decision.question(r)
+        effects = per_rep.get(q, [])
+        if r.get("se") is None or len(effects) < 10:
+            continue
+        se_eval = float(np.std(effects, ddof=1))
+        questions[q] = {"se_train": r["se"], "se_eval": se_eval,
+                        "dominant": "training (seeds)" if r["se"] >= se_eval else "evaluation sample"}
+    return {"model_sd": model_sd, "replicates": reps, "cells": len(cells), "questions": questions}
+
+
+def sources_text(ans: dict) -> str | None:
+    src = ans.get("sources")
+    if not src or not src["questions"]:
+        return None
+    lines = ["", f"Where the noise comes from: one trained model's {ans['metric']} varies by SD {src['model_sd']:.4f} "
+             f"over {src['replicates']} resamples of the validation users (the evaluation sample); per question, the "
+             f"standard error of its effect from each source:", "",
+             "| question | from training (seeds) | from the evaluation sample | dominates |",
+             "| --- | --- | --- | --- |"]
+    for q, v in src["questions"].items():
+        lines.append(f"| {q} | {v['se_train']:.4f} | {v['se_eval']:.4f} | {v['dominant']} |")
+    train = sum(v["dominant"].startswith("training") for v in src["questions"].values())
+    lines += ["", f"Training noise dominates {train} of {len(src['questions'])} questions. More seeds shrink the "
+              "training part (four times the seeds halve it) and the verdicts' intervals with it; the evaluation part "
+              "does not shrink with seeds, only with more validation users (a larger `data.split.valid`, or more data: "
+              "four times the users halve it). The verdicts are about this validation set: the evaluation part is "
+              "what another sample of users would add."]
+    return "\n".join(lines)
+
+
+def _config_key(config: dict) -> str:
+    import json
+
+    return json.dumps(config, sort_keys=True, default=str)
+
+
+def _seconds_per_cell(rows: list[dict], workers: int) -> float | None:
+    """Wall seconds per training at the sweep's parallelism, from the complete trials' durations."""
+    secs = [r["seconds"] / max(len(r.get("seed_values") or {}), 1) for r in rows
+            if r["state"] == "COMPLETE" and r.get("seconds")]
+    return statistics.fmean(secs) / max(workers, 1) if secs else None
+
+
+def plan(records: list[dict], cells: int, per_seed: int) -> dict:
+    """The effect the design detects (80% of the time, at the family's error rate) at each number of seeds per
+    configuration, from the questions' median standard error now."""
+    ses = [r["se"] for r in records if r.get("se")]
+    each = next((r["alpha_each"] for r in records if r.get("alpha_each")), decision.ALPHA)
+    if not ses or not cells:
+        return {"curve": [], "seeds_now": cells / max(per_seed, 1)}
+    return {"curve": decision.detectable_curve(statistics.median(ses), cells, per_seed, each),
+            "seeds_now": cells / max(per_seed, 1)}
+
+
+def attention_summary(rows: list[dict]) -> dict:
+    """Mean attention summary of the complete trials' best epochs (entropy 1 = uniform weights)."""
+    vals = {}
+    for r in rows:
+        if r["state"] != "COMPLETE":
+            continue
+        for per_seed in (r.get("attention") or {}).values():
+            for k, v in per_seed.items():
+                vals.setdefault(k, []).append(v)
+    return {k: statistics.fmean(v) for k, v in vals.items() if v}
+
+
+def _fmt(v, digits=4, signed=False):
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+
+
+def price_text(p: dict | None) -> str:
+    if not p:
+        return "cannot be decided at this effect and margin"
+    minutes = f", about {p['minutes']:.0f} min more" if p.get("minutes") is not None else ""
+    return f"{p['seeds']} seeds ({p['trainings']} trainings{minutes}) to call it {p['towards']}"
+
+
+def verdict_table(ans: dict) -> str:
+    m, delta = ans["metric"], ans["delta"]
+    lines = [f"| question | effect on {m} | interval (adjusted) | verdict | decided at | to decide |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in ans["records"]:
+        at = f"{r['decided_at']} trainings" if r.get("decided_at") else "-"
+        cost = price_text(r.get("price")) if r["verdict"] == "undecided" else "-"
+        lines.append(f"| {r['factor']}: {r['level']} vs {r['reference']} | {_fmt(r['effect'], signed=True)} | "
+                     f"[{_fmt(r['ci_low'], signed=True)}, {_fmt(r['ci_high'], signed=True)}] | {r['verdict']} | "
+                     f"{at} | {cost} |")
+    lines.append("")
+    lines.append(f"equivalent: the interval lies inside +-{delta:g} (`sweep.equivalence`); better / worse: it excludes "
+                 f"0. Intervals: {ans['records'][0]['adjustment'] if ans['records'] else '-'}; the chance of any "
+                 f"false call over all questions and looks is at most {decision.ALPHA:.0%}.")
+    return "\n".join(lines)
+
+
+def detail_table(ans: dict) -> str:
+    test = {decision.question(r): r for r in ans["test"]}
+    lines = [f"| factor | level vs reference | effect on {ans['metric']} | 95% interval (unadjusted) | P(better) | "
+             f"method | effect on test | test 95% interval |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in ans["records"]:
+        t = test.get(decision.question(r), {})
+        method = f"paired ({r['n_pairs']})" if r["method"] == "paired" else r["method"]
+        lines.append(f"| {r['factor']} | {r['level']} vs {r['reference']} | {_fmt(r['effect'], signed=True)} | "
+                     f"[{_fmt(r['ci95_low'], signed=True)}, {_fmt(r['ci95_high'], signed=True)}] | "
+                     f"{_fmt(r['p_better'], 2)} | {method} | {_fmt(t.get('effect'), signed=True)} | "
+                     f"[{_fmt(t.get('ci_low'), signed=True)}, {_fmt(t.get('ci_high'), signed=True)}] |")
+    return "\n".join(lines)
+
+
+def _noise_line(ans: dict) -> str:
+    n = ans["noise"]
+    if n["sd_median"] is None:
+        return "seed noise: not measured (one seed per configuration)"
+    return (f"seed noise (one configuration's spread over seeds, SD): median {n['sd_median']:.4f}, range "
+            f"{n['sd_min']:.4f} to {n['sd_max']:.4f} over {n['configs']} configurations")
+
+
+def _plan_line(ans: dict) -> str:
+    curve = dict(ans["plan"]["curve"])
+    if not curve:
+        return ""
+    shown = [s for s in (2, 3, 5, 10, 20, 40) if s in curve]
+    return ("detectable effect (80% power, at the family's error rate) with " +
+            ", ".join(f"{s} seeds {curve[s]:.4f}" for s in shown) + f"; delta is {ans['delta']:g}.")
+
+
+def text(ans: dict) -> str:
+    """The answer as Markdown: verdicts first, then the unadjusted estimates beside the test metric, the
+    noise, the plan and the notes."""
+    lo = ans["left_out"]
+    looks = ", ".join(str(c) for c in ans["looks"]) or str(ans["runs"])
+    parts = [verdict_table(ans), "", f"{ans['runs']} trainings; looks at {looks} trainings"
+             + (f" of a planned {ans['planned']}" if ans["planned"] else "") + f"; {_noise_line(ans)}.",
+             _plan_line(ans), "", "Estimates, unadjusted, beside the same best epochs' test metric (verdicts use "
+             f"{ans['metric']} alone):", "", detail_table(ans), sources_text(ans)]
+    if lo["trials"]:
+        parts.append(f"\nleft out: {lo['trials']} trials ({lo['pruned']} pruned, {lo['failed']} failed).")
+    parts += [_attention_line(ans, prefix, when) for prefix, when in (("", "the best epoch"),
+                                                                       ("last_", "the last epoch"))]
+    parts += ans["notes"]
+    return "\n".join(p for p in parts if p is not None)
+
+
+def _attention_line(ans: dict, prefix: str, when: str) -> str | None:
+    att = ans.get("attention") or {}
+    if f"{prefix}attention_entropy" not in att:
+        return None
+    line = (f"attention at {when} (mean over runs): normalised entropy {att[prefix + 'attention_entropy']:.3f} "
+            f"(1 = uniform weights)")
+    if f"{prefix}attention_peak" in att:
+        line += f", largest weight {att[prefix + 'attention_peak']:.2f} x the uniform share (1 = uniform)"
+    if f"{prefix}attention_recent_weight" in att:
+        line += (f", weight on the 5 most recent steps {att[prefix + 'attention_recent_weight']:.3f} "
+                 f"(uniform: {att.get(prefix + 'attention_recent_uniform', float('nan')):.3f})")
+    return line + "."
+
+
+def forest(ans: dict, direction: str):
+    """Each question's effect with the interval its verdict uses, the +-delta band of equivalence, 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recs = [r for r in ans["records"] if r["effect"] is not None]
+    if not recs:
+        return None
+    fig, ax = plt.subplots(figsize=(8.5, 0.6 * len(recs) + 1.8))
+    colors = {"better": "tab:green", "worse": "tab:red", "equivalent": "tab:blue"}
+    for i, r in enumerate(reversed(recs)):
+        c = colors.get(r["verdict"], "tab:gray")
+        if r["ci_low"] is not None and math.isfinite(r["ci_low"]):
+            ax.plot([r["ci_low"], r["ci_high"]], [i, i], color=c, lw=2.5)
+        ax.plot([r["effect"]], [i], "o", color=c, ms=7)
+    ax.axvline(0, color="black", lw=1)
+    ax.axvspan(-ans["delta"], ans["delta"], color="0.88", zorder=0, label=f"+-delta = {ans['delta']:g} (equivalent)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_yticks(range(len(recs)))
+    ax.set_yticklabels([f"{r['factor']}: {r['level']} vs {r['reference']} ({r['verdict']})" for r in reversed(recs)],
+                       fontsize=9)
+    ax.set_xlabel(f"effect on {ans['metric']} ({'higher' if direction == 'maximize' else 'lower'} is better)")
+    ax.set_title("verdicts and their intervals (green better, red worse, blue equivalent, grey undecided)",
+                 fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plan_figure(ans: dict):
+    """Detectable effect against seeds per configuration, with delta and the seeds spent marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curve = ans["plan"]["curve"]
+    if not curve:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4))
+    xs, ys = zip(*curve)
+    ax.plot(xs, ys, color="tab:blue", label="smallest effect found 80% of the time")
+    ax.axhline(ans["delta"], color="tab:red", ls="--", label=f"delta = {ans['delta']:g}")
+    ax.axvline(ans["plan"]["seeds_now"], color="0.4", ls=":", label=f"now: {ans['plan']['seeds_now']:.0f} seeds")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("seeds per configuration")
+    ax.set_ylabel(f"detectable effect on {ans['metric']}")
+    ax.set_title("what more seeds would buy (from the noise measured so far)", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def print_look(ans: dict) -> None:
+    """What a look of a sequential sweep says: each question's verdict and interval, and for an undecided one
+    its price; the noise floor; what more seeds would buy."""
+    per_cell = ans.get("seconds_per_cell")
+    print(f"look at {ans['runs']} trainings" + (f" ({per_cell:.1f} s per training)" if per_cell else "") + ":",
+          flush=True)
+    for r in ans["records"]:
+        cost = f"; to decide: {price_text(r.get('price'))}" if r["verdict"] == "undecided" else ""
+        print(f"  {decision.question(r)}: {r['verdict']}  effect {_fmt(r.get('effect'), signed=True)}  interval "
+              f"[{_fmt(r.get('ci_low'), signed=True)}, {_fmt(r.get('ci_high'), signed=True)}]{cost}", flush=True)
+    print(f"  {_noise_line(ans)}", flush=True)
+    if _plan_line(ans):
+        print(f"  {_plan_line(ans)}", flush=True)
+
+
+def note(ans: dict, definition, design_size: int) -> str:
+    """The parent run's description (MLflow renders it as Markdown on the run's Overview): the verdict table,
+    the noise floor, one line on the design."""
+    s = definition.settings
+    seeds = ans["runs"] / max(ans["per_seed"], 1)
+    looks = ", ".join(str(c) for c in ans["looks"]) or str(ans["runs"])
+    design = (f"{s.sampler} design, {design_size} configurations x {seeds:.0f} seeds = {ans['runs']} trainings"
+              if design_size else f"{s.sampler} sampler, {ans['runs']} trainings")
+    return "\n".join([
+        f"## Sweep `{s.name}`: the answer", "", verdict_table(ans), "",
+        f"**Design**: {design}; looks at {looks} trainings" + (f" of a planned {ans['planned']}" if ans["planned"]
+                                                                else "") + f"; metric `{s.metric}`.",
+        f"**Noise**: {_noise_line(ans)}.", "",
+        "Details: `report/effects.md`, `report/effects.png`, `report/plan.png` (Artifacts).",
+    ])
+
+
+def metric_key(stat: str, factor: str, level) -> str:
+    """`effect.model/activation.dice`: a question's number as an MLflow metric key (what the UI compares)."""
+    import re
+
+    return re.sub(r"[^/\w.\- :]", "_", f"{stat}.{factor}.{level}")
+
+
+def metrics(ans: dict) -> dict:
+    """Every question's effect, interval ends and verdict code (decision.VERDICT_CODE) as parent-run metrics."""
+    out = {}
+    for r in ans["records"]:
+        values = {"effect": r["effect"], "low": r["ci_low"], "high": r["ci_high"],
+                  "verdict": decision.VERDICT_CODE[r["verdict"]]}
+        out.update({metric_key(k, r["factor"], r["level"]): v for k, v in values.items() if v is not None})
+    n = ans["noise"]["sd_median"]
+    if n is not None:
+        out["seed_noise_sd"] = n
+    out["trainings"] = ans["runs"]
+    return out
