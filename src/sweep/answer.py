@@ -16,6 +16,7 @@ from src.sweep import decision
 from src.sweep.effects import estimate
 
 SLIM = ("factor", "level", "reference", "effect", "se", "df")  # what a look keeps of each question
+SHOWN_SEEDS = (2, 3, 5, 10, 20, 40, 100, 200)  # the seeds per configuration the plan line names
 
 
 def factors(params: dict) -> dict:
@@ -162,7 +163,8 @@ def plan(records: list[dict], cells: int, per_seed: int) -> dict:
     each = next((r["alpha_each"] for r in records if r.get("alpha_each")), decision.ALPHA)
     if not ses or not cells:
         return {"curve": [], "seeds_now": cells / max(per_seed, 1)}
-    return {"curve": decision.detectable_curve(statistics.median(ses), cells, per_seed, each),
+    seeds = sorted({int(round(1.25 ** k)) for k in range(28)} | set(SHOWN_SEEDS))  # 1 to about 400, log-spaced
+    return {"curve": decision.detectable_curve(statistics.median(ses), cells, per_seed, each, seeds),
             "seeds_now": cells / max(per_seed, 1)}
 
 
@@ -234,7 +236,7 @@ def _plan_line(ans: dict) -> str:
     curve = dict(ans["plan"]["curve"])
     if not curve:
         return ""
-    shown = [s for s in (2, 3, 5, 10, 20, 40) if s in curve]
+    shown = [s for s in SHOWN_SEEDS if s in curve]
     return ("detectable effect (80% power, at the family's error rate) with " +
             ", ".join(f"{s} seeds {curve[s]:.4f}" for s in shown) + f"; delta is {ans['delta']:g}.")
 
@@ -289,13 +291,12 @@ def forest(ans: dict, direction: str):
         ax.plot([r["effect"]], [i], "o", color=c, ms=7)
     ax.axvline(0, color="black", lw=1)
     ax.axvspan(-ans["delta"], ans["delta"], color="0.88", zorder=0, label=f"+-delta = {ans['delta']:g} (equivalent)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=8, frameon=False)
     ax.set_yticks(range(len(recs)))
     ax.set_yticklabels([f"{r['factor']}: {r['level']} vs {r['reference']} ({r['verdict']})" for r in reversed(recs)],
                        fontsize=9)
     ax.set_xlabel(f"effect on {ans['metric']} ({'higher' if direction == 'maximize' else 'lower'} is better)")
-    ax.set_title("verdicts and their intervals (green better, red worse, blue equivalent, grey undecided)",
-                 fontsize=9)
+    ax.set_title("verdicts: green better, red worse, blue equivalent, grey undecided", fontsize=9)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
