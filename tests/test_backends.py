@@ -77,7 +77,7 @@ def test_a_two_worker_sweep_on_jax(tmp_path, store):
                           "sweep.workers=2", "sweep.pruner=none", f"sweep.storage=journal:{tmp_path}/j", *store],
                          cwd=ROOT, capture_output=True, text=True, timeout=900, env=jax_env())
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "effects against the reference level" in out.stdout
+    assert "the answer (report/effects.md" in out.stdout
     mlflow.set_tracking_uri(store[0].split("=", 1)[1])
     client = mlflow.MlflowClient()
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
