@@ -48,7 +48,7 @@ def look(definition, study, planned: int | None) -> list[dict]:
     obs = observations(rows(study))
     records = estimate(obs, factors(definition.params), s.direction)["records"]
     looks = list(study.user_attrs.get("looks", []))
-    if not looks or looks[-1]["cells"] < len(obs):
+    if obs and (not looks or looks[-1]["cells"] < len(obs)):  # a look needs data: none before the first cell
         looks.append({"cells": len(obs), "records": [{k: _plain(r.get(k)) for k in SLIM} for r in records]})
         study.set_user_attr("looks", looks)
     return decision.decide(looks, s.direction, s.equivalence, planned)

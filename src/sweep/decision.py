@@ -127,6 +127,7 @@ def decide(looks: list[dict], direction: str, delta: float, planned: int | None 
         "verdict", "decided_at" (trainings at the deciding look, or None), "boundary" (the multiplier
         of se), "alpha_each", "delta", "adjustment", "verdict_method".
     """
+    looks = [lk for lk in looks if lk["cells"] > 0]  # a look at no data spends nothing and tells nothing
     if not looks:
         return []
     last = looks[-1]["records"]

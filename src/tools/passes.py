@@ -8,7 +8,7 @@
 The JAX pass runs even when the first one has failures. The exit status is 0 only when both
 passed. Counts come from each pass's JUnit XML report, not from its terminal output. Each pass
 spreads its tests over one pytest-xdist worker per core (`-n auto`, work stealing) unless the
-arguments say otherwise (`-n 0`, `-p no:xdist`).
+arguments say otherwise (`-n 0`, `-p no:xdist`), and ends with its 15 slowest tests.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ def run_pass(name: str, env: dict, paths: list[str], args: list[str], tmp: Path)
     report = tmp / f"{name}.xml"
     if not any(a == "-n" or a.startswith(("-n", "--numprocesses")) or a == "no:xdist" for a in args):
         args = ["-n", "auto", "--dist", "worksteal", *args]
+    if not any(a.startswith("--durations") for a in args):
+        args = ["--durations=15", *args]  # where the time goes, at the end of each pass
     print(f"== {name} pass: pytest {' '.join(paths + args)}", flush=True)
     t = time.perf_counter()
     rc = subprocess.call([sys.executable, "-m", "pytest", *paths, *args, f"--junitxml={report}"], cwd=ROOT,

@@ -132,3 +132,10 @@ def test_price_says_how_many_seeds_would_decide():
         (p["trainings"] - 24) * 10 / 60)
     eq = decision.price({"effect": 0.0002, "se": 0.001, "df": 20}, "maximize", 24, 8, 0.0125, 0.001, None)
     assert eq["towards"] == "equivalent"
+
+
+def test_a_look_at_no_data_is_ignored():
+    r = {"factor": "a", "level": "on", "reference": "off", "effect": 0.01, "se": 0.001, "df": 20}
+    final = decision.decide([{"cells": 0, "records": []}, {"cells": 24, "records": [r]}], "maximize", 0.001)
+    assert final[0]["verdict"] == "better" and final[0]["decided_at"] == 24
+    assert decision.decide([{"cells": 0, "records": []}], "maximize", 0.001) == []
