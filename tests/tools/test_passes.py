@@ -21,7 +21,7 @@ def test_the_second_pass_runs_after_a_failing_first_and_the_exit_says_so(tmp_pat
     good = write_tests(tmp_path / "good", "import pytest\n\n\ndef test_a():\n    pass\n\n\n"
                                           "@pytest.mark.skip(reason='x')\ndef test_b():\n    pass\n")
     monkeypatch.setattr(passes, "PASSES", (("first", {}, [bad]), ("second", {}, [good])))
-    code = passes.main(["-q", "-p", "no:cacheprovider", "-n", "0", "--rootdir", str(tmp_path)])
+    code = passes.main(["-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 1
     assert "first: 1 passed, 1 failed\n" in out and "second: 1 passed, 0 failed, 1 skipped\n" in out
@@ -32,7 +32,7 @@ def test_the_second_pass_runs_after_a_failing_first_and_the_exit_says_so(tmp_pat
 def test_a_pass_that_collects_nothing_fails(tmp_path, monkeypatch, capsys):
     empty = write_tests(tmp_path / "empty", "x = 1\n")
     monkeypatch.setattr(passes, "PASSES", (("only", {}, [empty]),))
-    assert passes.main(["-q", "-p", "no:cacheprovider", "-n", "0", "--rootdir", str(tmp_path)]) == 1
+    assert passes.main(["-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path)]) == 1
     assert "only: 0 passed, 0 failed" in capsys.readouterr().out
 
 
