@@ -8,13 +8,11 @@ write the report. Plain Python around Optuna; nothing imports this module but `_
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 
 from src.config import compose
-from src.sweep import answer, decision, placement, report, space, worker
+from src.sweep import answer, decision, launch, placement, report, space
 from src.sweep import design as designs
 from src.sweep import study as studies
 from src.sweep import tracking as sweep_tracking
@@ -111,52 +109,6 @@ def prepare(d: Definition) -> Sweep:
     return sw
 
 
-def _entry(job: Job, queue) -> None:
-    try:
-        queue.put(worker.main(job))
-    except KeyboardInterrupt:
-        queue.put({"error": None})
-
-
-def run_workers(sw: Sweep) -> dict:
-    """Runs the workers to the end; returns {"error": message} if the sweep gave up."""
-    s = sw.definition.settings
-    n = s.workers
-    if n == 1:
-        job = sw.job()
-        print(job.placement, flush=True)
-        return worker.main(job)
-    import multiprocessing as mp
-
-    where = sw.gpus
-    inter_op = max(1, (os.cpu_count() or 1) // n)
-    shares = {g: where.count(g) for g in set(where) if g is not None}
-    jobs = [sw.job(i, n, g, inter_op, shares.get(g, 1)) for i, g in enumerate(where)]
-    for job in jobs:
-        print(job.placement, flush=True)
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_entry, args=(job, queue), name=f"sweep-worker-{i}") for i, job in enumerate(jobs)]
-    for p in procs:
-        p.start()
-    try:
-        for p in procs:
-            p.join()
-    except KeyboardInterrupt:
-        for p in procs:
-            p.join(timeout=60)
-        raise
-    outcomes = []
-    while not queue.empty():
-        outcomes.append(queue.get())
-    errors = [o["error"] for o in outcomes if o.get("error")]
-    bad_exit = [p.name for p in procs if p.exitcode not in (0, None)]
-    if bad_exit and not errors:
-        print(f"warning: worker(s) {bad_exit} exited abnormally; their trials are recovered at the next start",
-              file=sys.stderr)
-    return {"error": errors[0]} if errors else {}
-
-
 def _header(sw: Sweep) -> None:
     from src.redact import redact
 
@@ -194,7 +146,7 @@ def _workers_then_report_failure(sw: Sweep) -> bool:
 
     if studies.counts(sw.study)["finished"] >= sw.target:
         return True
-    outcome = run_workers(sw)
+    outcome = launch.run_workers(sw)
     if not outcome.get("error"):
         return True
     try:

@@ -1,0 +1,56 @@
+"""Launchers: how a sweep's workers start. The local one runs worker processes on this machine, each on
+the GPU that placement.py gives it."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from src.sweep import worker
+from src.sweep.worker import Job
+
+
+def _entry(job: Job, queue) -> None:
+    try:
+        queue.put(worker.main(job))
+    except KeyboardInterrupt:
+        queue.put({"error": None})
+
+
+def run_workers(sw) -> dict:
+    """Runs the workers to the end; returns {"error": message} if the sweep gave up."""
+    s = sw.definition.settings
+    n = s.workers
+    if n == 1:
+        job = sw.job()
+        print(job.placement, flush=True)
+        return worker.main(job)
+    import multiprocessing as mp
+
+    where = sw.gpus
+    inter_op = max(1, (os.cpu_count() or 1) // n)
+    shares = {g: where.count(g) for g in set(where) if g is not None}
+    jobs = [sw.job(i, n, g, inter_op, shares.get(g, 1)) for i, g in enumerate(where)]
+    for job in jobs:
+        print(job.placement, flush=True)
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_entry, args=(job, queue), name=f"sweep-worker-{i}") for i, job in enumerate(jobs)]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.join(timeout=60)
+        raise
+    outcomes = []
+    while not queue.empty():
+        outcomes.append(queue.get())
+    errors = [o["error"] for o in outcomes if o.get("error")]
+    bad_exit = [p.name for p in procs if p.exitcode not in (0, None)]
+    if bad_exit and not errors:
+        print(f"warning: worker(s) {bad_exit} exited abnormally; their trials are recovered at the next start",
+              file=sys.stderr)
+    return {"error": errors[0]} if errors else {}
