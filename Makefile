@@ -11,21 +11,24 @@ ARGS ?=
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c requirements.lock -e '.[dev,jax]'
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev,jax,ray]'
 	@touch $(STAMP)
 
 install: $(STAMP)
 
 ## the Debian packages the tests need (the one place that says which): Chromium for the browser test of
-## the MLflow UI, PostgreSQL's server binaries for the scale-out tests. As root, installs what is missing;
-## as another user, stops with the command to run.
-SYSTEM_PACKAGES ?= chromium postgresql
+## the MLflow UI, PostgreSQL's server binaries for the scale-out tests, iproute2 and util-linux for the
+## loopback-only network namespace the Ray tests run in. As root, installs what is missing; as another
+## user, stops with the command to run.
+SYSTEM_PACKAGES ?= chromium postgresql iproute2 util-linux
 system-deps:
 	@missing=""; \
 	for pkg in $(SYSTEM_PACKAGES); do \
 	  case $$pkg in \
 	    chromium) command -v chromium >/dev/null 2>&1 || missing="$$missing $$pkg" ;; \
 	    postgresql) ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing $$pkg" ;; \
+	    iproute2) command -v ip >/dev/null 2>&1 || missing="$$missing $$pkg" ;; \
+	    util-linux) command -v unshare >/dev/null 2>&1 || missing="$$missing $$pkg" ;; \
 	    *) dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg" ;; \
 	  esac; \
 	done; \
@@ -39,8 +42,9 @@ system-deps:
 	  apt-get update -qq && apt-get install -y -qq$$missing >/dev/null || exit 1; \
 	fi
 
-## the whole test suite, slow end-to-end tests included, then the layer and model tests on the JAX backend:
-## both passes always run; one summary line each (ARGS go to pytest)
+## the whole test suite, slow end-to-end tests included, then the layer and model tests on the JAX backend,
+## then the Ray tests in a loopback-only network namespace: every pass runs; one summary line each (ARGS go
+## to pytest)
 test: $(STAMP) system-deps
 	$(PY) -m src.tools.passes $(ARGS)
 

@@ -67,7 +67,7 @@ def build(definition, study, rows: list[dict], planned: int | None, design_size:
     obs = observations(rows)
     eff = estimate(obs, factors(definition.params), s.direction)
     decided = {decision.question(r): r for r in look(definition, study, planned)}
-    per_cell = study.user_attrs.get("seconds_per_cell") or _seconds_per_cell(rows, s.workers)
+    per_cell = study.user_attrs.get("seconds_per_cell") or _seconds_per_cell(rows, s.workers or 1)
     per_seed = design_size or max(1, len({_config_key(o["config"]) for o in obs}))
     records = []
     for r in eff["records"]:

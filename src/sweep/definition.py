@@ -46,8 +46,12 @@ class Settings(BaseModel):
     pruner: Literal[PRUNERS] | None = None  # median, hyperband, none; default: none for designed sweeps, else median
     seed: int = 0                # sampler seed
     seeds: tuple[int, ...] = (0,)  # training seeds per configuration; the objective is their mean
-    workers: PosInt = 1          # worker processes on this machine
+    launcher: Literal["local", "ray"] = "local"  # local: worker processes here; ray: Ray tasks on every node
+    workers: PosInt | None = None  # worker processes (local: default 1); ray: at most this many (default: as
+    #                                many as the cluster's nodes hold, more as nodes join)
     trials_per_gpu: PosInt = 1   # workers (so trials at once) sharing one GPU, when there are GPUs
+    ray_address: str = "auto"    # the Ray cluster (host:port, ray://...); auto: the running one, else a local one
+    ray_cpus: Annotated[float, Field(gt=0)] = 1.0  # CPUs each Ray worker asks for on a node without GPUs
     storage: str | None = None   # Optuna storage URL; default: a journal file under mlruns/
     heartbeat: Seconds = 30      # seconds between a running trial's heartbeats
     grace: Seconds = 90          # seconds without a heartbeat after which another host's trial is dead
@@ -75,7 +79,7 @@ class Settings(BaseModel):
             raise ValueError(f"`sweep.until=decided` adds seeds to a design: it needs `sweep.sampler=grid` or "
                              f"`fractional`, got {self.sampler!r}")
         defaults = {"direction": METRICS[self.metric], "pruner": "none" if self.designed else "median",
-                    "trials": None if self.designed else 10}
+                    "trials": None if self.designed else 10, "workers": 1 if self.launcher == "local" else None}
         for key, value in defaults.items():
             if getattr(self, key) is None:
                 object.__setattr__(self, key, value)

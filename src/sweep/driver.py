@@ -8,11 +8,12 @@ write the report. Plain Python around Optuna; nothing imports this module but `_
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from dataclasses import dataclass, field
 
 from src.config import compose
-from src.sweep import answer, decision, launch, placement, report, space
+from src.sweep import SweepError, answer, decision, launch, placement, report, space
 from src.sweep import design as designs
 from src.sweep import study as studies
 from src.sweep import tracking as sweep_tracking
@@ -86,10 +87,13 @@ def prepare(d: Definition) -> Sweep:
     from src.config import to_plain
     from src.config.validate import validate
 
+    if d.settings.launcher == "ray" and importlib.util.find_spec("ray") is None:
+        raise SweepError("sweep.launcher=ray needs Ray, which is not installed here: pip install -e '.[ray]' "
+                         "(make install installs it)")
     space.check(list(d.base), d.params, compose, validate)
     warm_data(d)
     gpus = [None]
-    if d.settings.workers > 1:
+    if d.settings.launcher == "local" and d.settings.workers > 1:
         gpus = placement.placement(d.settings.workers, placement.gpu_ids(), d.settings.trials_per_gpu)
     design = designs.points(d.settings, list(d.base), d.params, compose)
     base_cfg = compose(list(d.base) + space.structural_combinations(d.params)[0])
@@ -118,8 +122,10 @@ def _header(sw: Sweep) -> None:
              if sw.resumed else f"new study {s.name!r}: {sw.target} trials")
     if sw.recovered:
         state += f"; trials {sw.recovered} had a dead worker: marked failed, their cells queued again"
+    workers = f"{s.workers} worker(s)" if s.launcher == "local" else (
+        f"Ray workers at {s.ray_address}" + (f", at most {s.workers}" if s.workers else ""))
     seeds = f"{len(sw.seeds)} seed(s) per configuration" if s.designed else f"{len(s.seeds)} seed(s) per trial"
-    print(f"{state} ({s.sampler} sampler, {s.pruner} pruner, {s.workers} worker(s), {seeds}, storage "
+    print(f"{state} ({s.sampler} sampler, {s.pruner} pruner, {workers}, {seeds}, storage "
           f"{redact(sw.url)})", flush=True)
     if sw.design:
         print(f"design: {len(sw.design)} configurations x {len(sw.seeds)} seeds = {sw.cells} cells, one trial "

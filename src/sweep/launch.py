@@ -1,5 +1,6 @@
-"""Launchers: how a sweep's workers start. The local one runs worker processes on this machine, each on
-the GPU that placement.py gives it."""
+"""Launchers: how a sweep's workers start. The local one (the default) runs worker processes on this
+machine, each on the GPU that placement.py gives it; the Ray one (sweep.launcher=ray, cluster.py) runs
+them as Ray tasks on every node of a Ray cluster."""
 
 from __future__ import annotations
 
@@ -18,7 +19,16 @@ def _entry(job: Job, queue) -> None:
 
 
 def run_workers(sw) -> dict:
-    """Runs the workers to the end; returns {"error": message} if the sweep gave up."""
+    """Runs the workers to the end, with the sweep's launcher; returns {"error": message} if the sweep gave up."""
+    if sw.definition.settings.launcher == "ray":
+        from src.sweep import cluster
+
+        return cluster.run_workers(sw)
+    return local_workers(sw)
+
+
+def local_workers(sw) -> dict:
+    """Worker processes on this machine (one: in this process); {"error": message} if the sweep gave up."""
     s = sw.definition.settings
     n = s.workers
     if n == 1:

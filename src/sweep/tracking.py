@@ -194,6 +194,15 @@ def trial_run_tags(uri: str) -> list[dict]:
     return sorted(tags, key=lambda t: int(t["trial"]))
 
 
+def run_seconds(uri: str) -> dict[str, float]:
+    """Each ended run's duration in a store, start to end, in seconds, by run id."""
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=5000)
+    return {r.info.run_id: (r.info.end_time - r.info.start_time) / 1000 for r in runs if r.info.end_time}
+
+
 def log_answer(parent: str, note: str, metrics: dict) -> None:
     """The answer where users look: the parent run's description (its note, rendered on the Overview page;
     rewritten at every finish) and each question's numbers as metrics, to compare sweeps and to search."""

@@ -43,12 +43,20 @@ class Job:
     gpu_share: int = 1       # workers sharing that GPU (each gets 1/gpu_share of its memory on JAX)
     target: int = 1          # finished trials the study should hold before the workers stop
     design_cells: int = 0    # (configuration, seed) cells of a designed sweep queued so far; 0: sampled
+    node: str | None = None  # the Ray node this worker runs on (sweep.launcher=ray), None: this machine
 
     @property
     def placement(self) -> str:
+        where = f" on Ray node {self.node[:12]} ({studies.HOST})" if self.node else ""
         if self.gpu is None:
-            return f"worker {self.worker} of {self.workers} on the CPU"
-        return f"worker {self.worker} of {self.workers} on GPU {self.gpu} (shared by {self.gpu_share})"
+            return f"worker {self.worker} of {self.workers}{where} on the CPU"
+        return f"worker {self.worker} of {self.workers}{where} on GPU {self.gpu} (shared by {self.gpu_share})"
+
+    @property
+    def where(self) -> dict:
+        """The tags that say where a cell ran: host, Ray node, GPU and its share."""
+        return {"host": studies.HOST, "node": self.node or studies.HOST, "gpu": self.gpu or "none",
+                "gpu_share": str(self.gpu_share if self.gpu else 0), "placement": self.placement}
 
 
 class TrackingOutage(RuntimeError):
@@ -106,10 +114,10 @@ def main(job: Job) -> dict:
     from src.sweep.study import quiet
 
     s = job.definition.settings
+    quiet()
     storage = studies.open_storage(job.url, s.heartbeat, s.grace)
     study = studies.load(job.definition, job.url, storage, job.epochs)
     tracking.setup(job.tracking)
-    quiet()
     import src.run.training  # noqa: F401  (TensorFlow and Keras load once per worker, not inside the first trial)
 
     tag = f"[w{job.worker}] " if job.workers > 1 else ""
@@ -177,6 +185,8 @@ def one_trial(job: Job, study, storage, tag: str = "") -> bool:
         return False
     trial.set_user_attr("host", studies.HOST)
     trial.set_user_attr("pid", os.getpid())
+    if job.node:
+        trial.set_user_attr("node", job.node)
     try:
         with Heartbeat(storage, trial, s.heartbeat):
             value = run_trial(job, trial, tag)
@@ -308,7 +318,6 @@ def _train_seed(job: Job, trial, overrides: list[str], sampled: list[str], seed:
         trial.set_user_attr("mlflow_run_ids", list(run_ids))
 
     return train_run(compose(run_overrides), run_overrides,
-                     tags={**sweep_tracking.trial_tags(d, job.parent_run_id, trial.number, seed),
-                           "placement": job.placement},
+                     tags={**sweep_tracking.trial_tags(d, job.parent_run_id, trial.number, seed), **job.where},
                      parent_run_id=job.parent_run_id, run_name=run_name(sampled, seed), reporter=reporter,
                      on_start=started, log=lambda m: None)

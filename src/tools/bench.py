@@ -14,6 +14,10 @@
     python -m src.bench bookkeeping [--workers 4 --trials 40]
         time per trial in study-storage and tracking calls under load: PostgreSQL +
         MLflow tracking server against the local default store
+    python -m src.bench ray [--nodes 1,2,4] [--seeds 3]
+        the Ray launcher on simulated clusters of 1, 2, 4 one-CPU nodes: cells per
+        minute of a tiny synthetic sweep, start-up, and each cell's bookkeeping
+        beside its training (src/tools/raybench.py; in a loopback-only namespace)
     python -m src.bench backends [--backend tensorflow,tensorflow-xla,jax] [--precision float32]
     python -m src.bench --backend jax,tensorflow          (the same: a --backend list compares backends)
         training throughput of the project's DIN and DIEN on each Keras backend (and
@@ -425,13 +429,15 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", nargs="?", default="models",
                    choices=["models", "pipeline", "preprocess", "sweep-overhead", "bookkeeping", "backends",
-                            "backend-child"])
+                            "backend-child", "ray"])
     p.add_argument("--backend", default=None,
                    help=f"backends: which to compare, the first is the reference ({', '.join(BACKENDS)})")
     p.add_argument("--precision", default="float32", help="backends: float32, mixed_float16, mixed_bfloat16")
     p.add_argument("--workers", type=int, default=4, help="bookkeeping: worker processes")
     p.add_argument("--trials", type=int, default=40, help="bookkeeping: trials in all")
     p.add_argument("--epochs", type=int, default=3, help="bookkeeping: epochs reported per trial")
+    p.add_argument("--nodes", default="1,2,4", help="ray: simulated node counts, one CPU each")
+    p.add_argument("--seeds", type=int, default=3, help="ray: seeds of the 4-configuration design")
     p.add_argument("--models", default="din,dien")
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--history", type=int, default=50)
@@ -455,7 +461,13 @@ def main(argv=None):
         a.what = "backends"
     return {"models": bench_models, "pipeline": bench_pipeline, "preprocess": bench_preprocess,
             "sweep-overhead": bench_sweep_overhead, "bookkeeping": bench_bookkeeping, "backends": bench_backends,
-            "backend-child": _backend_child}[a.what](a)
+            "backend-child": _backend_child, "ray": _ray}[a.what](a)
+
+
+def _ray(a) -> dict:
+    from src.tools import raybench
+
+    return raybench.bench(a)
 
 
 if __name__ == "__main__":

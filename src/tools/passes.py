@@ -2,10 +2,13 @@
 
     python -m src.tools.passes [pytest arguments ...]          (make test; ARGS are the pytest arguments)
 
-1. tensorflow: the whole suite (tests/), slow end-to-end tests included;
-2. jax: the layer and model tests again on the JAX backend (KERAS_BACKEND=jax).
+1. tensorflow: the whole suite (tests/), slow end-to-end tests included, but the Ray tests;
+2. jax: the layer and model tests again on the JAX backend (KERAS_BACKEND=jax);
+3. ray: the Ray launcher's tests (tests/cluster/), in a loopback-only network namespace (Ray binds
+   beyond loopback anywhere else; src/tools/netns.py), with a PostgreSQL server started inside it
+   and Ray's usage reporting off.
 
-The JAX pass runs even when the first one has failures. The exit status is 0 only when both
+Every pass runs even when an earlier one has failures. The exit status is 0 only when all
 passed. Counts come from each pass's JUnit XML report, not from its terminal output. Each pass
 ends with its 15 slowest tests. The tests run one after another: on this project's 2-core
 machine, two pytest-xdist workers (`make test ARGS="-n 2"`) made the same 119-test JAX pass
@@ -24,10 +27,14 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from src.config.paths import ROOT
+from src.tools import netns
 
-PASSES = (  # (name, environment, test paths)
-    ("tensorflow", {"KERAS_BACKEND": "tensorflow"}, ["tests"]),
-    ("jax", {"KERAS_BACKEND": "jax"}, ["tests/layers", "tests/models"]),
+PASSES = (  # (name, environment, test paths, in a loopback-only network namespace)
+    ("tensorflow", {"KERAS_BACKEND": "tensorflow"}, ["tests", "--ignore=tests/cluster"], False),
+    ("jax", {"KERAS_BACKEND": "jax"}, ["tests/layers", "tests/models"], False),
+    # DIL_TEST_PG_URL names a server outside the namespace: the tests start their own inside it
+    ("ray", {"KERAS_BACKEND": "tensorflow", "RAY_USAGE_STATS_ENABLED": "0", "DIL_TEST_PG_URL": ""},
+     ["tests/cluster"], True),
 )
 
 
@@ -42,15 +49,15 @@ def counts(report: Path) -> dict:
     return {"passed": total["tests"] - failed - total["skipped"], "failed": failed, "skipped": total["skipped"]}
 
 
-def run_pass(name: str, env: dict, paths: list[str], args: list[str], tmp: Path) -> dict:
+def run_pass(name: str, env: dict, paths: list[str], isolated: bool, args: list[str], tmp: Path) -> dict:
     """One pytest pass; its counts, exit status and wall time."""
     report = tmp / f"{name}.xml"
     if not any(a.startswith("--durations") for a in args):
         args = ["--durations=15", *args]  # where the time goes, at the end of each pass
     print(f"== {name} pass: pytest {' '.join(paths + args)}", flush=True)
     t = time.perf_counter()
-    rc = subprocess.call([sys.executable, "-m", "pytest", *paths, *args, f"--junitxml={report}"], cwd=ROOT,
-                         env={**os.environ, **env})
+    cmd = [sys.executable, "-m", "pytest", *paths, *args, f"--junitxml={report}"]
+    rc = subprocess.call(netns.wrap(cmd) if isolated else cmd, cwd=ROOT, env={**os.environ, **env})
     return {"name": name, "rc": rc, "seconds": time.perf_counter() - t, **counts(report)}
 
 
@@ -62,7 +69,7 @@ def line(name: str, c: dict) -> str:
 def main(argv=None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        results = [run_pass(name, env, paths, args, Path(tmp)) for name, env, paths in PASSES]
+        results = [run_pass(*spec, args, Path(tmp)) for spec in PASSES]
     print()
     for r in results:
         state = "ok" if r["rc"] == 0 else f"FAILED (pytest exit {r['rc']})"
