@@ -14,6 +14,7 @@ import statistics
 
 from src.sweep import decision
 from src.sweep.effects import estimate
+from src.sweep.effects import key as config_key
 
 SLIM = ("factor", "level", "reference", "effect", "se", "df")  # what a look keeps of each question
 SHOWN_SEEDS = (2, 3, 5, 10, 20, 40, 100, 200)  # the seeds per configuration the plan line names
@@ -68,7 +69,7 @@ def build(definition, study, rows: list[dict], planned: int | None, design_size:
     eff = estimate(obs, factors(definition.params), s.direction)
     decided = {decision.question(r): r for r in look(definition, study, planned)}
     per_cell = study.user_attrs.get("seconds_per_cell") or _seconds_per_cell(rows, s.workers or 1)
-    per_seed = design_size or max(1, len({_config_key(o["config"]) for o in obs}))
+    per_seed = design_size or max(1, len({config_key(o["config"]) for o in obs}))
     records = []
     for r in eff["records"]:
         d = decided.get(decision.question(r), {})
@@ -141,12 +142,6 @@ def sources_text(ans: dict) -> str | None:
               "four times the users halve it). The verdicts are about this validation set: the evaluation part is "
               "what another sample of users would add."]
     return "\n".join(lines)
-
-
-def _config_key(config: dict) -> str:
-    import json
-
-    return json.dumps(config, sort_keys=True, default=str)
 
 
 def _seconds_per_cell(rows: list[dict], workers: int) -> float | None:

@@ -92,13 +92,16 @@ def check_shared_stores(nodes: list[dict], storage_url: str, tracking_uri: str) 
 
 def connect(address: str) -> bool:
     """Connects this process to the Ray cluster at `address` ("auto": the running one, else a local one
-    started here); True if it started one (the driver stops it at the end)."""
+    started here); True if it started one. A process already connected (a sequential sweep's next
+    block) stays connected: False. `close` ends the connection, and the instance started here."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # the sweep sends nothing to Ray's usage service
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # every worker's progress lines, not "[repeated 2x]"
     if not sys.stdout.isatty():
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # plain "(sweep-worker-0 pid=...)" prefixes in a log file
     import ray
 
+    if ray.is_initialized():
+        return False
     env = {"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
            **{k: os.environ[k] for k in PASSED_ENV if k in os.environ}}
     options = {"runtime_env": {"env_vars": env}, "logging_level": "WARNING"}
@@ -225,19 +228,24 @@ def run_workers(sw) -> dict:
     started = connect(s.ray_address)
     import ray
 
+    nodes = ray.nodes()
+    check_shared_stores(nodes, sw.url, sw.tracking.get("uri") or "sqlite:///mlruns/mlflow.db (the default)")
+    launcher = Launcher(sw, nodes)
+    print(describe(nodes, started, slots(nodes, s.trials_per_gpu, s.ray_cpus)), flush=True)
+    t = time.time()
     try:
-        nodes = ray.nodes()
-        check_shared_stores(nodes, sw.url, sw.tracking.get("uri") or "sqlite:///mlruns/mlflow.db (the default)")
-        launcher = Launcher(sw, nodes)
-        print(describe(nodes, started, slots(nodes, s.trials_per_gpu, s.ray_cpus)), flush=True)
-        t = time.time()
-        try:
-            return launcher.run()
-        except KeyboardInterrupt:
-            launcher.cancel()
-            raise
-        finally:
-            print(f"Ray workers: {launcher.count} started in {time.time() - t:.0f}s", flush=True)
+        return launcher.run()
+    except KeyboardInterrupt:
+        launcher.cancel()
+        raise
     finally:
-        if started:
+        print(f"Ray workers: {launcher.count} started in {time.time() - t:.0f}s", flush=True)
+
+
+def close() -> None:
+    """Disconnects from Ray at the end of the sweep; a local instance `connect` started stops with it."""
+    if "ray" in sys.modules:
+        import ray
+
+        if ray.is_initialized():
             ray.shutdown()

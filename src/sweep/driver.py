@@ -204,12 +204,15 @@ def run(sw: Sweep) -> int:
     if studies.counts(sw.study)["finished"] >= sw.target and s.until != "decided":
         print(f"the study already holds {studies.counts(sw.study)['finished']} finished trials; add seeds "
               f"(sweep.seeds) or raise sweep.trials to run more")
-    while True:
-        t0, cells0 = time.time(), studies.counts(sw.study)["finished"]
-        if not _workers_then_report_failure(sw):
-            return 1
-        if s.until != "decided" or not _another_block(sw, t0, cells0):
-            break
+    try:
+        while True:
+            t0, cells0 = time.time(), studies.counts(sw.study)["finished"]
+            if not _workers_then_report_failure(sw):
+                return 1
+            if s.until != "decided" or not _another_block(sw, t0, cells0):
+                break
+    finally:
+        launch.close(sw)  # a Ray instance started for the sweep stops; the report needs no workers
     report.finish(sw.definition, sw.study, sw.parent_run_id, planned=budget(sw) if s.until == "decided" else None,
                   design_size=len(sw.design))
     return 0

@@ -36,8 +36,10 @@ POWER = 0.8
 NO_DIFFERENCE = "no difference detectable with this budget"
 
 
-def _key(d: dict) -> str:
-    return json.dumps(d, sort_keys=True, default=str)
+def key(value) -> str:
+    """A configuration (a {parameter: value} dict), a level or a cell as a stable, comparable key: the one
+    form every module of the sweep compares them in."""
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 def _better_sign(direction: str) -> int:
@@ -57,7 +59,7 @@ def noise_floor(observations: list[dict]) -> dict:
     """The spread of one configuration over seeds: median, min and max standard deviation."""
     by_config = defaultdict(list)
     for o in observations:
-        by_config[_key(o["config"])].append(o["value"])
+        by_config[key(o["config"])].append(o["value"])
     sds = [float(np.std(v, ddof=1)) for v in by_config.values() if len(v) > 1]
     if not sds:
         return {"sd_median": None, "sd_min": None, "sd_max": None, "configs": 0}
@@ -81,8 +83,8 @@ def paired(observations: list[dict], factor: str, level, reference, direction: s
         if factor not in o["config"]:
             continue
         others = {k: v for k, v in o["config"].items() if k != factor}
-        cells[(_key(others), str(o["seed"]))][_key(o["config"][factor])] = o["value"]
-    a, b = _key(level), _key(reference)
+        cells[(key(others), str(o["seed"]))][key(o["config"][factor])] = o["value"]
+    a, b = key(level), key(reference)
     d = np.array([c[a] - c[b] for c in cells.values() if a in c and b in c], dtype=float)
     n = len(d)
     runs = sum(a in c for c in cells.values())
@@ -123,8 +125,8 @@ def _fit(obs: list[dict], factors: dict, terms: tuple, direction: str, noise: fl
     columns, names = [np.ones(len(obs))], [None]
     for f in terms:
         for lv in factors[f][1:]:
-            columns.append(np.array([float(_key(o["config"][f]) == _key(lv)) for o in obs]))
-            names.append((f, _key(lv)))
+            columns.append(np.array([float(key(o["config"][f]) == key(lv)) for o in obs]))
+            names.append((f, key(lv)))
     for sd in seeds[1:]:
         columns.append(np.array([float(str(o["seed"]) == sd) for o in obs]))
         names.append(("seed", sd))
@@ -151,7 +153,7 @@ def _fit(obs: list[dict], factors: dict, terms: tuple, direction: str, noise: fl
         se = math.sqrt(max(s2 * xtx_inv[j, j], 0.0))
         half = float(stats.t.ppf(1 - ALPHA / 2, df) * se)
         p = float(stats.norm.cdf(sign * est / math.sqrt(2 * s2))) if s2 > 0 else float(sign * est > 0)
-        n_level = sum(_key(o["config"][factor]) == name[1] for o in obs)
+        n_level = sum(key(o["config"][factor]) == name[1] for o in obs)
         out.setdefault(factor, {})[name[1]] = {
             "effect": est, "ci_low": est - half, "ci_high": est + half, "se": se, "df": df, "p_better": p,
             "n_pairs": 0, "n_runs": n_level, "method": "regression",
@@ -185,7 +187,7 @@ def estimate(observations: list[dict], factors: dict, direction: str) -> dict:
             if r is None:
                 if fitted is None:
                     fitted = regression(observations, factors, factor, direction, floor, fits)
-                r = fitted.get(_key(level))
+                r = fitted.get(key(level))
             if r is None:
                 r = {"effect": None, "ci_low": None, "ci_high": None, "se": None, "df": None, "p_better": None,
                      "n_pairs": 0, "method": "none", "detectable": None}

@@ -27,6 +27,14 @@ def run_workers(sw) -> dict:
     return local_workers(sw)
 
 
+def close(sw) -> None:
+    """At the end of the sweep (done, given up or interrupted): what the launcher holds is let go."""
+    if sw.definition.settings.launcher == "ray":
+        from src.sweep import cluster
+
+        cluster.close()
+
+
 def local_workers(sw) -> dict:
     """Worker processes on this machine (one: in this process); {"error": message} if the sweep gave up."""
     s = sw.definition.settings

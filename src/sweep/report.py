@@ -18,6 +18,7 @@ from pathlib import Path
 
 from src.sweep import answer
 from src.sweep.answer import factors
+from src.sweep.effects import key as config_key
 from src.sweep.study import rows as trial_rows
 from src.sweep.tracking import log_answer, log_summary
 
@@ -84,7 +85,7 @@ def configurations(rows: list[dict]) -> list[dict]:
     """The trials grouped by configuration: its complete cells' values (every seed), and its other states."""
     groups = {}
     for r in rows:
-        g = groups.setdefault(json.dumps(r["params"], sort_keys=True, default=str),
+        g = groups.setdefault(config_key(r["params"]),
                               {"params": r["params"], "values": [], "trials": [], "states": []})
         g["trials"].append(r["trial"])
         g["states"].append(r["state"] + (f"@{r['pruned_at_epoch']}" if r["pruned_at_epoch"] else ""))

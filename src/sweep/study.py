@@ -25,6 +25,7 @@ from collections import Counter
 from src.config.paths import MLRUNS_DIR, resolve
 from src.sweep import SweepError
 from src.sweep.definition import Definition, Settings
+from src.sweep.effects import key
 
 # the identity of this machine in the study; DIL_HOST sets it (tests simulate a second machine)
 HOST = os.environ.get("DIL_HOST") or socket.gethostname()
@@ -221,7 +222,7 @@ def point(trial) -> dict:
 
 
 def _key(p: dict, seed=None) -> str:
-    return json.dumps({"config": p, "seed": seed}, sort_keys=True, default=str)
+    return key({"config": p, "seed": seed})
 
 
 def cell_key(trial) -> str:

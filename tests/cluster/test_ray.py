@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import mlflow
@@ -16,6 +15,7 @@ from optuna.trial import TrialState
 
 from src.config.paths import ROOT
 from tests.sweep.test_sweep import GRID, TINY
+from tests.sweep.test_sweep import wait_for as wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -26,15 +26,7 @@ def start(args, log, **kw):
 
 
 def wait_for(predicate, proc, log, timeout=300):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the sweep ended early:\n{log.read_text()[-5000:]}")
-        v = predicate()
-        if v:
-            return v
-        time.sleep(0.5)
-    raise AssertionError(f"timed out:\n{log.read_text()[-5000:]}")
+    return wait_until(predicate, proc, timeout, output=lambda: log.read_text()[-5000:])
 
 
 def running(study, **attrs):
@@ -63,6 +55,23 @@ def once_each(study, cells):
                    if t.state == TrialState.COMPLETE)
     assert len(done) == cells and set(done.values()) == {1}, done
     assert not study.get_trials(states=(TrialState.RUNNING,))
+
+
+def test_a_sweep_that_starts_ray_connects_once_for_all_its_blocks_and_stops_it_at_the_end():
+    import ray
+
+    from src.sweep import cluster
+
+    env = {k: os.environ.pop(k) for k in ("RAY_ADDRESS",) if k in os.environ}
+    try:
+        assert cluster.connect("auto") is True  # none running: a local instance, started here
+        assert ray.is_initialized() and len(ray.nodes()) == 1
+        assert cluster.connect("auto") is False  # the next block of a sequential sweep: the same connection
+        cluster.close()
+        assert not ray.is_initialized()
+        cluster.close()  # nothing to close: no error
+    finally:
+        os.environ.update(env)
 
 
 def test_every_cell_runs_once_while_nodes_leave_and_join(tmp_path, pg_db):
@@ -132,3 +141,4 @@ def test_a_sweep_starts_its_own_ray_and_ctrl_c_leaves_nothing_running(tmp_path):
     assert again.returncode == 0, again.stdout[-5000:] + again.stderr[-3000:]
     assert "resuming study 'own'" in again.stdout
     once_each(study(), 8)
+

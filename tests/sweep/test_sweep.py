@@ -148,16 +148,17 @@ def test_same_name_different_space_is_refused(sw):
     assert "resuming study 'same'" in again.stdout
 
 
-def wait_for(predicate, proc, timeout=240):
+def wait_for(predicate, proc, timeout=240, output=None):
+    """predicate()'s first true value while the sweep `proc` runs; `output()` says what it printed."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise AssertionError(f"the sweep ended early:\n{proc.stdout.read()}")
+            raise AssertionError(f"the sweep ended early:\n{output() if output else proc.stdout.read()}")
         v = predicate()
         if v:
             return v
         time.sleep(0.5)
-    raise AssertionError("timed out")
+    raise AssertionError(f"timed out{':' + chr(10) + output() if output else ''}")
 
 
 def running_trial(sw, name, other_than=None):
