@@ -3,6 +3,7 @@
 (The layer and model tests run on JAX as well: `make test` runs tests/layers and tests/models a second
 time with KERAS_BACKEND=jax.)"""
 
+import json
 import os
 import subprocess
 import sys
@@ -72,21 +73,8 @@ def test_a_jax_run_without_tensorflow_is_tracked_and_reproduces_exactly(store):
 
 
 @pytest.mark.slow
-def test_a_two_worker_sweep_on_jax(tmp_path, store):
-    out = subprocess.run([sys.executable, "-m", "src.sweep", "sweep=tiny", "data.users=60", "sweep.trials=2",
-                          "sweep.workers=2", "sweep.pruner=none", f"sweep.storage=journal:{tmp_path}/j", *store],
-                         cwd=ROOT, capture_output=True, text=True, timeout=900, env=jax_env())
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "the answer (report/effects.md" in out.stdout
-    mlflow.set_tracking_uri(store[0].split("=", 1)[1])
-    client = mlflow.MlflowClient()
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
-    children = [r for r in runs if r.data.tags.get("trial") is not None]
-    assert len(children) == 2 and all(r.data.tags["keras_backend"] == "jax" for r in children)
-
-
-@pytest.mark.slow
 def test_the_device_check_runs_its_three_parts():
+    # also the test of a two-worker sweep on the JAX backend (part 3), which would cost as much again alone
     out = subprocess.run([sys.executable, "-m", "src.tools.gpu_check", "--rounds", "1", "--samples", "2000",
                           "--precisions", "float32", "--trials", "2", "--variants", "tensorflow,jax"], cwd=ROOT,
                          capture_output=True, text=True,
@@ -95,3 +83,7 @@ def test_the_device_check_runs_its_three_parts():
     assert "tensorflow: [" in out.stdout and "jax: [" in out.stdout
     assert out.stdout.count('"samples_per_s": "median"') == 2  # DIN and DIEN
     assert '"jax/tensorflow"' in out.stdout and '"placement": "worker 1 of 2' in out.stdout
+    # part 3 is a two-worker sweep on JAX: it ends with its answer, and both trials trained on JAX
+    assert "the answer (report/effects.md" in out.stdout
+    trials = [json.loads(line) for line in out.stdout.splitlines() if line.startswith('{"trial"')]
+    assert len(trials) == 2 and all(t["keras_backend"] == "jax" for t in trials), trials

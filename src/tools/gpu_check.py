@@ -81,14 +81,14 @@ def main(argv=None) -> int:
                f"tracking.artifact_root={tmp}/artifacts"]
         r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "KERAS_BACKEND": backend})
         for line in r.stdout.splitlines():
-            if line.startswith(("worker ", "[w", "sweep took")) or "GPUs" in line:
+            if line.startswith(("worker ", "[w", "sweep took", "the answer (")) or "GPUs" in line:
                 print(line, flush=True)
         if r.returncode:
             print(r.stdout[-2000:] + r.stderr[-2000:], file=sys.stderr)
             return r.returncode
         for tags in trial_run_tags(f"sqlite:///{tmp}/mlflow.db"):
-            print(json.dumps({"trial": tags["trial"], "device": tags.get("device"),
-                              "placement": tags.get("placement")}), flush=True)
+            print(json.dumps({"trial": tags["trial"], "device": tags.get("device"), "keras_backend":
+                              tags.get("keras_backend"), "placement": tags.get("placement")}), flush=True)
     return 0
 
 
