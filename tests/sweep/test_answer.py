@@ -7,6 +7,7 @@ import pytest
 from src.sweep import answer, decision
 from src.sweep.definition import load
 from src.sweep.effects import estimate
+from src.sweep.effects import key as config_key
 from tests.sweep.test_effects import FACTORS, fractional
 
 
@@ -51,12 +52,12 @@ def test_noise_sources_tell_training_from_the_evaluation_sample():
     configs, seeds, reps = fractional(), range(4), 200
     eval_sd = 0.002  # per configuration and resample: a main effect's SE from it is 0.002 * sqrt(2/4) / 1
     shared = rng.normal(0, 0.01, reps)
-    per_config = {answer._config_key(c): rng.normal(0, eval_sd, reps) for c in configs}
+    per_config = {config_key(c): rng.normal(0, eval_sd, reps) for c in configs}
     rows = []
     for i, c in enumerate(configs):
         for s in seeds:
             v = 0.7 + rng.normal(0, 0.006)
-            boot = (v + shared + per_config[answer._config_key(c)]).tolist()
+            boot = (v + shared + per_config[config_key(c)]).tolist()
             rows.append({"trial": i * 10 + s, "state": "COMPLETE", "params": c, "seed_values": {str(s): v},
                          "eval_bootstrap": {str(s): boot}})
     d = load(["sweep=none", "sweep.sampler=fractional", *(f"{k}=choice({','.join(map(str, v))})"
