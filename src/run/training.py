@@ -90,14 +90,21 @@ class Prepared:
 
 def build(model_cfg, vocab: dict, max_len: int, optimizer: dict, jit_compile: bool = False):
     """The model built from its config (typed, or a mapping the schema checks) and compiled with the
-    optimizer (`{"name", "lr", **kwargs}`) and the log-loss."""
+    optimizer (`{"name", "lr", **kwargs}`) and the log-loss.
+
+    `jit_compile` chooses XLA on TensorFlow. JAX always compiles its steps with XLA: Keras would
+    otherwise run them op by op (each op compiled on first use), which made a tiny DIEN's first epoch
+    take a minute instead of 20 s, and is not how JAX is meant to run."""
+    import keras
+
     from src.models import build_model
     from src.run.optim import make_optimizer
 
     model = build_model(model_cfg, vocab, max_len)
     opt = dict(optimizer)
+    jit = bool(jit_compile) or keras.backend.backend() == "jax"
     model.compile(make_optimizer(opt.pop("name"), opt.pop("lr"), **opt), loss="binary_crossentropy",
-                  jit_compile=bool(jit_compile))
+                  jit_compile=jit)
     return model
 
 
