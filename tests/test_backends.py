@@ -75,8 +75,12 @@ def test_a_jax_run_without_tensorflow_is_tracked_and_reproduces_exactly(store):
 @pytest.mark.slow
 def test_the_device_check_runs_its_three_parts():
     # also the test of a two-worker sweep on the JAX backend (part 3), which would cost as much again alone
+    # the bench's sequences and the sweep's data as short as the other tests' (JAX compiles the unrolled
+    # recurrences: its time grows with the length)
+    small = [o for o in TINY if o.startswith("data.")]
     out = subprocess.run([sys.executable, "-m", "src.tools.gpu_check", "--rounds", "1", "--samples", "2000",
-                          "--precisions", "float32", "--trials", "2", "--variants", "tensorflow,jax"], cwd=ROOT,
+                          "--history", "20", "--precisions", "float32", "--trials", "2",
+                          "--variants", "tensorflow,jax", *small], cwd=ROOT,
                          capture_output=True, text=True,
                          timeout=1200)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
