@@ -83,10 +83,14 @@ ML_VIEW = "workflowType=machine_learning"
 UI_BASE = "http://127.0.0.1:5000"
 
 
+def is_server(uri: str | None) -> bool:
+    """A tracking server's address (http or https), rather than a store on this machine's disk."""
+    return str(uri or "").startswith(("http://", "https://"))
+
+
 def ui_base(uri: str | None = None) -> str:
     """Where the UI for this store is: the tracking server itself, or `make ui`'s address."""
-    uri = uri or ""
-    return uri.rstrip("/") if uri.startswith(("http://", "https://")) else UI_BASE
+    return uri.rstrip("/") if is_server(uri) else UI_BASE
 
 
 def ui_url(experiment: str, run_id: str | None = None, base: str = UI_BASE) -> str:
@@ -143,7 +147,7 @@ def data_description(data) -> str:
 def browse_hint(experiment: str, run_id: str, uri: str | None = None) -> str:
     """The line that says how to open a run in the UI."""
     uri = uri or default_uri()
-    if uri.startswith(("http://", "https://")):
+    if is_server(uri):
         return f"open {ui_url(experiment, run_id, ui_base(uri))}"
     serve = "make ui" if uri == default_uri() else f"python -m src.tools.ui --uri '{redact(uri)}'"
     return f"browse: {serve}, then open {ui_url(experiment, run_id)}"

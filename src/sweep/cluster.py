@@ -76,24 +76,31 @@ def check_shared_stores(nodes: list[dict], storage_url: str, tracking_uri: str) 
         SweepError: names the store and what to use instead.
     """
     from src.redact import redact
+    from src.run.logger import is_server
+    from src.sweep.study import on_this_disk
 
     hosts = machines(nodes)
     if len(hosts) < 2:
         return
-    if not storage_url.startswith(("postgresql", "mysql")):
+    if on_this_disk(storage_url):
         raise SweepError(f"the Ray cluster spans {len(hosts)} machines, but the study's storage "
                          f"{redact(storage_url)} is on this machine's disk, which the other machines do not see: "
                          f"use a PostgreSQL server (sweep.storage=postgresql://USER@DBHOST/optuna)")
-    if not str(tracking_uri).startswith(("http://", "https://", "databricks")):
+    if not (is_server(tracking_uri) or str(tracking_uri).startswith("databricks")):
         raise SweepError(f"the Ray cluster spans {len(hosts)} machines, but the MLflow store "
                          f"{redact(str(tracking_uri))} is on this machine's disk: use a tracking server "
                          f"(tracking=server tracking.uri=http://HOST:5000)")
 
 
+_started_here = False  # whether this process's connection is to a local instance it started
+
+
 def connect(address: str) -> bool:
     """Connects this process to the Ray cluster at `address` ("auto": the running one, else a local one
-    started here); True if it started one. A process already connected (a sequential sweep's next
-    block) stays connected: False. `close` ends the connection, and the instance started here."""
+    started here); True if the connection is to a local instance started here. A process already
+    connected (a sequential sweep's next block) keeps its connection, and the answer stays the same.
+    `close` ends the connection, and the instance started here."""
+    global _started_here
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # the sweep sends nothing to Ray's usage service
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # every worker's progress lines, not "[repeated 2x]"
     if not sys.stdout.isatty():
@@ -101,19 +108,20 @@ def connect(address: str) -> bool:
     import ray
 
     if ray.is_initialized():
-        return False
+        return _started_here
     env = {"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
            **{k: os.environ[k] for k in PASSED_ENV if k in os.environ}}
     options = {"runtime_env": {"env_vars": env}, "logging_level": "WARNING"}
+    _started_here = False
     if address == "auto":
         try:
             ray.init(address="auto", **options)
-            return False
         except ConnectionError:  # no running cluster: a local one, on this machine's cores and GPUs
             ray.init(address="local", include_dashboard=False, **options)
-            return True
-    ray.init(address=address, **options)
-    return False
+            _started_here = True
+    else:
+        ray.init(address=address, **options)
+    return _started_here
 
 
 def _work(job: Job) -> dict:
@@ -244,8 +252,10 @@ def run_workers(sw) -> dict:
 
 def close() -> None:
     """Disconnects from Ray at the end of the sweep; a local instance `connect` started stops with it."""
+    global _started_here
     if "ray" in sys.modules:
         import ray
 
         if ray.is_initialized():
             ray.shutdown()
+    _started_here = False

@@ -58,6 +58,12 @@ def storage_url(setting) -> str:
     return s
 
 
+def on_this_disk(url: str) -> bool:
+    """A journal file or a SQLite database: a storage on this machine's disk, which other machines do not see
+    (any other URL names a database server)."""
+    return url.startswith(("journal:", "sqlite:"))
+
+
 class _StaleCollector:
     """Optuna's stale-trial callback: it is called for exactly the trials this process failed."""
 

@@ -66,7 +66,10 @@ def test_a_sweep_that_starts_ray_connects_once_for_all_its_blocks_and_stops_it_a
     try:
         assert cluster.connect("auto") is True  # none running: a local instance, started here
         assert ray.is_initialized() and len(ray.nodes()) == 1
-        assert cluster.connect("auto") is False  # the next block of a sequential sweep: the same connection
+        node = ray.get_runtime_context().get_node_id()
+        # the next block of a sequential sweep: the same connection, still to the instance started here
+        assert cluster.connect("auto") is True and ray.get_runtime_context().get_node_id() == node
+        assert len(ray.nodes()) == 1
         cluster.close()
         assert not ray.is_initialized()
         cluster.close()  # nothing to close: no error
