@@ -198,22 +198,6 @@ def test_resume_after_sigkill_mid_trial(sw):
     assert killed and all(r.info.status == "KILLED" for r in killed)
 
 
-def test_two_workers_distinct_trials_and_a_killed_worker(sw):
-    args = ["sweep.name=pair", "sweep.trials=4", "sweep.workers=2", "sweep.sampler=grid", "sweep.pruner=none",
-            "train.epochs=2", "model=din", "~model/evolution", "~train.optimizer.lr", "model.mlp.depth=choice(1,2)",
-            "model/activation=choice(sigmoid,dice)"]
-    proc = sw.popen(*args)
-    victim = wait_for(lambda: running_trial(sw, "pair", other_than=proc.pid), proc)
-    os.kill(victim.user_attrs["pid"], signal.SIGKILL)
-    output, _ = proc.communicate(timeout=600)
-    assert proc.returncode == 0, output
-    study = assert_clean(sw, "pair", 4)
-    done = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]
-    assert len({tuple(sorted(t.params.items())) for t in done}) == 4  # every grid point once
-    assert len({t.user_attrs["pid"] for t in study.get_trials() if "pid" in t.user_attrs}) >= 2
-    assert study.get_trials()[victim.number].state == TrialState.FAIL
-
-
 def test_killed_grid_resumes_without_queueing_twice(sw):
     # a grid of 4: kill the sweep once a trial is running, resume it; every configuration ends COMPLETE
     # exactly once and nothing stays WAITING (a resume queues only what is neither finished nor queued)
@@ -305,6 +289,7 @@ def test_more_seeds_on_a_finished_design_train_only_the_new_cells(sw):
 
 
 def test_killing_a_worker_mid_cell_loses_only_that_cell(sw):
+    # also the test of two workers on one grid with one of them killed: they take distinct trials
     args = ["sweep.name=cells", *GRID, "sweep.seeds=[0,1]", "sweep.workers=2", "train.epochs=2"]
     proc = sw.popen(*args)
     victim = wait_for(lambda: running_trial(sw, "cells", other_than=proc.pid), proc)
@@ -318,6 +303,8 @@ def test_killing_a_worker_mid_cell_loses_only_that_cell(sw):
     assert retry.params == victim.params and retry.user_attrs["seed"] == victim.user_attrs["seed"]
     done = [(tuple(sorted(t.params.items())), t.user_attrs["seed"]) for t in trials if t.state == TrialState.COMPLETE]
     assert len(done) == len(set(done)) == 8  # every cell once, the lost one trained again and nothing else
+    assert len({params for params, _ in done}) == 4  # two workers took distinct trials: every grid point
+    assert len({t.user_attrs["pid"] for t in trials if "pid" in t.user_attrs}) >= 2
     finished = [r for r in sw.runs() if r.info.status == "FINISHED" and r.data.tags.get("trial") is not None]
     assert len(finished) == 8  # no finished run that belongs to no trial
 
