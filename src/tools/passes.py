@@ -2,7 +2,8 @@
 
     python -m src.tools.passes [pytest arguments ...]          (make test; ARGS are the pytest arguments)
 
-1. tensorflow: the whole suite (tests/), slow end-to-end tests included, but the Ray tests;
+1. tensorflow: the whole suite (tests/), slow end-to-end tests included, but the Ray tests, on two
+   pytest-xdist workers;
 2. jax: the layer and model tests again on the JAX backend (KERAS_BACKEND=jax);
 3. ray: the Ray launcher's tests (tests/cluster/), in a loopback-only network namespace (Ray binds
    beyond loopback anywhere else; src/tools/netns.py), with a PostgreSQL server started inside it
@@ -10,10 +11,15 @@
 
 Every pass runs even when an earlier one has failures. The exit status is 0 only when all
 passed. Counts come from each pass's JUnit XML report, not from its terminal output. Each pass
-ends with its 15 slowest tests. The tests run one after another: on this project's 2-core
-machine, two pytest-xdist workers (`make test ARGS="-n 2"`) made the same 119-test JAX pass
-slower (4:44 against 3:01), since the sweeps and backends the tests start use every core
-themselves.
+ends with its 15 slowest tests.
+
+Two workers for the TensorFlow pass, measured on this project's 2-core machine: its tests
+leave a core idle most of the time (TensorFlow trains on one intra-op thread; the end-to-end
+tests wait on servers, heartbeats and child processes), so two workers, taking the next test as
+each frees (`--dist worksteal`), ran its 335 tests in 22 min against 37 to 47 min one after
+another (1.6 cores busy on average). The JAX pass stays one after another: there XLA compiles
+on every core, and two workers made it slower (4:44 against 3:01). `make test ARGS="-n 0"`
+runs every pass one test at a time.
 """
 
 from __future__ import annotations
@@ -29,8 +35,9 @@ from pathlib import Path
 from src.config.paths import ROOT
 from src.tools import netns
 
-PASSES = (  # (name, environment, test paths, in a loopback-only network namespace)
-    ("tensorflow", {"KERAS_BACKEND": "tensorflow"}, ["tests", "--ignore=tests/cluster"], False),
+PASSES = (  # (name, environment, test paths and options, in a loopback-only network namespace)
+    ("tensorflow", {"KERAS_BACKEND": "tensorflow"},
+     ["tests", "--ignore=tests/cluster", "-n", "2", "--dist", "worksteal"], False),
     ("jax", {"KERAS_BACKEND": "jax"}, ["tests/layers", "tests/models"], False),
     # DIL_TEST_PG_URL names a server outside the namespace: the tests start their own inside it
     ("ray", {"KERAS_BACKEND": "tensorflow", "RAY_USAGE_STATS_ENABLED": "0", "DIL_TEST_PG_URL": ""},
