@@ -49,10 +49,12 @@ def jax_env():
 
 
 @pytest.mark.slow
-def test_a_jax_run_without_tensorflow_is_tracked_and_reproduces_exactly(store):
+def test_a_jax_run_without_tensorflow_is_tracked_and_reproduces_exactly(store, tmp_path):
+    # the reproduction loads every program the run compiled from JAX's compilation cache
+    env = {**jax_env(), "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax-cache")}
     args = [*TINY, "model=dien", "train.epochs=2", *store]
     out = subprocess.run([sys.executable, "-c", NO_TENSORFLOW, *args], cwd=ROOT, capture_output=True, text=True,
-                         timeout=600, env=jax_env())
+                         timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "[jax]" in out.stdout
     run_id = next(line.split()[1].rstrip(":") for line in out.stdout.splitlines() if line.startswith("run "))
@@ -62,9 +64,12 @@ def test_a_jax_run_without_tensorflow_is_tracked_and_reproduces_exactly(store):
     assert run.data.tags["keras_backend"] == "jax" and "valid_auc" in run.data.metrics
     assert {a.path for a in client.list_artifacts(run_id, "attention")} >= {"attention/epoch_001.npz",
                                                                              "attention/epoch_001.png"}
+    compiled = set((tmp_path / "jax-cache").iterdir())
+    assert compiled  # the run's train and predict steps (JAX keeps programs that took 1 s or more to compile)
     again = subprocess.run([sys.executable, "-m", "src.reproduce", run_id, store[0]], cwd=ROOT, capture_output=True,
-                           text=True, timeout=600, env=jax_env())
+                           text=True, timeout=600, env=env)
     assert again.returncode == 0, again.stderr[-3000:]
+    assert set((tmp_path / "jax-cache").iterdir()) == compiled  # none of them compiled again
     new_id = next(r.info.run_id for r in client.search_runs([run.info.experiment_id])
                   if r.data.tags.get("reproduces") == run_id)
     original, reproduced = run.data.metrics, client.get_run(new_id).data.metrics
