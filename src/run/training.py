@@ -94,7 +94,13 @@ def build(model_cfg, vocab: dict, max_len: int, optimizer: dict, jit_compile: bo
 
     `jit_compile` chooses XLA on TensorFlow. JAX always compiles its steps with XLA: Keras would
     otherwise run them op by op (each op compiled on first use), which made a tiny DIEN's first epoch
-    take 63 s instead of 27 s, and is not how JAX is meant to run."""
+    take 63 s instead of 27 s, and is not how JAX is meant to run.
+
+    The optimizer's state (Adam's moments, the step counter) is created here, before the first step:
+    on TensorFlow, Keras otherwise creates it inside the first trace of the train step, and
+    `tf.function` then traces the whole step a second time, without creating variables. Built first,
+    the step is traced once: a tiny DIEN's first epoch 5.2 s instead of 9.9 s, the same numbers (the
+    state starts at zeros either way)."""
     import keras
 
     from src.models import build_model
@@ -105,6 +111,7 @@ def build(model_cfg, vocab: dict, max_len: int, optimizer: dict, jit_compile: bo
     jit = bool(jit_compile) or keras.backend.backend() == "jax"
     model.compile(make_optimizer(opt.pop("name"), opt.pop("lr"), **opt), loss="binary_crossentropy",
                   jit_compile=jit)
+    model.optimizer.build(model.trainable_variables)
     return model
 
 

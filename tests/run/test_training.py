@@ -77,6 +77,24 @@ def test_same_config_same_metrics(store):
     assert [r["loss"] for r in a.history] == [r["loss"] for r in b.history]
 
 
+def test_the_train_step_is_traced_once_per_run():
+    """The optimizer's state exists before the first step, so TensorFlow traces the step once, not a second
+    time after creating variables in the first trace (src/run/training.py: build)."""
+    from src.run.training import fit, prepare
+
+    p = prepare(compose(TINY + ["model=dien", "train.epochs=2"]), log=lambda m: None)
+    assert p.model.optimizer.built
+    traced, step = [], p.model.train_step
+
+    def counted(data):
+        traced.append(1)  # Python runs here only while the step is traced (graph mode)
+        return step(data)
+
+    p.model.train_step = counted
+    history, _, _ = fit(p, log=lambda m: None)
+    assert len(history) == 2 and len(traced) == 1, traced
+
+
 def test_reproduce_round_trip(store, capsys):
     from src import reproduce
 
