@@ -48,8 +48,18 @@ def _progress_verbose(setting) -> int:
     return 1 if setting else 0
 
 
-def _predict(model, ds) -> np.ndarray:
-    return model.predict(ds, verbose=0).reshape(-1).astype(np.float64)
+def _predict(model, ds, check_interrupt=None) -> np.ndarray:
+    """Click probabilities, float64; `check_interrupt` is called after every batch (see `fit`)."""
+    callbacks = None
+    if check_interrupt is not None:
+        import keras
+
+        class Check(keras.callbacks.Callback):
+            def on_predict_batch_end(self, batch, logs=None):
+                check_interrupt()
+
+        callbacks = [Check()]
+    return model.predict(ds, verbose=0, callbacks=callbacks).reshape(-1).astype(np.float64)
 
 
 def _improved(metric: str, value: float, best: float | None) -> bool:
@@ -160,9 +170,9 @@ class EpochEnd:
     """What happens after each epoch: the divergence check, validation, the best weights kept, early
     stopping, the progress line, the caller's `on_epoch`. A Keras callback (see `callback`)."""
 
-    def __init__(self, p: Prepared, on_epoch=None, log=print):
+    def __init__(self, p: Prepared, on_epoch=None, log=print, check_interrupt=lambda: None):
         tr = p.train
-        self.p, self.on_epoch, self.log = p, on_epoch, log
+        self.p, self.on_epoch, self.log, self.check_interrupt = p, on_epoch, log, check_interrupt
         self.metric, self.patience, self.epochs = tr.early_stopping.metric, tr.early_stopping.patience, tr.epochs
         self.history, self.best, self.best_epoch, self.weights, self.stale = [], None, 0, None, 0
         self.bad_batch, self.t0 = None, 0.0
@@ -186,6 +196,7 @@ class EpochEnd:
         return Callback()
 
     def batch_end(self, model, batch, logs) -> None:
+        self.check_interrupt()
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             self.bad_batch = (batch, float(loss))
@@ -199,10 +210,11 @@ class EpochEnd:
                            f"`train.optimizer.lr` (now {self.p.train.optimizer.lr}) or check the data")
 
     def epoch_end(self, model, epoch: int, logs) -> None:
+        self.check_interrupt()
         loss = float((logs or {}).get("loss", float("nan")))
         self._check_finite(epoch, loss)
         valid = self.p.data.splits["valid"]
-        m = evaluate(valid["user"], valid["label"], _predict(model, self.p.valid_ds))
+        m = evaluate(valid["user"], valid["label"], _predict(model, self.p.valid_ds, self.check_interrupt))
         row = {"epoch": epoch, "loss": loss, **{f"valid_{k}": v for k, v in m.items()},
                "epoch_seconds": time.perf_counter() - self.t0}
         self.history.append(row)
@@ -237,11 +249,16 @@ def fit(p: Prepared, on_epoch=None, log=print) -> tuple[list, int, dict]:
 
     Raises:
         Diverged: the loss became NaN/inf, or validation was never a number.
+        KeyboardInterrupt: Ctrl-C, raised after the training or validation batch it came in.
     """
+    from src.run.runtime import sigint_kept
+
     tr = p.train
-    state = EpochEnd(p, on_epoch, log)
-    p.model.fit(p.train_ds, epochs=tr.epochs, shuffle=False, verbose=_progress_verbose(tr.progress),
-                callbacks=[state.callback()])
+    with sigint_kept() as check_interrupt:  # not raised where Python would drop it (src/run/runtime.py)
+        state = EpochEnd(p, on_epoch, log, check_interrupt)
+        p.model.fit(p.train_ds, epochs=tr.epochs, shuffle=False, verbose=_progress_verbose(tr.progress),
+                    callbacks=[state.callback()])
+        check_interrupt()
     if state.weights is None:
         raise Diverged(f"validation {state.metric} was never a number; nothing to select")
     p.model.set_weights(state.weights)

@@ -189,6 +189,33 @@ def test_no_native_log_lines_from_train_reproduce_and_a_two_worker_sweep(store, 
         assert not [m for m in NATIVE if m in text], text[:3000]
 
 
+def test_a_ctrl_c_during_training_is_raised_where_the_loop_checks_and_a_second_one_at_once():
+    """Python raises KeyboardInterrupt wherever the signal lands; in a weak-reference callback it is printed
+    and dropped, and the run trained on. While a model trains the first Ctrl-C is noted and raised by the
+    loop's check (src/run/runtime.py: sigint_kept)."""
+    import os
+    import signal
+
+    from src.run.runtime import sigint_kept
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own, whatever ran the tests
+    try:
+        with sigint_kept() as check:
+            check()  # nothing came yet
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # the handler has run by now: it raised nothing
+                pass
+            with pytest.raises(KeyboardInterrupt):
+                check()
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)  # the second: at once
+                for _ in range(1000):
+                    pass
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 @pytest.mark.slow
 def test_ctrl_c_prints_one_line_and_the_run_ends_killed(store):
     import os
