@@ -99,8 +99,16 @@ class Prepared:
 
 
 def build(model_cfg, vocab: dict, max_len: int, optimizer: dict, jit_compile: bool = False):
-    """The model built from its config (typed, or a mapping the schema checks) and compiled with the
-    optimizer (`{"name", "lr", **kwargs}`) and the log-loss.
+    """The model built from its config (typed, or a mapping the schema checks) and compiled by
+    `compile_model` with the optimizer (`{"name", "lr", **kwargs}`)."""
+    from src.models import build_model
+
+    return compile_model(build_model(model_cfg, vocab, max_len), optimizer, jit_compile)
+
+
+def compile_model(model, optimizer: dict, jit_compile: bool = False):
+    """`model` compiled with the optimizer (`{"name", "lr", **kwargs}`) and the log-loss, as every run
+    compiles it; returns the model.
 
     `jit_compile` chooses XLA on TensorFlow. JAX always compiles its steps with XLA: Keras would
     otherwise run them op by op (each op compiled on first use), which made a tiny DIEN's first epoch
@@ -113,10 +121,8 @@ def build(model_cfg, vocab: dict, max_len: int, optimizer: dict, jit_compile: bo
     state starts at zeros either way)."""
     import keras
 
-    from src.models import build_model
     from src.run.optim import make_optimizer
 
-    model = build_model(model_cfg, vocab, max_len)
     opt = dict(optimizer)
     jit = bool(jit_compile) or keras.backend.backend() == "jax"
     model.compile(make_optimizer(opt.pop("name"), opt.pop("lr"), **opt), loss="binary_crossentropy",

@@ -12,6 +12,7 @@ import pytest
 
 from src.layers import Dice, TargetAttention
 from src.models import build_model
+from src.run.training import compile_model
 from tests.conftest import float64
 from tests.models.test_models import VARIANTS, VOCAB, T, batch, small
 
@@ -45,7 +46,7 @@ def test_every_model_trains_and_predicts_close_to_float32(overrides, precision, 
     p16 = half.predict(inputs, verbose=0)
     assert half.output.dtype == "float32"  # the probability stays float32
     assert np.max(np.abs(p32 - p16)) < TOLERANCE[precision]
-    half.compile(keras.optimizers.Adam(1e-2), "binary_crossentropy")
+    compile_model(half, {"name": "adam", "lr": 1e-2})  # as a run compiles it
     history = half.fit(inputs, y, epochs=2, batch_size=32, verbose=0).history["loss"]
     assert all(np.isfinite(history))
     assert np.all(np.isfinite(half.predict(inputs, verbose=0)))
