@@ -32,6 +32,13 @@ def float64():
     return contextlib.nullcontext()
 
 
+def pytest_collection_modifyitems(config, items):
+    """The slow end-to-end tests first, in their usual order, then the rest: on pytest-xdist's workers
+    (`make test`'s TensorFlow pass) the long ones start early and the short ones fill the end, instead
+    of one worker training a minutes-long test alone while the other has nothing left to take."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def store(tmp_path):
     """Tracking overrides for a private MLflow store in tmp_path."""
