@@ -32,11 +32,24 @@ def float64():
     return contextlib.nullcontext()
 
 
+# the files whose tests take minutes each (make test's slowest, measured): the device check and the JAX run,
+# the synthetic ordering at default sizes, the scale-out faults, the browser tests of the MLflow UI
+LONGEST = ("tests/test_backends.py", "tests/test_synthetic_answer.py", "tests/sweep/test_scaleout.py",
+           "tests/tools/test_ui.py")
+
+
 def pytest_collection_modifyitems(config, items):
-    """The slow end-to-end tests first, in their usual order, then the rest: on pytest-xdist's workers
-    (`make test`'s TensorFlow pass) the long ones start early and the short ones fill the end, instead
-    of one worker training a minutes-long test alone while the other has nothing left to take."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The slow tests of the LONGEST files first, then the other slow tests, then the rest, each group in
+    its usual order: on pytest-xdist's workers (make test's TensorFlow pass hands out one test at a time)
+    the minutes-long tests start early and the short ones fill the end, instead of one worker training a
+    minutes-long test alone while the other has nothing left to take. Only the order changes."""
+
+    def group(item):
+        if item.get_closest_marker("slow") is None:
+            return 2
+        return 0 if item.nodeid.split("::")[0] in LONGEST else 1
+
+    items.sort(key=group)
 
 
 @pytest.fixture

@@ -17,11 +17,12 @@ with its 15 slowest tests.
 
 Two workers for the TensorFlow pass, measured on this project's 2-core machine: its tests
 leave a core idle most of the time (TensorFlow trains on one intra-op thread; the end-to-end
-tests wait on servers, heartbeats and child processes), so two workers, taking the next test as
-each frees (`--dist worksteal`), ran its 335 tests in 22 min against 37 to 47 min one after
-another (1.6 cores busy on average). The JAX pass stays one after another: there XLA compiles
-on every core, and two workers made it slower (4:44 against 3:01). `make test ARGS="-n 0"`
-runs every pass one test at a time.
+tests wait on servers, heartbeats and child processes), so two workers ran its 335 tests in
+22 min against 37 to 47 min one after another (1.6 cores busy on average). Each worker takes
+the next test when it frees (`--dist load --maxschedchunk 1`), in the order tests/conftest.py
+sets: the minutes-long tests first, the short ones last, so that both workers end together.
+The JAX pass stays one after another: there XLA compiles on every core, and two workers made
+it slower (4:44 against 3:01). `make test ARGS="-n 0"` runs every pass one test at a time.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from src.tools import netns
 
 PASSES = (  # (name, environment, test paths and options, in a loopback-only network namespace, beside the others)
     ("tensorflow", {"KERAS_BACKEND": "tensorflow"},
-     ["tests", "--ignore=tests/cluster", "-n", "2", "--dist", "worksteal"], False, False),
+     ["tests", "--ignore=tests/cluster", "-n", "2", "--dist", "load", "--maxschedchunk", "1"], False, False),
     ("jax", {"KERAS_BACKEND": "jax"}, ["tests/layers", "tests/models"], False, False),
     # DIL_TEST_PG_URL names a server outside the namespace: the tests start their own inside it
     ("ray", {"KERAS_BACKEND": "tensorflow", "RAY_USAGE_STATS_ENABLED": "0", "DIL_TEST_PG_URL": ""},
