@@ -20,9 +20,15 @@ tests wait on servers, heartbeats and child processes), so two workers ran its 3
 the next test when it frees (`--dist load --maxschedchunk 1`), in the order tests/conftest.py
 sets: the minutes-long tests first, the short ones last, so that both workers end together.
 The JAX pass stays one after another: there XLA compiles on every core, and two workers made
-it slower (4:44 against 3:01). The Ray pass runs after the others: started beside them, it
-gained nothing (its nodes train too, and the machine has no core to spare), all three ending
-after 1718 s against 1711 s one after another, in two fresh-clone runs of `make test`.
+it slower (4:44 against 3:01). Its time is mostly XLA compiling each test's model, so it compiles
+with LLVM's optimisation off (`--xla_backend_optimization_level=0`: the same XLA programs, fused and
+laid out as before, turned into machine code with less optimisation; nothing of it is timed) and
+keeps what it compiled in a compilation cache of its own for the pass (a program an earlier test
+compiled at the same shapes is loaded, not compiled again). Measured with `KERAS_BACKEND=jax pytest
+tests/models` alone on this machine (load under 1.5): 377 s as users compile, 337 s with the
+cache, 203 s with both. The Ray pass runs after the others: started beside them, it gained nothing
+(its nodes train too, and the machine has no core to spare), all three ending after 1718 s against
+1711 s one after another, in two fresh-clone runs of `make test`.
 `make test ARGS="-n 0"` runs every pass one test at a time.
 """
 
@@ -39,10 +45,13 @@ from pathlib import Path
 from src.config.paths import ROOT
 from src.tools import netns
 
-PASSES = (  # (name, environment, test paths and options, in a loopback-only network namespace)
+PASSES = (  # (name, environment, test paths and options, in a loopback-only network namespace); in the
+    # environment, {tmp} is the passes' temporary folder and XLA_FLAGS adds to the caller's
     ("tensorflow", {"KERAS_BACKEND": "tensorflow"},
      ["tests", "--ignore=tests/cluster", "-n", "2", "--dist", "load", "--maxschedchunk", "1"], False),
-    ("jax", {"KERAS_BACKEND": "jax"}, ["tests/layers", "tests/models"], False),
+    ("jax", {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_backend_optimization_level=0",
+             "JAX_COMPILATION_CACHE_DIR": "{tmp}/jax-cache", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"},
+     ["tests/layers", "tests/models"], False),
     # DIL_TEST_PG_URL names a server outside the namespace: the tests start their own inside it
     ("ray", {"KERAS_BACKEND": "tensorflow", "RAY_USAGE_STATS_ENABLED": "0", "DIL_TEST_PG_URL": ""},
      ["tests/cluster"], True),
@@ -60,6 +69,14 @@ def counts(report: Path) -> dict:
     return {"passed": total["tests"] - failed - total["skipped"], "failed": failed, "skipped": total["skipped"]}
 
 
+def environment(env: dict, tmp: Path) -> dict:
+    """The caller's environment with a pass's: {tmp} filled in, XLA_FLAGS after the caller's own."""
+    out = {**os.environ, **{k: v.format(tmp=tmp) for k, v in env.items()}}
+    if "XLA_FLAGS" in env and os.environ.get("XLA_FLAGS"):
+        out["XLA_FLAGS"] = f"{os.environ['XLA_FLAGS']} {out['XLA_FLAGS']}"
+    return out
+
+
 def run_pass(name: str, env: dict, paths: list[str], isolated: bool, args: list[str], tmp: Path) -> dict:
     """One pytest pass; its counts, exit status and wall time."""
     report = tmp / f"{name}.xml"
@@ -68,7 +85,7 @@ def run_pass(name: str, env: dict, paths: list[str], isolated: bool, args: list[
     print(f"== {name} pass: pytest {' '.join(paths + args)}", flush=True)
     t = time.perf_counter()
     cmd = [sys.executable, "-m", "pytest", *paths, *args, f"--junitxml={report}"]
-    rc = subprocess.call(netns.wrap(cmd) if isolated else cmd, cwd=ROOT, env={**os.environ, **env})
+    rc = subprocess.call(netns.wrap(cmd) if isolated else cmd, cwd=ROOT, env=environment(env, tmp))
     return {"name": name, "rc": rc, "seconds": time.perf_counter() - t, **counts(report)}
 
 

@@ -74,3 +74,17 @@ def test_the_junit_counts_match_pytest(tmp_path):
                     folder, f"--junitxml={report}"], capture_output=True, timeout=120)
     assert passes.counts(report) == {"passed": 1, "failed": 1, "skipped": 0}
     assert passes.counts(tmp_path / "missing.xml") == {"passed": 0, "failed": 0, "skipped": 0}
+
+
+def test_a_pass_environment_fills_its_folder_and_adds_to_the_callers_xla_flags(tmp_path, monkeypatch, capsys):
+    body = ("import os\nfrom pathlib import Path\n\n\ndef test_env():\n"
+            "    assert os.environ['XLA_FLAGS'] == '--caller --pass'\n"
+            "    assert Path(os.environ['CACHE']).parent.is_dir() and '{' not in os.environ['CACHE']\n")
+    folder = write_tests(tmp_path / "env", body)
+    # the JAX pass compiles into a cache of its own, in the passes' temporary folder, never the project's
+    jax = dict((name, env) for name, env, *_ in passes.PASSES)["jax"]
+    assert jax["JAX_COMPILATION_CACHE_DIR"].startswith("{tmp}/")
+    assert "--xla_backend_optimization_level=0" in jax["XLA_FLAGS"]
+    monkeypatch.setenv("XLA_FLAGS", "--caller")
+    monkeypatch.setattr(passes, "PASSES", (("env", {"XLA_FLAGS": "--pass", "CACHE": "{tmp}/cache"}, [folder], False),))
+    assert passes.main(["-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path)]) == 0, capsys.readouterr().out
