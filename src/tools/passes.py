@@ -4,7 +4,7 @@
 
 1. tensorflow: the whole suite (tests/), slow end-to-end tests included, but the Ray tests, on two
    pytest-xdist workers;
-2. jax: the layer and model tests again on the JAX backend (KERAS_BACKEND=jax);
+2. jax: the layer and model tests again on the JAX backend (KERAS_BACKEND=jax), on two workers;
 3. ray: the Ray launcher's tests (tests/cluster/), in a loopback-only network namespace (Ray binds
    beyond loopback anywhere else; src/tools/netns.py), with a PostgreSQL server started inside it
    and Ray's usage reporting off.
@@ -19,14 +19,19 @@ tests wait on servers, heartbeats and child processes), so two workers ran its 3
 22 min against 37 to 47 min one after another (1.6 cores busy on average). Each worker takes
 the next test when it frees (`--dist load --maxschedchunk 1`), in the order tests/conftest.py
 sets: the minutes-long tests first, the short ones last, so that both workers end together.
-The JAX pass stays one after another: there XLA compiles on every core, and two workers made
-it slower (4:44 against 3:01). Its time is mostly XLA compiling each test's model, so it compiles
-with LLVM's optimisation off (`--xla_backend_optimization_level=0`: the same XLA programs, fused and
-laid out as before, turned into machine code with less optimisation; nothing of it is timed) and
-keeps what it compiled in a compilation cache of its own for the pass (a program an earlier test
-compiled at the same shapes is loaded, not compiled again). Measured with `KERAS_BACKEND=jax pytest
+Three workers were slower: 1588 s for the pass (the cores 98% busy throughout) against 1159 to
+1263 s with two in the fresh-clone runs of the same code.
+The JAX pass's time is mostly XLA compiling each test's model, so it compiles with LLVM's
+optimisation off (`--xla_backend_optimization_level=0`: the same XLA programs, fused and laid out
+as before, turned into machine code with less optimisation; nothing of it is timed) and keeps what
+it compiled in a compilation cache of its own for the pass (a program an earlier test compiled at
+the same shapes is loaded, not compiled again). Measured with `KERAS_BACKEND=jax pytest
 tests/models` alone on this machine (load under 1.5): 377 s as users compile, 337 s with the
-cache, 203 s with both. The Ray pass runs after the others: started beside them, it gained nothing
+cache, 203 s with both. Compiling at full optimisation, XLA kept both cores busy and two workers
+made the pass slower (4:44 against 3:01); with less to optimise it leaves one idle, and two
+workers ran the pass (tests/layers and tests/models, both changes in) in 211 s against 322 s one
+after another, measured back to back on a quiet machine.
+The Ray pass runs after the others: started beside them, it gained nothing
 (its nodes train too, and the machine has no core to spare), all three ending after 1718 s against
 1711 s one after another, in two fresh-clone runs of `make test`.
 `make test ARGS="-n 0"` runs every pass one test at a time.
@@ -51,7 +56,7 @@ PASSES = (  # (name, environment, test paths and options, in a loopback-only net
      ["tests", "--ignore=tests/cluster", "-n", "2", "--dist", "load", "--maxschedchunk", "1"], False),
     ("jax", {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_backend_optimization_level=0",
              "JAX_COMPILATION_CACHE_DIR": "{tmp}/jax-cache", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"},
-     ["tests/layers", "tests/models"], False),
+     ["tests/layers", "tests/models", "-n", "2"], False),
     # DIL_TEST_PG_URL names a server outside the namespace: the tests start their own inside it
     ("ray", {"KERAS_BACKEND": "tensorflow", "RAY_USAGE_STATS_ENABLED": "0", "DIL_TEST_PG_URL": ""},
      ["tests/cluster"], True),
