@@ -3,8 +3,8 @@
 import sys
 
 if __name__ == "__main__":
-    from src.run.runtime import quiet_tensorflow_import
+    from src.run.runtime import entry_point
     from src.tools.bench import main
 
-    quiet_tensorflow_import()
+    entry_point()
     sys.exit(0 if main() is not None else 1)

@@ -72,7 +72,7 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    from src.run.runtime import quiet_tensorflow_import
+    from src.run.runtime import entry_point
 
-    quiet_tensorflow_import()
+    entry_point()
     main()

@@ -8,7 +8,7 @@ import pytest  # noqa: E402
 
 from src.run.runtime import quiet_tensorflow_import  # noqa: E402
 
-quiet_tensorflow_import()  # as every entry point does: TensorFlow's native start-up lines off the terminal
+quiet_tensorflow_import()  # as runtime.entry_point does: TensorFlow's native start-up lines off the terminal
 
 TINY = [
     "data=synthetic", "data.users=60", "data.items=80", "data.cats=4", "data.seq_len=25",

@@ -58,8 +58,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from src.run.runtime import quiet_tensorflow_import
+    from src.run.runtime import entry_point
 
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    quiet_tensorflow_import()
+    entry_point()
     sys.exit(main())

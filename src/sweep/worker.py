@@ -106,9 +106,9 @@ class Heartbeat:
 def main(job: Job) -> dict:
     """One worker's loop on the study; returns {"error": message} if the sweep should give up."""
     placement.take_gpu(job.gpu, job.gpu_share)
-    from src.run.runtime import quiet_tensorflow_import
+    from src.run.runtime import entry_point
 
-    quiet_tensorflow_import()  # a spawned worker is a process of its own
+    entry_point()  # a spawned worker is a process of its own
 
     from src.run import logger as tracking
     from src.sweep.study import quiet

@@ -18,6 +18,10 @@
         the Ray launcher on simulated clusters of 1, 2, 4 one-CPU nodes: cells per
         minute of a tiny synthetic sweep, start-up, and each cell's bookkeeping
         beside its training (src/tools/raybench.py; in a loopback-only namespace)
+    python -m src.bench shutdown [--rounds 6]
+        how long a process that has trained a model takes to exit, with the
+        interpreter's usual shutdown and with the project's short one
+        (runtime.short_shutdown), fresh processes alternating
     python -m src.bench backends [--backend tensorflow,tensorflow-xla,jax] [--precision float32]
     python -m src.bench --backend jax,tensorflow          (the same: a --backend list compares backends)
         training throughput of the project's DIN and DIEN on each Keras backend (and
@@ -305,6 +309,45 @@ def bench_sweep_overhead(a) -> dict:
     return s
 
 
+SHUTDOWN_CHILD = """
+import atexit, sys, time
+from src.run import runtime
+runtime.quiet_tensorflow_import()
+if sys.argv[1] == "short":
+    runtime.short_shutdown()
+import mlflow, optuna  # noqa: F401  (what a sweep worker holds besides its model)
+from src.config import compose
+from src.run.training import fit, prepare
+fit(prepare(compose(sys.argv[2:]), log=lambda m: None), log=lambda m: None)
+atexit.register(lambda: print(f"script-done {time.time()!r}", flush=True))  # registered last: runs first
+"""
+SHUTDOWN_RUN = ["data=synthetic", "data.users=60", "data.items=80", "data.cats=4", "data.seq_len=25",
+                "data.samples_per_user=8", "data.max_len=20", "data.cache=false", "model=dien", "train.epochs=1"]
+
+
+def bench_shutdown(a) -> dict:
+    """How long a process that has trained a model takes to end, from the end of its script to its exit,
+    with the interpreter's usual shutdown and with `runtime.short_shutdown`: one fresh process each,
+    alternating, `--rounds` pairs."""
+    import subprocess
+
+    rows = []
+    for i in range(a.rounds):
+        for mode in ("usual", "short"):
+            proc = subprocess.run([sys.executable, "-c", SHUTDOWN_CHILD, mode, *SHUTDOWN_RUN], cwd=ROOT,
+                                  capture_output=True, text=True, timeout=600)
+            ended = time.time()
+            marks = [line for line in proc.stdout.splitlines() if line.startswith("script-done ")]
+            if proc.returncode != 0 or not marks:
+                raise RuntimeError(f"the {mode} child failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+            rows.append({"round": i, "shutdown": mode, "exit_s": round(ended - float(marks[-1].split()[1]), 3)})
+            print(json.dumps(rows[-1]), flush=True)
+    s = {mode: _summary([r["exit_s"] for r in rows if r["shutdown"] == mode]) for mode in ("usual", "short")}
+    s["ratio_of_medians"] = round(s["short"]["median"] / s["usual"]["median"], 3)
+    print(json.dumps({"rounds": a.rounds, "run": SHUTDOWN_RUN, "summary": s}), flush=True)
+    return s
+
+
 BOOKKEEPING_DATA = SimpleNamespace(name="bookkeeping", meta={"fingerprint": "bookkeeping", "files": []}, vocab={},
                                    max_len=0, size=lambda split: 0)
 
@@ -429,7 +472,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", nargs="?", default="models",
                    choices=["models", "pipeline", "preprocess", "sweep-overhead", "bookkeeping", "backends",
-                            "backend-child", "ray"])
+                            "backend-child", "ray", "shutdown"])
     p.add_argument("--backend", default=None,
                    help=f"backends: which to compare, the first is the reference ({', '.join(BACKENDS)})")
     p.add_argument("--precision", default="float32", help="backends: float32, mixed_float16, mixed_bfloat16")
@@ -461,7 +504,7 @@ def main(argv=None):
         a.what = "backends"
     return {"models": bench_models, "pipeline": bench_pipeline, "preprocess": bench_preprocess,
             "sweep-overhead": bench_sweep_overhead, "bookkeeping": bench_bookkeeping, "backends": bench_backends,
-            "backend-child": _backend_child, "ray": _ray}[a.what](a)
+            "backend-child": _backend_child, "ray": _ray, "shutdown": bench_shutdown}[a.what](a)
 
 
 def _ray(a) -> dict:
@@ -471,7 +514,7 @@ def _ray(a) -> dict:
 
 
 if __name__ == "__main__":
-    from src.run.runtime import quiet_tensorflow_import
+    from src.run.runtime import entry_point
 
-    quiet_tensorflow_import()
+    entry_point()
     sys.exit(0 if main() is not None else 1)

@@ -216,6 +216,52 @@ def test_a_ctrl_c_during_training_is_raised_where_the_loop_checks_and_a_second_o
         signal.signal(signal.SIGINT, before)
 
 
+SHORT_SHUTDOWN_CHILD = """
+import atexit, gc, sys
+atexit.register(lambda: print("frozen:", gc.get_freeze_count() > 0))  # registered first: runs last
+n = atexit._ncallbacks()
+from src.run import runtime
+runtime.short_shutdown()
+runtime.short_shutdown()
+print("handlers added:", atexit._ncallbacks() - n)
+class Holder:
+    pass
+held = Holder()
+held.me = held  # a cycle: only the collector would close (and flush) its file
+held.out = open(sys.argv[1], "w")
+held.out.write("every byte written")
+"""
+
+
+def test_a_short_shutdown_freezes_the_objects_and_loses_no_written_byte(tmp_path):
+    """runtime.short_shutdown: one exit handler however often it is asked for; a handler registered before
+    it runs after it and finds the objects frozen; and the file that only a reference cycle holds is
+    flushed before the collector is told to skip it (without the flush it ends empty)."""
+    out = tmp_path / "written.txt"
+    proc = subprocess.run([sys.executable, "-c", SHORT_SHUTDOWN_CHILD, str(out)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "handlers added: 1" in proc.stdout and "frozen: True" in proc.stdout, proc.stdout
+    assert out.read_text() == "every byte written"
+
+
+def test_every_entry_point_starts_with_the_runtime_entry_point():
+    """src.train, src.reproduce, src.sweep and its spawned workers, src.bench: TensorFlow's start-up lines off
+    the terminal and the short shutdown (src/run/runtime.py: entry_point), each first thing in its process."""
+    import ast
+
+    def calls(node):
+        return {n.func.id for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+
+    for path in ("src/train.py", "src/reproduce.py", "src/sweep/__main__.py", "src/bench.py", "src/tools/bench.py"):
+        tree = ast.parse((ROOT / path).read_text())
+        [block] = [n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test)]
+        assert "entry_point" in calls(block), path
+    worker = ast.parse((ROOT / "src/sweep/worker.py").read_text())
+    [main] = [n for n in worker.body if isinstance(n, ast.FunctionDef) and n.name == "main"]
+    assert "entry_point" in calls(main)
+
+
 @pytest.mark.slow
 def test_ctrl_c_prints_one_line_and_the_run_ends_killed(store):
     import os
