@@ -13,15 +13,21 @@ sends file descriptor 2 to a temporary file for the length of that one import, i
 imports TensorFlow first, and writes the lines back if the import fails. `DIL_TF_LOGS=1` leaves
 them on the terminal. Importing a module of the project installs nothing.
 
-A short shutdown (`short_shutdown`, the other half of `entry_point()`): a process that has imported
-TensorFlow, Keras and MLflow holds half a million objects, and the garbage collector's passes over them
-while the interpreter shuts down took 1.5-2 s of every src.train or src.sweep process. At exit, after
-the exit handlers the process registered (MLflow ending its runs, Hydra's, multiprocessing's), every
-open file is flushed and the objects that exist are frozen (`gc.freeze`): the interpreter still clears
-its modules and frees what they alone held, and the collector's passes skip the frozen objects, so what
-only a reference cycle holds is left to the operating system, as the memory is. The flush is why no
-written byte is lost that way: a file the collector would have closed is flushed first.
-`python -m src.bench shutdown` measures the difference.
+The garbage collector and the half million objects that TensorFlow, Keras and MLflow bring: a full
+pass walks all of them, 0.3-0.5 s, and a process made several during `import tensorflow` and two or three
+in every trial (measured with gc.callbacks in a sweep of four tiny trials: 14 full passes, 3.3-3.5 s
+of a 20 s process). So the import hook also pauses the collector while TensorFlow (and the Keras it
+imports) loads, and freezes what exists after it (`gc.freeze`: the collector's passes skip frozen
+objects; the few thousand objects the import leaves as garbage stay, once); `configure`, at a process's
+first run, collects once and freezes what exists then (imported modules and the like, live for the
+whole process; what the first run holds then and later drops inside a reference cycle stays until
+exit, once). Later passes walk only what the runs make: the same sweep, 13 passes in 1.1 s. At exit
+(`short_shutdown`, the other half of `entry_point()`), after the exit handlers the process registered
+(MLflow ending its runs, Hydra's, multiprocessing's), every open file is flushed and the objects are
+frozen again: the interpreter still clears its modules and frees what they alone held, and the
+collector's shutdown passes (1.5-2 s) skip them, so what only a reference cycle holds is left to the
+operating system, as the memory is. The flush is why no written byte is lost that way: a file the
+collector would have closed is flushed first. `python -m src.bench shutdown` measures the exit.
 
 Ctrl-C while a model trains (`sigint_kept`): Python raises KeyboardInterrupt wherever the main
 thread is when the signal lands, and where that is a weak-reference callback (SQLAlchemy's, while
@@ -50,7 +56,8 @@ TF_LOG_DEFAULT = "3"
 
 
 class _QuietLoader(importlib.abc.Loader):
-    """Runs the wrapped loader with the process's standard error (fd 2) sent to a temporary file."""
+    """Runs the wrapped loader with the process's standard error (fd 2) sent to a temporary file and the
+    garbage collector paused; what exists once it has run is frozen."""
 
     def __init__(self, inner):
         self.inner = inner
@@ -61,10 +68,13 @@ class _QuietLoader(importlib.abc.Loader):
     def exec_module(self, module):
         sys.stderr.flush()
         saved = os.dup(2)
+        collecting = gc.isenabled()
         with tempfile.TemporaryFile(mode="w+b") as captured:
             os.dup2(captured.fileno(), 2)
+            gc.disable()  # see the module's docstring: the collector's passes during this import
             try:
                 self.inner.exec_module(module)
+                gc.freeze()  # TensorFlow's modules (and Keras', which it imports) live as long as the process
             except BaseException:
                 sys.stderr.flush()
                 os.dup2(saved, 2)
@@ -72,6 +82,8 @@ class _QuietLoader(importlib.abc.Loader):
                 os.write(2, captured.read())
                 raise
             finally:
+                if collecting:
+                    gc.enable()
                 sys.stderr.flush()
                 os.dup2(saved, 2)
                 os.close(saved)
@@ -165,6 +177,20 @@ def sigint_kept():
         yield check
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def freeze_the_stack() -> None:
+    """Once per process, when its first run is configured (TensorFlow, Keras and MLflow imported): the
+    objects that exist then, after one collection, are frozen (`gc.freeze`), and the collector's full
+    passes no longer walk them (see the module's docstring)."""
+    global _STACK_FROZEN
+    if not _STACK_FROZEN:
+        gc.collect()
+        gc.freeze()
+        _STACK_FROZEN = True
+
+
+_STACK_FROZEN = False
 
 
 def set_determinism(seed: int) -> None:
@@ -284,4 +310,5 @@ def configure(seed: int, deterministic: bool = True, intra_op: int = 1, inter_op
         import keras
 
         keras.utils.set_random_seed(int(seed))
+    freeze_the_stack()
     return device

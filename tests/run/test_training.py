@@ -245,6 +245,39 @@ def test_a_short_shutdown_freezes_the_objects_and_loses_no_written_byte(tmp_path
     assert out.read_text() == "every byte written"
 
 
+FROZEN_STACK_CHILD = """
+import gc
+from src.run import runtime
+runtime.quiet_tensorflow_import()
+full = []
+gc.callbacks.append(lambda phase, info: full.append(1) if phase == "stop" and info["generation"] == 2 else None)
+import tensorflow  # noqa: F401
+print("full passes during the import:", len(full), "enabled:", gc.isenabled())
+after_import = gc.get_freeze_count()
+import weakref
+class Node:
+    pass
+garbage = Node()
+garbage.me = garbage  # a cycle made after the import: configure's collection frees it, not its freeze
+seen = weakref.ref(garbage)
+del garbage
+runtime.configure(0)
+print("frozen by the import:", after_import > 100000, "more by configure:", gc.get_freeze_count() > after_import)
+print("collected:", seen() is None)
+"""
+
+
+def test_tensorflow_loads_without_collector_passes_and_the_stack_is_frozen_once():
+    """The import hook pauses the garbage collector for TensorFlow's import and freezes what it loaded;
+    configure, at the first run, collects and freezes what exists then (src/run/runtime.py)."""
+    proc = subprocess.run([sys.executable, "-c", FROZEN_STACK_CHILD], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "full passes during the import: 0 enabled: True" in proc.stdout, proc.stdout
+    assert "frozen by the import: True more by configure: True" in proc.stdout, proc.stdout
+    assert "collected: True" in proc.stdout, proc.stdout
+
+
 def test_every_entry_point_starts_with_the_runtime_entry_point():
     """src.train, src.reproduce, src.sweep and its spawned workers, src.bench: TensorFlow's start-up lines off
     the terminal and the short shutdown (src/run/runtime.py: entry_point), each first thing in its process."""
