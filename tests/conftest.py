@@ -52,11 +52,40 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=group)
 
 
+@pytest.fixture(scope="session")
+def empty_mlflow_db(tmp_path_factory):
+    """An MLflow SQLite store with no runs, made by MLflow once per test process: making a store runs
+    MLflow's schema migrations, 2.6 s each time, and most tests need a store of their own to write to."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    folder = tmp_path_factory.mktemp("empty-mlflow")
+    db = folder / "mlflow.db"
+    SqlAlchemyStore(f"sqlite:///{db}", (folder / "artifacts").as_uri()).engine.dispose()
+    return db
+
+
+def mlflow_db_at(db, empty_mlflow_db):
+    """A private store at `db` that starts as a copy of the empty one (what a first run would make)."""
+    import shutil
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(empty_mlflow_db, db)
+    return db
+
+
 @pytest.fixture
-def store(tmp_path):
-    """Tracking overrides for a private MLflow store in tmp_path."""
+def new_store(tmp_path):
+    """Tracking overrides for a private MLflow store in tmp_path that does not exist yet: the first run
+    makes it (and a run refused before it starts must leave nothing there)."""
     db = tmp_path / "mlruns" / "mlflow.db"
     return [f"tracking.uri=sqlite:///{db}", f"tracking.artifact_root={tmp_path / 'mlruns' / 'artifacts'}"]
+
+
+@pytest.fixture
+def store(new_store, tmp_path, empty_mlflow_db):
+    """Tracking overrides for a private MLflow store in tmp_path, made before the test (empty_mlflow_db)."""
+    mlflow_db_at(tmp_path / "mlruns" / "mlflow.db", empty_mlflow_db)
+    return new_store
 
 
 @pytest.fixture(autouse=True)

@@ -32,10 +32,10 @@ def client_for(store):
     return mlflow.MlflowClient()
 
 
-def test_one_epoch_run_logs_everything(store, tmp_path):
-    overrides = TINY + ["model=dien", "train.save_model=true"] + store
+def test_one_epoch_run_logs_everything(new_store, tmp_path):
+    overrides = TINY + ["model=dien", "train.save_model=true"] + new_store
     result = train_run(compose(overrides), overrides, log=lambda m: None)
-    client = client_for(store)
+    client = client_for(new_store)
     run = client.get_run(result.run_id)
     assert run.info.status == "FINISHED"
     p, m, t = run.data.params, run.data.metrics, run.data.tags
@@ -131,11 +131,11 @@ def test_divergence_fails_the_run_clearly(store):
         ("train.early_stopping.metric=accuracy", "train.early_stopping.metric"),
     ],
 )
-def test_bad_values_fail_before_any_run(override, message, store):
+def test_bad_values_fail_before_any_run(override, message, new_store):
     with pytest.raises(ConfigError, match=message):
-        train_run(compose(TINY + [override] + store), log=lambda m: None)
+        train_run(compose(TINY + [override] + new_store), log=lambda m: None)
     assert not (ROOT / "never").exists()
-    db = store[0].split("sqlite:///", 1)[1]
+    db = new_store[0].split("sqlite:///", 1)[1]
     import os
 
     assert not os.path.exists(db)  # no store was even opened, so no run was left behind
@@ -147,16 +147,16 @@ def run_train(*args):
 
 
 @pytest.mark.slow
-def test_cli_errors_name_the_key_and_options(store):
-    out = run_train("model/activation=dicee", *store)
+def test_cli_errors_name_the_key_and_options(new_store):
+    out = run_train("model/activation=dicee", *new_store)
     assert out.returncode != 0 and "dicee" in out.stderr and "dice" in out.stderr and "prelu" in out.stderr
-    out = run_train("train.epoch=3", *store)
+    out = run_train("train.epoch=3", *new_store)
     assert out.returncode != 0 and "train.epoch" in out.stderr
-    out = run_train("train.batch_size=big", *store)
+    out = run_train("train.batch_size=big", *new_store)
     assert out.returncode == 2 and "train.batch_size" in out.stderr
-    out = run_train("data.path=/nonexistent", *store)
+    out = run_train("data.path=/nonexistent", *new_store)
     assert out.returncode == 2 and "/nonexistent" in out.stderr and "grouplens" in out.stderr
-    db = store[0].split("sqlite:///", 1)[1]
+    db = new_store[0].split("sqlite:///", 1)[1]
     import os
 
     assert not os.path.exists(db)

@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from src.config.paths import ROOT
 from src.tools.services import free_port, start_mlflow_server, stop_process
+from tests.conftest import mlflow_db_at
 from tests.sweep.test_sweep import TINY
 
 pytestmark = pytest.mark.slow
@@ -171,10 +172,11 @@ def test_database_unreachable_at_start(tmp_path):
     assert not (tmp_path / "mlflow.db").exists()  # nothing trained, nothing tracked
 
 
-def test_second_host_heartbeat(pg_db, tmp_path):
+def test_second_host_heartbeat(pg_db, tmp_path, empty_mlflow_db):
     """Two "machines" (DIL_HOST) on one PostgreSQL study, with a 1 s heartbeat and a 6 s grace period.
     Host A judges host B's trials by heartbeat alone (the process-id check is for its own host)."""
     grace = 6
+    mlflow_db_at(tmp_path / "mlflow.db", empty_mlflow_db)
     store = [f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"tracking.artifact_root={tmp_path}/artifacts"]
 
     def cmd(trials):

@@ -13,6 +13,7 @@ import pytest
 from optuna.trial import TrialState
 
 from src.config.paths import ROOT
+from tests.conftest import mlflow_db_at
 
 pytestmark = pytest.mark.slow
 
@@ -22,10 +23,10 @@ TINY = ["sweep=tiny", "data.users=60", "data.items=80", "data.cats=4", "data.seq
 
 
 @pytest.fixture
-def sw(tmp_path):
+def sw(tmp_path, empty_mlflow_db):
     class Sweep:
         journal = tmp_path / "optuna.journal"
-        db = tmp_path / "mlflow.db"
+        db = mlflow_db_at(tmp_path / "mlflow.db", empty_mlflow_db)
         args = [f"sweep.storage=journal:{journal}", f"tracking.uri=sqlite:///{db}",
                 f"tracking.artifact_root={tmp_path / 'artifacts'}"]
 
