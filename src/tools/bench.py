@@ -20,8 +20,8 @@
         beside its training (src/tools/raybench.py; in a loopback-only namespace)
     python -m src.bench shutdown [--rounds 6]
         how long a process that has trained a model takes to exit, with the
-        interpreter's usual shutdown and with the project's short one
-        (runtime.short_shutdown), fresh processes alternating
+        garbage collector as Python leaves it and as the project's entry points
+        set it (runtime.py), fresh processes alternating
     python -m src.bench backends [--backend tensorflow,tensorflow-xla,jax] [--precision float32]
     python -m src.bench --backend jax,tensorflow          (the same: a --backend list compares backends)
         training throughput of the project's DIN and DIEN on each Keras backend (and
@@ -312,9 +312,10 @@ def bench_sweep_overhead(a) -> dict:
 SHUTDOWN_CHILD = """
 import atexit, sys, time
 from src.run import runtime
-runtime.quiet_tensorflow_import()
-if sys.argv[1] == "short":
-    runtime.short_shutdown()
+if sys.argv[1] == "project":
+    runtime.entry_point()
+else:  # the collector as Python leaves it: no import hook (its freeze), no freeze at the first run
+    runtime.freeze_the_stack = lambda: None
 import mlflow, optuna  # noqa: F401  (what a sweep worker holds besides its model)
 from src.config import compose
 from src.run.training import fit, prepare
@@ -327,13 +328,13 @@ SHUTDOWN_RUN = ["data=synthetic", "data.users=60", "data.items=80", "data.cats=4
 
 def bench_shutdown(a) -> dict:
     """How long a process that has trained a model takes to end, from the end of its script to its exit,
-    with the interpreter's usual shutdown and with `runtime.short_shutdown`: one fresh process each,
-    alternating, `--rounds` pairs."""
+    with the garbage collector as Python leaves it and as the project's entry points set it (the freezes
+    and `runtime.short_shutdown`): one fresh process each, alternating, `--rounds` pairs."""
     import subprocess
 
     rows = []
     for i in range(a.rounds):
-        for mode in ("usual", "short"):
+        for mode in ("usual", "project"):
             proc = subprocess.run([sys.executable, "-c", SHUTDOWN_CHILD, mode, *SHUTDOWN_RUN], cwd=ROOT,
                                   capture_output=True, text=True, timeout=600)
             ended = time.time()
@@ -342,8 +343,8 @@ def bench_shutdown(a) -> dict:
                 raise RuntimeError(f"the {mode} child failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
             rows.append({"round": i, "shutdown": mode, "exit_s": round(ended - float(marks[-1].split()[1]), 3)})
             print(json.dumps(rows[-1]), flush=True)
-    s = {mode: _summary([r["exit_s"] for r in rows if r["shutdown"] == mode]) for mode in ("usual", "short")}
-    s["ratio_of_medians"] = round(s["short"]["median"] / s["usual"]["median"], 3)
+    s = {mode: _summary([r["exit_s"] for r in rows if r["shutdown"] == mode]) for mode in ("usual", "project")}
+    s["ratio_of_medians"] = round(s["project"]["median"] / s["usual"]["median"], 3)
     print(json.dumps({"rounds": a.rounds, "run": SHUTDOWN_RUN, "summary": s}), flush=True)
     return s
 

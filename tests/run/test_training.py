@@ -246,7 +246,7 @@ def test_a_short_shutdown_freezes_the_objects_and_loses_no_written_byte(tmp_path
 
 
 FROZEN_STACK_CHILD = """
-import gc
+import gc, sys
 from src.run import runtime
 runtime.quiet_tensorflow_import()
 full = []
@@ -261,21 +261,28 @@ garbage = Node()
 garbage.me = garbage  # a cycle made after the import: configure's collection frees it, not its freeze
 seen = weakref.ref(garbage)
 del garbage
+held = Node()
+held.me = held  # a cycle frozen by configure, with a file only the collector would have closed
+held.out = open(sys.argv[1], "w")
+held.out.write("every byte written")
 runtime.configure(0)
 print("frozen by the import:", after_import > 100000, "more by configure:", gc.get_freeze_count() > after_import)
 print("collected:", seen() is None)
 """
 
 
-def test_tensorflow_loads_without_collector_passes_and_the_stack_is_frozen_once():
+def test_tensorflow_loads_without_collector_passes_and_the_stack_is_frozen_once(tmp_path):
     """The import hook pauses the garbage collector for TensorFlow's import and freezes what it loaded;
-    configure, at the first run, collects and freezes what exists then (src/run/runtime.py)."""
-    proc = subprocess.run([sys.executable, "-c", FROZEN_STACK_CHILD], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    configure, at the first run, collects and freezes what exists then; and a process whose objects were
+    frozen flushes its files at exit, whatever its entry point (src/run/runtime.py)."""
+    out = tmp_path / "written.txt"
+    proc = subprocess.run([sys.executable, "-c", FROZEN_STACK_CHILD, str(out)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "full passes during the import: 0 enabled: True" in proc.stdout, proc.stdout
     assert "frozen by the import: True more by configure: True" in proc.stdout, proc.stdout
     assert "collected: True" in proc.stdout, proc.stdout
+    assert out.read_text() == "every byte written"
 
 
 def test_every_entry_point_starts_with_the_runtime_entry_point():
