@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -82,9 +83,9 @@ def new_store(tmp_path):
 
 
 @pytest.fixture
-def store(new_store, tmp_path, empty_mlflow_db):
+def store(new_store, empty_mlflow_db):
     """Tracking overrides for a private MLflow store in tmp_path, made before the test (empty_mlflow_db)."""
-    mlflow_db_at(tmp_path / "mlruns" / "mlflow.db", empty_mlflow_db)
+    mlflow_db_at(Path(new_store[0].split("sqlite:///", 1)[1]), empty_mlflow_db)
     return new_store
 
 

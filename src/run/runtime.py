@@ -75,8 +75,7 @@ class _QuietLoader(importlib.abc.Loader):
             gc.disable()  # see the module's docstring: the collector's passes during this import
             try:
                 self.inner.exec_module(module)
-                gc.freeze()  # TensorFlow's modules (and Keras', which it imports) live as long as the process
-                short_shutdown()  # what is frozen gets its files flushed at exit
+                _freeze()  # TensorFlow's modules (and Keras', which it imports) live as long as the process
             except BaseException:
                 sys.stderr.flush()
                 os.dup2(saved, 2)
@@ -151,6 +150,12 @@ def short_shutdown() -> None:
 _SHORT_SHUTDOWN = False
 
 
+def _freeze() -> None:
+    """Freezes what exists now; what is frozen gets its files flushed at exit (short_shutdown)."""
+    short_shutdown()
+    gc.freeze()
+
+
 @contextmanager
 def sigint_kept():
     """A block in which no Ctrl-C is lost: yields `check()`, which raises KeyboardInterrupt once a SIGINT
@@ -188,9 +193,8 @@ def freeze_the_stack() -> None:
     passes no longer walk them (see the module's docstring)."""
     global _STACK_FROZEN
     if not _STACK_FROZEN:
-        short_shutdown()  # what is frozen gets its files flushed at exit
         gc.collect()
-        gc.freeze()
+        _freeze()
         _STACK_FROZEN = True
 
 
