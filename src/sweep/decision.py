@@ -82,6 +82,7 @@ def boundaries(fractions: tuple, alpha: float) -> tuple:
     return before + (float(c),)
 
 
+@functools.lru_cache(maxsize=4096)  # every question at every look asks again for the same few
 def critical(fractions: tuple, alpha: float, df: float | None) -> float:
     """The last look's multiplier of the standard error: its z boundary as a t quantile at df."""
     z = boundaries(tuple(round(f, 6) for f in fractions), round(alpha, 12))[-1]

@@ -24,6 +24,7 @@ excludes zero; otherwise "no difference detectable with this budget".
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections import defaultdict
@@ -36,10 +37,20 @@ POWER = 0.8
 NO_DIFFERENCE = "no difference detectable with this budget"
 
 
+_KEY = json.JSONEncoder(sort_keys=True, default=str)  # what json.dumps(sort_keys=True, default=str) builds per call
+
+
 def key(value) -> str:
     """A configuration (a {parameter: value} dict), a level or a cell as a stable, comparable key: the one
     form every module of the sweep compares them in."""
-    return json.dumps(value, sort_keys=True, default=str)
+    return _KEY.encode(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def t_quantile(q: float, df: float) -> float:
+    """Student's t quantile, remembered: a sweep's analysis asks for the same few (level, df) pairs at
+    every look and for every question, and each scipy call costs a hundred microseconds."""
+    return float(stats.t.ppf(q, df))
 
 
 def _better_sign(direction: str) -> int:
@@ -71,7 +82,7 @@ def _detectable(crit_df: float, scale: float | None) -> float | None:
     standard error is `scale` (noise floor times the design's factor) with crit_df degrees of freedom."""
     if scale is None or not crit_df or crit_df < 1:
         return None
-    return float((stats.t.ppf(1 - ALPHA / 2, crit_df) + stats.t.ppf(POWER, crit_df)) * scale)
+    return float((t_quantile(1 - ALPHA / 2, crit_df) + t_quantile(POWER, crit_df)) * scale)
 
 
 def paired(observations: list[dict], factor: str, level, reference, direction: str, noise: float | None):
@@ -92,7 +103,7 @@ def paired(observations: list[dict], factor: str, level, reference, direction: s
         return None
     mean = float(d.mean())
     se = float(d.std(ddof=1) / math.sqrt(n))
-    half = float(stats.t.ppf(1 - ALPHA / 2, n - 1) * se) if se > 0 else 0.0
+    half = float(t_quantile(1 - ALPHA / 2, n - 1) * se) if se > 0 else 0.0
     sign = _better_sign(direction)
     wins = float(np.mean((sign * d > 0) + 0.5 * (d == 0)))
     return {"effect": mean, "ci_low": mean - half, "ci_high": mean + half, "se": se, "df": n - 1,
@@ -123,9 +134,10 @@ def _fit(obs: list[dict], factors: dict, terms: tuple, direction: str, noise: fl
     """{factor: {level: record}} for every factor in `terms`, from one least-squares fit."""
     seeds = sorted({str(o["seed"]) for o in obs})
     columns, names = [np.ones(len(obs))], [None]
+    levels = {f: [key(o["config"][f]) for o in obs] for f in terms}  # each run's level of each term, once
     for f in terms:
         for lv in factors[f][1:]:
-            columns.append(np.array([float(key(o["config"][f]) == key(lv)) for o in obs]))
+            columns.append(np.array([float(k == key(lv)) for k in levels[f]]))
             names.append((f, key(lv)))
     for sd in seeds[1:]:
         columns.append(np.array([float(str(o["seed"]) == sd) for o in obs]))
@@ -151,9 +163,9 @@ def _fit(obs: list[dict], factors: dict, terms: tuple, direction: str, noise: fl
         factor = name[0]
         est = float(coef[j])
         se = math.sqrt(max(s2 * xtx_inv[j, j], 0.0))
-        half = float(stats.t.ppf(1 - ALPHA / 2, df) * se)
+        half = float(t_quantile(1 - ALPHA / 2, df) * se)
         p = float(stats.norm.cdf(sign * est / math.sqrt(2 * s2))) if s2 > 0 else float(sign * est > 0)
-        n_level = sum(key(o["config"][factor]) == name[1] for o in obs)
+        n_level = levels[factor].count(name[1])
         out.setdefault(factor, {})[name[1]] = {
             "effect": est, "ci_low": est - half, "ci_high": est + half, "se": se, "df": df, "p_better": p,
             "n_pairs": 0, "n_runs": n_level, "method": "regression",
