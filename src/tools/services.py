@@ -88,13 +88,16 @@ def postgres(password: str | None = None):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def start_mlflow_server(backend_uri: str, artifacts: Path, port: int, log: Path | None = None) -> subprocess.Popen:
-    """`mlflow server` on 127.0.0.1:port serving artifacts from `artifacts`; waits until it answers."""
+def start_mlflow_server(backend_uri: str, artifacts: Path, port: int, log: Path | None = None,
+                        workers: int = 2) -> subprocess.Popen:
+    """`mlflow server` on 127.0.0.1:port serving artifacts from `artifacts`, with `workers` server
+    processes; waits until it answers. One worker serves a few sweep workers' requests (it answers
+    them on threads) and starts in one process instead of a supervisor and two."""
     artifacts.mkdir(parents=True, exist_ok=True)
     out = open(log, "ab") if log else subprocess.DEVNULL
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri, "--artifacts-destination",
-         str(artifacts), "--serve-artifacts", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+         str(artifacts), "--serve-artifacts", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.time() + 180
     while True:
