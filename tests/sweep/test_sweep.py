@@ -300,8 +300,8 @@ def test_killing_a_worker_mid_cell_loses_only_that_cell(sw):
 def test_several_trials_per_gpu_are_placed_printed_and_logged(sw):
     # two GPUs named by DIL_GPUS (on a CPU machine the workers simply see none): four workers, two per GPU
     env = {**os.environ, "DIL_GPUS": "0,1"}
-    args = [sys.executable, "-m", "src.sweep", *TINY, *sw.args, "sweep.name=gpus", "sweep.trials=4",
-            "sweep.workers=4", "sweep.trials_per_gpu=2", "sweep.pruner=none"]
+    args = [sys.executable, "-m", "src.sweep", *TINY, *sw.args, "model=din", "~model/evolution", "sweep.name=gpus",
+            "sweep.trials=4", "sweep.workers=4", "sweep.trials_per_gpu=2", "sweep.pruner=none"]
     out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for i, gpu in enumerate(["0", "1", "0", "1"]):
