@@ -204,7 +204,7 @@ class Launcher:
                 for slot in self.free():
                     self.launch(slot)
             if not self.live:
-                return {"error": errors[0]} if errors else {} if stop else {
+                return errors[0] if errors else {} if stop else {
                     "error": "the Ray cluster has no live node with the resources of a worker "
                              f"({self.s.ray_cpus:g} CPU, sweep.ray_cpus, or a GPU)"}
             done, _ = self.ray.wait(list(self.live), num_returns=1, timeout=POLL_S)
@@ -213,7 +213,7 @@ class Launcher:
                 if outcome is not None:  # a worker stops only when the study is done or the sweep gives up
                     stop = True
                     if outcome.get("error"):
-                        errors.append(outcome["error"])
+                        errors.append(outcome)
 
     def cancel(self) -> None:
         """Ctrl-C: a KeyboardInterrupt in every worker, then force for those that did not end in time."""

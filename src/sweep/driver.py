@@ -155,6 +155,10 @@ def _workers_then_report_failure(sw: Sweep) -> bool:
     outcome = launch.run_workers(sw)
     if not outcome.get("error"):
         return True
+    if outcome.get("outage"):  # the report goes to the parent run, on the server that is down: not tried
+        print(f"error: {outcome['error']}\n(no report now: it is logged to the sweep's parent run on that server; "
+              f"the resumed sweep writes it)", flush=True)
+        return False
     try:
         report.finish(sw.definition, sw.study, sw.parent_run_id, failed=outcome["error"])
     except Exception as e:  # noqa: BLE001 - e.g. the tracking server is the thing that is down

@@ -19,7 +19,8 @@ def _entry(job: Job, queue) -> None:
 
 
 def run_workers(sw) -> dict:
-    """Runs the workers to the end, with the sweep's launcher; returns {"error": message} if the sweep gave up."""
+    """Runs the workers to the end, with the sweep's launcher; returns {"error": message} if the sweep gave up
+    (a worker's outcome: with "outage": True when the tracking server could not be reached)."""
     if sw.definition.settings.launcher == "ray":
         from src.sweep import cluster
 
@@ -66,9 +67,9 @@ def local_workers(sw) -> dict:
     outcomes = []
     while not queue.empty():
         outcomes.append(queue.get())
-    errors = [o["error"] for o in outcomes if o.get("error")]
+    errors = [o for o in outcomes if o.get("error")]
     bad_exit = [p.name for p in procs if p.exitcode not in (0, None)]
     if bad_exit and not errors:
         print(f"warning: worker(s) {bad_exit} exited abnormally; their trials are recovered at the next start",
               file=sys.stderr)
-    return {"error": errors[0]} if errors else {}
+    return errors[0] if errors else {}

@@ -104,7 +104,8 @@ class Heartbeat:
 
 
 def main(job: Job) -> dict:
-    """One worker's loop on the study; returns {"error": message} if the sweep should give up."""
+    """One worker's loop on the study; returns {"error": message} if the sweep should give up (with
+    "outage": True when the tracking server is what cannot be reached)."""
     placement.take_gpu(job.gpu, job.gpu_share)
     from src.run.runtime import entry_point
 
@@ -139,7 +140,7 @@ def main(job: Job) -> dict:
             if not one_trial(job, study, storage, tag):
                 break
         except TrackingOutage as e:
-            return {"error": str(e)}
+            return {"error": str(e), "outage": True}
     return {}
 
 
