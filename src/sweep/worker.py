@@ -211,7 +211,8 @@ def one_trial(job: Job, study, storage, tag: str = "") -> bool:
         trial.set_user_attr("failure", reason)
         trial.set_user_attr("traceback", redact(traceback.format_exc())[-4000:])
         study.tell(trial, state=TrialState.FAIL)
-        _report(study, trial, "FAIL", None, tag, job, reason)
+        # the runs' trial_state tag is not tried on a server that cannot be reached (another round of retries)
+        _report(study, trial, "FAIL", None, tag, job, reason, tag_runs=not lost_tracking)
         if lost_tracking:
             raise TrackingOutage(reason) from None
     return True
@@ -231,11 +232,12 @@ def _initial_failures(trials, limit: int) -> str | None:
     return None
 
 
-def _report(study, trial, state, value, tag, job: Job, reason=""):
+def _report(study, trial, state, value, tag, job: Job, reason="", tag_runs=True):
     from optuna.trial import TrialState
 
     s = job.definition.settings
-    sweep_tracking.tag_state(trial.user_attrs.get("mlflow_run_ids", []), state)
+    if tag_runs:
+        sweep_tracking.tag_state(trial.user_attrs.get("mlflow_run_ids", []), state)
     trials = study.get_trials(deepcopy=False)
     finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     best = ""
