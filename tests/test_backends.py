@@ -85,7 +85,7 @@ def test_the_device_check_runs_its_three_parts():
     # also the test of a two-worker sweep on the JAX backend (part 3), which would cost as much again alone
     # the bench's sequences and the sweep's data as short as the other tests' (JAX compiles the unrolled
     # recurrences: its time grows with the length)
-    # (its sweep trains DIN: DIEN's recurrence on JAX is the JAX run's test below, and the bench's part 2)
+    # (its sweep trains DIN: DIEN's recurrence on JAX is the JAX run's test above, and the bench's part 2)
     small = [o for o in TINY if o.startswith("data.")] + ["model=din", "~model/evolution"]
     out = subprocess.run([sys.executable, "-m", "src.tools.gpu_check", "--rounds", "1", "--samples", "2000",
                           "--history", "20", "--precisions", "float32", "--trials", "2",

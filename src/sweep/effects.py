@@ -136,9 +136,9 @@ def _fit(obs: list[dict], factors: dict, terms: tuple, direction: str, noise: fl
     columns, names = [np.ones(len(obs))], [None]
     levels = {f: [key(o["config"][f]) for o in obs] for f in terms}  # each run's level of each term, once
     for f in terms:
-        for lv in factors[f][1:]:
-            columns.append(np.array([float(k == key(lv)) for k in levels[f]]))
-            names.append((f, key(lv)))
+        for lv in map(key, factors[f][1:]):
+            columns.append(np.array([float(k == lv) for k in levels[f]]))
+            names.append((f, lv))
     for sd in seeds[1:]:
         columns.append(np.array([float(str(o["seed"]) == sd) for o in obs]))
         names.append(("seed", sd))
