@@ -37,11 +37,18 @@ def definition_yaml(definition: Definition) -> str:
 
 
 def _live_run(client, run_id):
+    """The run if it exists and is not deleted; None if the store has no such run (a reset store).
+
+    Any other error (a server that fails or cannot be reached) is raised: read as "gone", it made
+    the caller open a second parent run for the study and leave the first one RUNNING.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
         run = client.get_run(run_id)
-    except MlflowException:  # gone with a reset store
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
         return None
     return run if run.info.lifecycle_stage == "active" else None
 
