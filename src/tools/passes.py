@@ -34,6 +34,10 @@ cache, 203 s with both. Compiling at full optimisation, XLA kept both cores busy
 made the pass slower (4:44 against 3:01); with less to optimise it leaves one idle, and two
 workers ran the pass (tests/layers and tests/models, both changes in) in 211 s against 322 s one
 after another, measured back to back on a quiet machine.
+The TensorFlow pass compiles with the same flag: its two tests that run JAX in processes of their
+own (a JAX run and its reproduction, the device check) took 198 s and 239 CPU-s with it against
+245 s and 330 CPU-s without, run alone one after the other on an idle machine, XLA's cache cold
+both times (the flags are part of its key).
 The Ray pass runs after the others: started beside them, it gained nothing
 (its nodes train too, and the machine has no core to spare), all three ending after 1718 s against
 1711 s one after another, in two fresh-clone runs of `make test`.
@@ -53,11 +57,16 @@ from pathlib import Path
 from src.config.paths import ROOT
 from src.tools import netns
 
+# XLA turns its programs into machine code with LLVM's optimisation off (see the docstring): the JAX pass's
+# models, and in the TensorFlow pass the tests that run JAX in a process of their own (the JAX run and its
+# reproduction, the device check) and the XLA run on TensorFlow
+XLA_QUICK = "--xla_backend_optimization_level=0"
+
 PASSES = (  # (name, environment, test paths and options, in a loopback-only network namespace); in the
     # environment, {tmp} is the passes' temporary folder and XLA_FLAGS adds to the caller's
-    ("tensorflow", {"KERAS_BACKEND": "tensorflow"},
+    ("tensorflow", {"KERAS_BACKEND": "tensorflow", "XLA_FLAGS": XLA_QUICK},
      ["tests", "--ignore=tests/cluster", "-n", "2", "--dist", "load", "--maxschedchunk", "1"], False),
-    ("jax", {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_backend_optimization_level=0",
+    ("jax", {"KERAS_BACKEND": "jax", "XLA_FLAGS": XLA_QUICK,
              "JAX_COMPILATION_CACHE_DIR": "{tmp}/jax-cache", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"},
      ["tests/layers", "tests/models", "-n", "2"], False),
     # DIL_TEST_PG_URL names a server outside the namespace: the tests start their own inside it

@@ -82,9 +82,10 @@ def test_a_pass_environment_fills_its_folder_and_adds_to_the_callers_xla_flags(t
             "    assert Path(os.environ['CACHE']).parent.is_dir() and '{' not in os.environ['CACHE']\n")
     folder = write_tests(tmp_path / "env", body)
     # the JAX pass compiles into a cache of its own, in the passes' temporary folder, never the project's
-    jax = dict((name, env) for name, env, *_ in passes.PASSES)["jax"]
-    assert jax["JAX_COMPILATION_CACHE_DIR"].startswith("{tmp}/")
-    assert "--xla_backend_optimization_level=0" in jax["XLA_FLAGS"]
+    envs = dict((name, env) for name, env, *_ in passes.PASSES)
+    assert envs["jax"]["JAX_COMPILATION_CACHE_DIR"].startswith("{tmp}/")
+    # both passes that compile with XLA do so with LLVM's optimisation off
+    assert all("--xla_backend_optimization_level=0" in envs[p]["XLA_FLAGS"] for p in ("jax", "tensorflow"))
     monkeypatch.setenv("XLA_FLAGS", "--caller")
     monkeypatch.setattr(passes, "PASSES", (("env", {"XLA_FLAGS": "--pass", "CACHE": "{tmp}/cache"}, [folder], False),))
     assert passes.main(["-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path)]) == 0, capsys.readouterr().out
