@@ -11,6 +11,7 @@ from src.config.paths import ROOT
 from src.config.validate import ConfigError, validate
 from src.run.training import Diverged, train_run
 from tests.conftest import TINY
+from tests.sweep.test_sweep import TINY as SWEEP_TINY
 
 
 @pytest.mark.parametrize("data", ["movielens", "amazon", "taobao", "synthetic"])
@@ -180,8 +181,9 @@ def test_no_native_log_lines_from_train_reproduce_and_a_two_worker_sweep(store, 
     rep = subprocess.run([sys.executable, "-m", "src.reproduce", run_id, store[0]], cwd=ROOT, capture_output=True,
                          text=True, timeout=300)
     assert rep.returncode == 0, rep.stderr[-2000:]
-    sweep = subprocess.run([sys.executable, "-m", "src.sweep", "sweep=tiny", "data.users=60", "sweep.trials=2",
-                            "sweep.workers=2", f"sweep.storage=journal:{tmp_path}/j", *store], cwd=ROOT,
+    # the tiny sweep's space (DIN or DIEN, each cell) at the end-to-end tests' sizes
+    sweep = subprocess.run([sys.executable, "-m", "src.sweep", *SWEEP_TINY, "sweep.trials=2", "sweep.workers=2",
+                            f"sweep.storage=journal:{tmp_path}/j", *store], cwd=ROOT,
                            capture_output=True, text=True, timeout=600)
     assert sweep.returncode == 0, sweep.stderr[-2000:]
     for proc in (out, rep, sweep):
