@@ -4,14 +4,12 @@
 
 1. tensorflow: the whole suite (tests/), slow end-to-end tests included, but the Ray tests, on two
    pytest-xdist workers;
-2. jax: the layer and model tests again on the JAX backend (KERAS_BACKEND=jax), in one process,
-   beside the TensorFlow pass from its start: its output goes to a file and is printed when it has
-   ended, so that the terminal shows one pass at a time;
-3. ray: the Ray launcher's tests (tests/cluster/), after the TensorFlow pass, in a loopback-only
-   network namespace (Ray binds beyond loopback anywhere else; src/tools/netns.py), with a
-   PostgreSQL server started inside it and Ray's usage reporting off.
+2. jax: the layer and model tests again on the JAX backend (KERAS_BACKEND=jax), on two workers;
+3. ray: the Ray launcher's tests (tests/cluster/), in a loopback-only network namespace (Ray binds
+   beyond loopback anywhere else; src/tools/netns.py), with a PostgreSQL server started inside it
+   and Ray's usage reporting off.
 
-Every pass runs even when another has failures. The exit status is 0 only when all
+Every pass runs even when an earlier one has failures. The exit status is 0 only when all
 passed. Counts come from each pass's JUnit XML report, not from its terminal output. Each pass
 ends with its 15 slowest tests.
 
@@ -40,14 +38,9 @@ The TensorFlow pass compiles with the same flag: its two tests that run JAX in p
 own (a JAX run and its reproduction, the device check) took 198 s and 239 CPU-s with it against
 245 s and 330 CPU-s without, run alone one after the other on an idle machine, XLA's cache cold
 both times (the flags are part of its key).
-The JAX pass runs beside the TensorFlow pass, on one worker: the TensorFlow pass keeps 1.4 to 1.6
-cores busy on average (its end-to-end tests wait on servers, browsers and child processes; 1263
-CPU-s of tests in 900 s, measured per test with getrusage), and the JAX pass's tests are compile and
-arithmetic with nothing timed, so they take what the other leaves; alone, on two workers, the pass
-took 129 s and 251 CPU-s (1.95 cores). The Ray pass runs after the TensorFlow pass: its nodes and
-daemons keep the cores busy too, and started beside another pass it gained nothing (beside the
-TensorFlow and JAX passes, 1718 s against 1711 s, two fresh-clone runs of an earlier suite; beside
-the JAX pass alone, 266 s against 129 + 129 s one after the other, idle machine).
+The Ray pass runs after the others: started beside them, it gained nothing
+(its nodes train too, and the machine has no core to spare), all three ending after 1718 s against
+1711 s one after another, in two fresh-clone runs of `make test`.
 `make test ARGS="-n 0"` runs every pass one test at a time.
 """
 
@@ -60,7 +53,6 @@ import tempfile
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import NamedTuple
 
 from src.config.paths import ROOT
 from src.tools import netns
@@ -70,29 +62,16 @@ from src.tools import netns
 # reproduction, the device check) and the XLA run on TensorFlow
 XLA_QUICK = "--xla_backend_optimization_level=0"
 
-
-class Spec(NamedTuple):
-    """A pass: its name, environment ({tmp} is the passes' temporary folder; XLA_FLAGS adds to the caller's),
-    test paths and pytest options, whether it runs in a loopback-only network namespace, and whether it
-    runs beside the others (started with the first pass, its output kept in a file and printed when it
-    has ended) rather than on the terminal, one after another."""
-
-    name: str
-    env: dict
-    paths: list
-    isolated: bool = False
-    beside: bool = False
-
-
-PASSES = (
-    Spec("tensorflow", {"KERAS_BACKEND": "tensorflow", "XLA_FLAGS": XLA_QUICK},
-         ["tests", "--ignore=tests/cluster", "-n", "2", "--dist", "load", "--maxschedchunk", "1"]),
-    Spec("jax", {"KERAS_BACKEND": "jax", "XLA_FLAGS": XLA_QUICK, "JAX_COMPILATION_CACHE_DIR": "{tmp}/jax-cache",
-                 "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"},
-         ["tests/layers", "tests/models"], beside=True),
+PASSES = (  # (name, environment, test paths and options, in a loopback-only network namespace); in the
+    # environment, {tmp} is the passes' temporary folder and XLA_FLAGS adds to the caller's
+    ("tensorflow", {"KERAS_BACKEND": "tensorflow", "XLA_FLAGS": XLA_QUICK},
+     ["tests", "--ignore=tests/cluster", "-n", "2", "--dist", "load", "--maxschedchunk", "1"], False),
+    ("jax", {"KERAS_BACKEND": "jax", "XLA_FLAGS": XLA_QUICK,
+             "JAX_COMPILATION_CACHE_DIR": "{tmp}/jax-cache", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"},
+     ["tests/layers", "tests/models", "-n", "2"], False),
     # DIL_TEST_PG_URL names a server outside the namespace: the tests start their own inside it
-    Spec("ray", {"KERAS_BACKEND": "tensorflow", "RAY_USAGE_STATS_ENABLED": "0", "DIL_TEST_PG_URL": ""},
-         ["tests/cluster"], isolated=True),
+    ("ray", {"KERAS_BACKEND": "tensorflow", "RAY_USAGE_STATS_ENABLED": "0", "DIL_TEST_PG_URL": ""},
+     ["tests/cluster"], True),
 )
 
 
@@ -115,34 +94,16 @@ def environment(env: dict, tmp: Path) -> dict:
     return out
 
 
-class Running:
-    """One pytest pass, started: on the terminal, or (beside the others) into a log file printed when it ends."""
-
-    def __init__(self, spec: Spec, args: list[str], tmp: Path):
-        self.spec, self.report = spec, tmp / f"{spec.name}.xml"
-        if not any(a.startswith("--durations") for a in args):
-            args = ["--durations=15", *args]  # where the time goes, at the end of each pass
-        self.title = f"== {spec.name} pass: pytest {' '.join(spec.paths + args)}"
-        cmd = [sys.executable, "-m", "pytest", *spec.paths, *args, f"--junitxml={self.report}"]
-        self.log = open(tmp / f"{spec.name}.log", "w+") if spec.beside else None
-        print(self.title + ("\n   (beside the other passes; its output follows when it has ended)"
-                            if spec.beside else ""), flush=True)
-        self.t0 = time.perf_counter()
-        self.proc = subprocess.Popen(netns.wrap(cmd) if spec.isolated else cmd, cwd=ROOT,
-                                     env=environment(spec.env, tmp), stdout=self.log,
-                                     stderr=subprocess.STDOUT if self.log else None)
-
-    def finish(self) -> dict:
-        """Waits for the pass (then prints the log of one beside the others); its counts, exit status, wall time."""
-        rc = self.proc.wait()
-        seconds = time.perf_counter() - self.t0
-        if self.log is not None:
-            self.log.seek(0)
-            print(f"{self.title}   (ran beside the other passes; ended after {seconds:.0f}s)", flush=True)
-            sys.stdout.write(self.log.read())
-            sys.stdout.flush()
-            self.log.close()
-        return {"name": self.spec.name, "rc": rc, "seconds": seconds, **counts(self.report)}
+def run_pass(name: str, env: dict, paths: list[str], isolated: bool, args: list[str], tmp: Path) -> dict:
+    """One pytest pass; its counts, exit status and wall time."""
+    report = tmp / f"{name}.xml"
+    if not any(a.startswith("--durations") for a in args):
+        args = ["--durations=15", *args]  # where the time goes, at the end of each pass
+    print(f"== {name} pass: pytest {' '.join(paths + args)}", flush=True)
+    t = time.perf_counter()
+    cmd = [sys.executable, "-m", "pytest", *paths, *args, f"--junitxml={report}"]
+    rc = subprocess.call(netns.wrap(cmd) if isolated else cmd, cwd=ROOT, env=environment(env, tmp))
+    return {"name": name, "rc": rc, "seconds": time.perf_counter() - t, **counts(report)}
 
 
 def line(name: str, c: dict) -> str:
@@ -152,12 +113,8 @@ def line(name: str, c: dict) -> str:
 
 def main(argv=None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
-    specs = [Spec(*spec) for spec in PASSES]
     with tempfile.TemporaryDirectory() as tmp:
-        beside = {s.name: Running(s, args, Path(tmp)) for s in specs if s.beside}
-        done = {s.name: Running(s, args, Path(tmp)).finish() for s in specs if not s.beside}
-        done.update({name: running.finish() for name, running in beside.items()})
-        results = [done[s.name] for s in specs]
+        results = [run_pass(*spec, args, Path(tmp)) for spec in PASSES]
     print()
     for r in results:
         state = "ok" if r["rc"] == 0 else f"FAILED (pytest exit {r['rc']})"

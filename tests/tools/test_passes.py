@@ -47,36 +47,6 @@ def test_an_isolated_pass_sees_loopback_alone(tmp_path, monkeypatch, capsys):
     assert "open: 0 passed, 1 failed" in out  # this machine has more than loopback
 
 
-def test_a_pass_beside_the_others_runs_at_the_same_time_and_its_output_follows(tmp_path, monkeypatch, capsys):
-    # each test waits for the file the other pass's test writes: run one after the other, the first to run
-    # would time out
-    def waits_for(mine, theirs):
-        return (f"import pathlib, time\n\n\ndef test_meet():\n    pathlib.Path({str(tmp_path / mine)!r}).touch()\n"
-                f"    deadline = time.time() + 60\n    while not pathlib.Path({str(tmp_path / theirs)!r}).exists():\n"
-                f"        assert time.time() < deadline, 'the other pass did not run meanwhile'\n"
-                f"        time.sleep(0.1)\n    print('BESIDE-' + {mine!r})\n")
-
-    front = write_tests(tmp_path / "front", waits_for("a", "b"))
-    aside = write_tests(tmp_path / "aside", waits_for("b", "a"))
-    monkeypatch.setattr(passes, "PASSES", (passes.Spec("front", {}, [front]),
-                                           passes.Spec("aside", {}, [aside], beside=True)))
-    code = passes.main(["-q", "-s", "-p", "no:cacheprovider", "--rootdir", str(tmp_path)])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    assert "front: 1 passed, 0 failed\n" in out and "aside: 1 passed, 0 failed\n" in out
-    assert "front pass: ok" in out and "aside pass: ok" in out
-    # the pass beside prints its output in one block when it has ended, under its title; summary in PASSES order
-    block = out.index("(ran beside the other passes; ended after")
-    assert out.rindex("== aside pass: pytest", 0, block) < block < out.index("BESIDE-b")
-    assert out.index("front: 1 passed") < out.index("aside: 1 passed")
-
-
-def test_the_jax_pass_runs_beside_the_tensorflow_pass_and_the_ray_pass_after_it():
-    specs = {s.name: s for s in map(passes.Spec._make, passes.PASSES)}
-    assert specs["jax"].beside and not specs["tensorflow"].beside and not specs["ray"].beside
-    assert specs["ray"].isolated
-
-
 def test_system_deps_stops_a_user_who_cannot_install_with_the_command_to_run():
     cmd = ["make", "-s", "--no-print-directory", "system-deps", "SYSTEM_PACKAGES=chromium dil-no-such-package"]
     if os.geteuid() == 0:  # play a user without root: the check must not install anything then
