@@ -11,6 +11,7 @@ import yaml
 
 from src.redact import redact
 from src.run import logger as tracking
+from src.sweep import SweepError
 from src.sweep.definition import Definition
 from src.sweep.study import HOST
 
@@ -58,7 +59,22 @@ def open_parent(definition: Definition, study, url: str, creator: bool, tracking
     resume or a joining machine (which waits for it if the creator is a moment behind).
 
     Also ends, as KILLED, any child run still RUNNING whose trial is no longer running (its worker died).
+
+    Raises:
+        SweepError: the tracking store failed or cannot be reached; no trial has run yet.
     """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _open_parent(definition, study, url, creator, tracking_cfg, experiment)
+    except MlflowException as e:
+        what = "cannot be reached" if outage(e) else "failed"
+        raise SweepError(f"the MLflow tracking store {redact(tracking_uri())} {what} before any trial ran "
+                         f"({redact(str(e)).splitlines()[0][:300]}); nothing was trained: run the same command "
+                         f"again once it answers") from None
+
+
+def _open_parent(definition: Definition, study, url: str, creator: bool, tracking_cfg, experiment: str) -> str:
     from optuna.trial import TrialState
 
     tracking.setup(tracking_cfg)

@@ -174,6 +174,17 @@ def test_database_unreachable_at_start(tmp_path):
     assert not (tmp_path / "mlflow.db").exists()  # nothing trained, nothing tracked
 
 
+def test_tracking_server_unreachable_at_start(tmp_path):
+    port = free_port()  # nothing listens there; the client's retries off, to fail at once
+    out = subprocess.run([sys.executable, "-m", "src.sweep", *TINY, f"sweep.storage=journal:{tmp_path}/j",
+                          "tracking=server", f"tracking.uri=http://127.0.0.1:{port}"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    assert f"the MLflow tracking store http://127.0.0.1:{port} cannot be reached before any trial" in out.stderr
+    assert "trial 0 start" not in out.stdout
+
+
 def test_second_host_heartbeat(pg_db, tmp_path, empty_mlflow_db):
     """Two "machines" (DIL_HOST) on one PostgreSQL study, with a 1 s heartbeat and a 6 s grace period.
     Host A judges host B's trials by heartbeat alone (the process-id check is for its own host)."""
