@@ -37,7 +37,9 @@ after another, measured back to back on a quiet machine.
 The TensorFlow pass compiles with the same flag: its two tests that run JAX in processes of their
 own (a JAX run and its reproduction, the device check) took 198 s and 239 CPU-s with it against
 245 s and 330 CPU-s without, run alone one after the other on an idle machine, XLA's cache cold
-both times (the flags are part of its key).
+both times (the flags are part of its key), on a venv whose modules were not yet byte-compiled: both
+sides also compiled every module in each of their processes, so the difference is XLA's and the
+absolute figures are higher than on the venv `make install` builds.
 The Ray pass runs after the others: started beside them, it gained nothing
 (its nodes train too, and the machine has no core to spare), all three ending after 1718 s against
 1711 s one after another, in two fresh-clone runs of `make test`.
