@@ -130,3 +130,16 @@ def pg_db(pg_server, request):
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return pg_server.format(db=name)
+
+
+def session_commands(sid: int) -> list[str]:
+    """The command lines of the processes in session `sid` (a server started with start_new_session)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[3]) == sid:  # the fields after the command name: state, ppid, pgrp, session
+                out.append((stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except (OSError, IndexError, ValueError):  # a process that ended while being read
+            continue
+    return out

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 from src.config.paths import resolve
 from src.redact import redact
 from src.run.logger import ML_VIEW, default_artifact_root, resolve_uri, ui_url
+from src.tools.services import mlflow_server_env
 
 
 def latest_sweep(uri: str) -> tuple[str, str, str] | None:
@@ -48,7 +48,7 @@ def serve_ui(port: int = 5000, uri: str | None = None, artifact_root: str | None
     if latest:
         exp, run, study = latest
         print(f"latest sweep ({study}): {ui_url(exp, run, base)}", flush=True)
-    return subprocess.call(cmd, env={**os.environ, "MLFLOW_HOST": "127.0.0.1"})
+    return subprocess.call(cmd, env=mlflow_server_env())
 
 
 def main(argv=None):

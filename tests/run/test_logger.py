@@ -11,6 +11,7 @@ import pytest
 from src.config import compose, flatten
 from src.run.logger import resolve_uri
 from src.run.training import train_run
+from src.tools.services import mlflow_server_env
 from tests.conftest import TINY
 
 
@@ -48,7 +49,7 @@ def test_mlflow_server_serves_the_run_over_rest(store, tmp_path):
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--default-artifact-root", root,
          "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=mlflow_server_env())
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 120

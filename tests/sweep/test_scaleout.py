@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from src.config.paths import ROOT
 from src.tools.services import free_port, start_mlflow_server, stop_process
-from tests.conftest import mlflow_db_at
+from tests.conftest import mlflow_db_at, session_commands
 from tests.sweep.test_sweep import TINY
 
 pytestmark = pytest.mark.slow
@@ -39,6 +39,8 @@ def server(pg_server, tmp_path, request):
         def start(self):
             self.proc = start_mlflow_server(self.backend, tmp_path / "server-artifacts", self.port,
                                             tmp_path / "server.log", workers=1)
+            jobs = [c for c in session_commands(self.proc.pid) if "huey" in c or "server.jobs" in c]
+            assert not jobs, jobs  # MLflow's job runner is not started (services.mlflow_server_env)
 
         def stop(self):
             stop_process(self.proc)
