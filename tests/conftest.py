@@ -143,3 +143,12 @@ def session_commands(sid: int) -> list[str]:
         except (OSError, IndexError, ValueError):  # a process that ended while being read
             continue
     return out
+
+
+# TensorFlow's and XLA's native start-up lines, which the entry points keep off the terminal (src/run/runtime.py)
+NATIVE = ("absl::InitializeLog", "I0000", "port.cc", "cudart_stub", "oneDNN")
+
+
+def native_lines(text: str) -> list[str]:
+    """The markers of native start-up lines found in a process's output."""
+    return [m for m in NATIVE if m in text]

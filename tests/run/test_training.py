@@ -10,8 +10,7 @@ from src.config import compose
 from src.config.paths import ROOT
 from src.config.validate import ConfigError, validate
 from src.run.training import Diverged, train_run
-from tests.conftest import TINY
-from tests.sweep.test_sweep import TINY as SWEEP_TINY
+from tests.conftest import TINY, native_lines
 
 
 @pytest.mark.parametrize("data", ["movielens", "amazon", "taobao", "synthetic"])
@@ -170,25 +169,18 @@ def test_cfg_job_prints_the_composed_config():
     assert "cell: agru" in out.stdout and "name: dien" in out.stdout and "hydra" not in out.stdout
 
 
-NATIVE = ("absl::InitializeLog", "I0000", "port.cc", "cudart_stub", "oneDNN")
-
-
 @pytest.mark.slow
-def test_no_native_log_lines_from_train_reproduce_and_a_two_worker_sweep(store, tmp_path):
+def test_no_native_log_lines_from_train_and_reproduce(store):
+    # (a sweep's spawned workers: the two-worker sweep tests in tests/sweep/test_sweep.py check their output)
     out = run_train(*TINY, *store)
     assert out.returncode == 0, out.stderr[-2000:]
     run_id = next(line.split()[1].rstrip(":") for line in out.stdout.splitlines() if line.startswith("run "))
     rep = subprocess.run([sys.executable, "-m", "src.reproduce", run_id, store[0]], cwd=ROOT, capture_output=True,
                          text=True, timeout=300)
     assert rep.returncode == 0, rep.stderr[-2000:]
-    # the tiny sweep's space (DIN or DIEN, each cell) at the end-to-end tests' sizes
-    sweep = subprocess.run([sys.executable, "-m", "src.sweep", *SWEEP_TINY, "sweep.trials=2", "sweep.workers=2",
-                            f"sweep.storage=journal:{tmp_path}/j", *store], cwd=ROOT,
-                           capture_output=True, text=True, timeout=600)
-    assert sweep.returncode == 0, sweep.stderr[-2000:]
-    for proc in (out, rep, sweep):
+    for proc in (out, rep):
         text = proc.stdout + proc.stderr
-        assert not [m for m in NATIVE if m in text], text[:3000]
+        assert not native_lines(text), text[:3000]
 
 
 def test_a_ctrl_c_during_training_is_raised_where_the_loop_checks_and_a_second_one_at_once():

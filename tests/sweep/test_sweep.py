@@ -13,7 +13,7 @@ import pytest
 from optuna.trial import TrialState
 
 from src.config.paths import ROOT
-from tests.conftest import mlflow_db_at
+from tests.conftest import mlflow_db_at, native_lines
 
 pytestmark = pytest.mark.slow
 
@@ -285,6 +285,7 @@ def test_killing_a_worker_mid_cell_loses_only_that_cell(sw):
     os.kill(victim.user_attrs["pid"], signal.SIGKILL)
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, output
+    assert not native_lines(output), output[:3000]  # nor from the spawned workers (stdout and stderr)
     study = assert_clean(sw, "cells", 4)
     trials = study.get_trials()
     assert trials[victim.number].state == TrialState.FAIL
@@ -306,6 +307,7 @@ def test_several_trials_per_gpu_are_placed_printed_and_logged(sw):
             "sweep.trials=2", "sweep.workers=2", "sweep.trials_per_gpu=2", "sweep.pruner=none"]
     out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert not native_lines(out.stdout + out.stderr), out.stderr[:3000]  # nor from the spawned workers
     for i in range(2):
         assert f"worker {i} of 2 on GPU 0 (shared by 2)" in out.stdout
     placements = {r.data.tags.get("placement") for r in sw.runs() if r.data.tags.get("trial") is not None}
