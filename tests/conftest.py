@@ -145,6 +145,11 @@ def session_commands(sid: int) -> list[str]:
     return out
 
 
+def job_runner_processes(sid: int) -> list[str]:
+    """The processes of MLflow's job runner in a server's session (none: src/tools/services.py, mlflow_server_env)."""
+    return [c for c in session_commands(sid) if "huey" in c or "server.jobs" in c]
+
+
 # TensorFlow's and XLA's native start-up lines, which the entry points keep off the terminal (src/run/runtime.py)
 NATIVE = ("absl::InitializeLog", "I0000", "port.cc", "cudart_stub", "oneDNN")
 

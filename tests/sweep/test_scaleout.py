@@ -15,12 +15,10 @@ from optuna.trial import TrialState
 
 from src.config.paths import ROOT
 from src.tools.services import free_port, start_mlflow_server, stop_process
-from tests.conftest import mlflow_db_at, session_commands
-from tests.sweep.test_sweep import TINY
+from tests.conftest import job_runner_processes, mlflow_db_at
+from tests.sweep.test_sweep import DIN, TINY
 
 pytestmark = pytest.mark.slow
-# the sweeps whose assertions are the sweep's, not the model's, train DIN: it traces in half DIEN's time
-DIN = ["model=din", "~model/evolution"]
 
 
 @pytest.fixture
@@ -41,8 +39,7 @@ def server(pg_server, tmp_path, request):
         def start(self):
             self.proc = start_mlflow_server(self.backend, tmp_path / "server-artifacts", self.port,
                                             tmp_path / "server.log", workers=1)
-            jobs = [c for c in session_commands(self.proc.pid) if "huey" in c or "server.jobs" in c]
-            assert not jobs, jobs  # MLflow's job runner is not started (services.mlflow_server_env)
+            assert not job_runner_processes(self.proc.pid), job_runner_processes(self.proc.pid)
 
         def stop(self):
             stop_process(self.proc)

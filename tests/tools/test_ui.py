@@ -18,7 +18,7 @@ from src.config import compose
 from src.config.paths import ROOT
 from src.run.training import train_run
 from src.tools.services import free_port
-from tests.conftest import TINY, session_commands
+from tests.conftest import TINY, job_runner_processes
 
 pytestmark = pytest.mark.slow
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -53,8 +53,7 @@ def served(store, tmp_path):
             except OSError:
                 assert time.time() < deadline and ui.poll() is None, (tmp_path / "ui.log").read_text()[-2000:]
                 time.sleep(1)
-        # MLflow's job runner is not started (src/tools/services.py: mlflow_server_env)
-        assert not [c for c in session_commands(ui.pid) if "huey" in c or "server.jobs" in c], session_commands(ui.pid)
+        assert not job_runner_processes(ui.pid), job_runner_processes(ui.pid)
         yield port
     finally:
         os.killpg(ui.pid, 15)
