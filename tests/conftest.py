@@ -5,7 +5,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
+import signal  # noqa: E402
+
 import pytest  # noqa: E402
+
+# Ctrl-C reaches the processes the tests start: a shell script that starts `make test &` (no job control)
+# starts it with SIGINT ignored, which every process started from it inherits, and the tests that send
+# Ctrl-C to a run or a sweep would wait for it to end on its own
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from src.run.runtime import quiet_tensorflow_import  # noqa: E402
 
