@@ -1,4 +1,8 @@
-"""End-to-end sweeps on a tiny synthetic set, each in its own process as a user runs it."""
+"""End-to-end sweeps on a tiny synthetic set. The first test, and every sweep that is killed, interrupted or
+runs several workers, runs in a process of its own as a user runs it (`python -m src.sweep ...`); the others
+call the same command's `main` in the test's process (`sw.run`): a one-worker sweep trains in the process
+that runs it, and each saves the start of a process that imports TensorFlow, MLflow and Optuna (about 7 s of
+CPU)."""
 
 import json
 import os
@@ -25,14 +29,25 @@ DIN = ["model=din", "~model/evolution"]
 
 
 @pytest.fixture
-def sw(tmp_path, empty_mlflow_db):
+def sw(tmp_path, empty_mlflow_db, capsys):
     class Sweep:
         journal = tmp_path / "optuna.journal"
         db = mlflow_db_at(tmp_path / "mlflow.db", empty_mlflow_db)
         args = [f"sweep.storage=journal:{journal}", f"tracking.uri=sqlite:///{db}",
                 f"tracking.artifact_root={tmp_path / 'artifacts'}"]
 
-        def run(self, *extra, timeout=600):
+        def run(self, *extra, base=TINY):
+            """`python -m src.sweep` with these arguments, in this process: its exit status and what it printed."""
+            from src.sweep.__main__ import main
+
+            argv = [*base, *self.args, *extra]
+            capsys.readouterr()
+            code = main(argv)
+            out = capsys.readouterr()
+            return subprocess.CompletedProcess(["src.sweep", *argv], code, out.out, out.err)
+
+        def process(self, *extra, timeout=600):
+            """The same sweep in a process of its own, as a user runs it."""
             return subprocess.run([sys.executable, "-m", "src.sweep", *TINY, *self.args, *extra], cwd=ROOT,
                                   capture_output=True, text=True, timeout=timeout)
 
@@ -65,7 +80,7 @@ def states(study):
 
 
 def test_two_trial_sweep_end_to_end(sw, tmp_path):
-    out = sw.run("sweep.name=e2e", "sweep.trials=2", "sweep.sampler=random", "sweep.pruner=none")
+    out = sw.process("sweep.name=e2e", "sweep.trials=2", "sweep.sampler=random", "sweep.pruner=none")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "new study 'e2e'" in out.stdout and "ablation" in out.stdout and "browse: " in out.stdout
     assert "?workflowType=machine_learning" in out.stdout
@@ -220,9 +235,8 @@ def test_planted_truth_gets_the_right_verdicts_and_the_sequential_sweep_stops_ea
     # (base), with an interval above zero; the order of the training data (shuffle_seed) changes nothing by
     # construction: equivalent at a margin this small data set can resolve. Sequential: blocks of one seed
     # after the first three, a plan of 7 seeds; the sweep must stop once both are decided, before the plan.
-    out = subprocess.run([sys.executable, "-m", "src.sweep", *PLANTED, *sw.args, "sweep.name=planted",
-                          "sweep.until=decided", "sweep.budget=28", "sweep.equivalence=0.05"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=1200)
+    out = sw.run("sweep.name=planted", "sweep.until=decided", "sweep.budget=28", "sweep.equivalence=0.05",
+                 base=PLANTED)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     parent = [r for r in sw.runs() if r.data.tags.get("sweep_role") == "parent"][0]
     records = {r["factor"]: r for r in json.loads(mlflow.artifacts.load_text(
