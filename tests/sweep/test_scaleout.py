@@ -50,9 +50,13 @@ def server(pg_server, tmp_path, request):
     s.stop()
 
 
+def sweep_args(storage, tracking_uri, *extra):
+    return [*TINY, f"sweep.storage={storage}", "tracking=server", f"tracking.uri={tracking_uri}", "sweep.pruner=none",
+            *extra]
+
+
 def sweep_cmd(storage, tracking_uri, *extra):
-    return [sys.executable, "-m", "src.sweep", *TINY, f"sweep.storage={storage}", "tracking=server",
-            f"tracking.uri={tracking_uri}", "sweep.pruner=none", *extra]
+    return [sys.executable, "-m", "src.sweep", *sweep_args(storage, tracking_uri, *extra)]
 
 
 def start(cmd, log):
@@ -136,9 +140,9 @@ def test_three_workers_one_killed(pg_db, server, tmp_path):
     assert secret not in text
 
 
-def test_tracking_server_stopped_mid_sweep(pg_db, server, tmp_path):
-    cmd = sweep_cmd(pg_db, server.uri, "sweep.name=outage", "sweep.trials=2", "train.epochs=3", *DIN)
-    proc = start(cmd, tmp_path / "first.log")
+def test_tracking_server_stopped_mid_sweep(pg_db, server, tmp_path, sweep_main):
+    args = sweep_args(pg_db, server.uri, "sweep.name=outage", "sweep.trials=2", "train.epochs=3", *DIN)
+    proc = start([sys.executable, "-m", "src.sweep", *args], tmp_path / "first.log")
     storage = optuna.storages.RDBStorage(pg_db)
 
     wait_for(lambda: running_trials(storage, "outage"), [proc])
@@ -154,7 +158,7 @@ def test_tracking_server_stopped_mid_sweep(pg_db, server, tmp_path):
     failed = [t for t in study.get_trials() if t.state == TrialState.FAIL]
     assert failed and "cannot be reached" in failed[-1].user_attrs["failure"]
     server.start()
-    again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    again = sweep_main(*args)  # the same command, in this process
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "resuming study 'outage'" in again.stdout
     study = optuna.load_study(study_name="outage", storage=storage)
@@ -163,23 +167,21 @@ def test_tracking_server_stopped_mid_sweep(pg_db, server, tmp_path):
     assert not [r for r in runs if r.info.status == "RUNNING"]
 
 
-def test_database_unreachable_at_start(tmp_path):
+def test_database_unreachable_at_start(tmp_path, sweep_main):
     port = free_port()  # nothing listens there
     url = f"postgresql://lab:hunter2secret@127.0.0.1:{port}/optuna"
-    out = subprocess.run([sys.executable, "-m", "src.sweep", *TINY, f"sweep.storage={url}",
-                          f"tracking.uri=sqlite:///{tmp_path}/mlflow.db"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
+    out = sweep_main(*TINY, f"sweep.storage={url}", f"tracking.uri=sqlite:///{tmp_path}/mlflow.db")
     assert out.returncode == 2
     assert "cannot open the study storage" in out.stderr and f"127.0.0.1:{port}" in out.stderr
     assert "hunter2secret" not in out.stdout + out.stderr
     assert not (tmp_path / "mlflow.db").exists()  # nothing trained, nothing tracked
 
 
-def test_tracking_server_unreachable_at_start(tmp_path):
+def test_tracking_server_unreachable_at_start(tmp_path, sweep_main, monkeypatch):
     port = free_port()  # nothing listens there; the client's retries off, to fail at once
-    out = subprocess.run([sys.executable, "-m", "src.sweep", *TINY, f"sweep.storage=journal:{tmp_path}/j",
-                          "tracking=server", f"tracking.uri=http://127.0.0.1:{port}"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300, env={**os.environ, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"})
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    out = sweep_main(*TINY, f"sweep.storage=journal:{tmp_path}/j", "tracking=server",
+                     f"tracking.uri=http://127.0.0.1:{port}")
     assert out.returncode == 2, out.stderr[-3000:]
     assert "Traceback" not in out.stderr, out.stderr[-3000:]
     assert f"the MLflow tracking store http://127.0.0.1:{port} cannot be reached before any trial" in out.stderr

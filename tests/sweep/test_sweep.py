@@ -1,8 +1,6 @@
 """End-to-end sweeps on a tiny synthetic set. The first test, and every sweep that is killed, interrupted or
 runs several workers, runs in a process of its own as a user runs it (`python -m src.sweep ...`); the others
-call the same command's `main` in the test's process (`sw.run`): a one-worker sweep trains in the process
-that runs it, and each saves the start of a process that imports TensorFlow, MLflow and Optuna (about 7 s of
-CPU)."""
+call the same command's `main` in the test's process (`sw.run`, tests/conftest.py: sweep_main)."""
 
 import json
 import os
@@ -29,7 +27,7 @@ DIN = ["model=din", "~model/evolution"]
 
 
 @pytest.fixture
-def sw(tmp_path, empty_mlflow_db, capsys):
+def sw(tmp_path, empty_mlflow_db, sweep_main):
     class Sweep:
         journal = tmp_path / "optuna.journal"
         db = mlflow_db_at(tmp_path / "mlflow.db", empty_mlflow_db)
@@ -37,14 +35,8 @@ def sw(tmp_path, empty_mlflow_db, capsys):
                 f"tracking.artifact_root={tmp_path / 'artifacts'}"]
 
         def run(self, *extra, base=TINY):
-            """`python -m src.sweep` with these arguments, in this process: its exit status and what it printed."""
-            from src.sweep.__main__ import main
-
-            argv = [*base, *self.args, *extra]
-            capsys.readouterr()
-            code = main(argv)
-            out = capsys.readouterr()
-            return subprocess.CompletedProcess(["src.sweep", *argv], code, out.out, out.err)
+            """`python -m src.sweep` with these arguments, in this process (tests/conftest.py: sweep_main)."""
+            return sweep_main(*base, *self.args, *extra)
 
         def process(self, *extra, timeout=600):
             """The same sweep in a process of its own, as a user runs it."""

@@ -79,11 +79,10 @@ def test_the_printed_url_opens_the_model_training_run_page(store, tmp_path):
         assert "attention/epoch_001.png" in page and "epoch_001.npz" in page, page[-3000:]
 
 
-def test_the_sweeps_overview_page_shows_its_verdicts(store, tmp_path):
-    out = subprocess.run([sys.executable, "-m", "src.sweep", "sweep=none", *TINY, *store, "model=din",
-                          "sweep.name=ui-answer", "sweep.sampler=grid", "sweep.seeds=[0,1]",
-                          f"sweep.storage=journal:{tmp_path / 'j'}", "model/activation=choice(sigmoid,dice)"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+def test_the_sweeps_overview_page_shows_its_verdicts(store, tmp_path, sweep_main):
+    out = sweep_main("sweep=none", *TINY, *store, "model=din", "sweep.name=ui-answer", "sweep.sampler=grid",
+                     "sweep.seeds=[0,1]", f"sweep.storage=journal:{tmp_path / 'j'}",
+                     "model/activation=choice(sigmoid,dice)")
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     [hint] = [line for line in out.stdout.splitlines() if line.startswith("browse: ")]
     url = hint.split("then open ", 1)[1].split()[0]
