@@ -56,9 +56,27 @@ from src.config.paths import CACHE_DIR
 TF_LOG_DEFAULT = "3"
 
 
+# installed packages that `import tensorflow` loads only because they are installed, for parts of it the project
+# never calls: scikit-learn for the scikit-learn estimators of keras.wrappers, JAX for TFLite's JAX converter
+# (tf.lite). While TensorFlow loads they count as absent (TensorFlow and Keras guard both imports; the
+# wrappers and the converter say so if called); any module imports them as usual afterwards. JAX stays when
+# it is the Keras backend (KERAS_BACKEND=jax). `import tensorflow, keras` after entry_point(), this 2-core
+# machine, nothing else running, 4 runs each: 3.6-4.1 CPU-s against 5.1-5.5 (one run 7.3), in every process
+# that trains (a sweep's driver and each of its workers, src.train, src.reproduce, the tests' processes)
+NOT_FOR_TENSORFLOW = ("sklearn", "jax")
+
+
+def _absent_while_tensorflow_loads() -> list[str]:
+    """The packages of NOT_FOR_TENSORFLOW that this import may skip: not imported yet, not the Keras backend."""
+    from src.config.validate import backend
+
+    return [name for name in NOT_FOR_TENSORFLOW if name not in sys.modules and name != backend()]
+
+
 class _QuietLoader(importlib.abc.Loader):
-    """Runs the wrapped loader with the process's standard error (fd 2) sent to a temporary file and the
-    garbage collector paused; what exists once it has run is frozen."""
+    """Runs the wrapped loader with the process's standard error (fd 2) sent to a temporary file, the
+    garbage collector paused and the packages TensorFlow loads for nothing the project uses counted as
+    absent (NOT_FOR_TENSORFLOW); what exists once it has run is frozen."""
 
     def __init__(self, inner):
         self.inner = inner
@@ -70,6 +88,8 @@ class _QuietLoader(importlib.abc.Loader):
         sys.stderr.flush()
         saved = os.dup(2)
         collecting = gc.isenabled()
+        absent = _absent_while_tensorflow_loads()
+        sys.modules.update(dict.fromkeys(absent))  # None in sys.modules: `import name` raises ImportError
         with tempfile.TemporaryFile(mode="w+b") as captured:
             os.dup2(captured.fileno(), 2)
             gc.disable()  # see the module's docstring: the collector's passes during this import
@@ -83,6 +103,9 @@ class _QuietLoader(importlib.abc.Loader):
                 os.write(2, captured.read())
                 raise
             finally:
+                for name in absent:
+                    if name in sys.modules and sys.modules[name] is None:
+                        del sys.modules[name]
                 if collecting:
                     gc.enable()
                 sys.stderr.flush()

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -136,7 +137,6 @@ def test_bad_values_fail_before_any_run(override, message, new_store):
         train_run(compose(TINY + [override] + new_store), log=lambda m: None)
     assert not (ROOT / "never").exists()
     db = new_store[0].split("sqlite:///", 1)[1]
-    import os
 
     assert not os.path.exists(db)  # no store was even opened, so no run was left behind
 
@@ -157,7 +157,6 @@ def test_cli_errors_name_the_key_and_options(new_store):
     out = run_train("data.path=/nonexistent", *new_store)
     assert out.returncode == 2 and "/nonexistent" in out.stderr and "grouplens" in out.stderr
     db = new_store[0].split("sqlite:///", 1)[1]
-    import os
 
     assert not os.path.exists(db)
 
@@ -187,7 +186,6 @@ def test_a_ctrl_c_during_training_is_raised_where_the_loop_checks_and_a_second_o
     """Python raises KeyboardInterrupt wherever the signal lands; in a weak-reference callback it is printed
     and dropped, and the run trained on. While a model trains the first Ctrl-C is noted and raised by the
     loop's check (src/run/runtime.py: sigint_kept)."""
-    import os
     import signal
 
     from src.run.runtime import sigint_kept
@@ -247,6 +245,9 @@ full = []
 gc.callbacks.append(lambda phase, info: full.append(1) if phase == "stop" and info["generation"] == 2 else None)
 import tensorflow  # noqa: F401
 print("full passes during the import:", len(full), "enabled:", gc.isenabled())
+print("loaded for nothing:", [n for n in runtime.NOT_FOR_TENSORFLOW if n in sys.modules])
+import jax, sklearn.metrics  # noqa: E401, F401
+print("imported afterwards:", all(sys.modules.get(n) is not None for n in runtime.NOT_FOR_TENSORFLOW))
 after_import = gc.get_freeze_count()
 import weakref
 class Node:
@@ -266,14 +267,16 @@ print("collected:", seen() is None)
 
 
 def test_tensorflow_loads_without_collector_passes_and_the_stack_is_frozen_once(tmp_path):
-    """The import hook pauses the garbage collector for TensorFlow's import and freezes what it loaded;
+    """The import hook pauses the garbage collector for TensorFlow's import and freezes what it loaded,
+    without the packages TensorFlow loads for nothing the project uses (they import as usual afterwards);
     configure, at the first run, collects and freezes what exists then; and a process whose objects were
     frozen flushes its files at exit, whatever its entry point (src/run/runtime.py)."""
     out = tmp_path / "written.txt"
     proc = subprocess.run([sys.executable, "-c", FROZEN_STACK_CHILD, str(out)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, env={**os.environ, "KERAS_BACKEND": "tensorflow"})
     assert proc.returncode == 0, proc.stderr
     assert "full passes during the import: 0 enabled: True" in proc.stdout, proc.stdout
+    assert "loaded for nothing: []" in proc.stdout and "imported afterwards: True" in proc.stdout, proc.stdout
     assert "frozen by the import: True more by configure: True" in proc.stdout, proc.stdout
     assert "collected: True" in proc.stdout, proc.stdout
     assert out.read_text() == "every byte written"
@@ -298,7 +301,6 @@ def test_every_entry_point_starts_with_the_runtime_entry_point():
 
 @pytest.mark.slow
 def test_ctrl_c_prints_one_line_and_the_run_ends_killed(store):
-    import os
     import signal
     import time
 
