@@ -56,13 +56,11 @@ from src.config.paths import CACHE_DIR
 TF_LOG_DEFAULT = "3"
 
 
-# installed packages that `import tensorflow` loads only because they are installed, for parts of it the project
-# never calls: scikit-learn for the scikit-learn estimators of keras.wrappers, JAX for TFLite's JAX converter
-# (tf.lite). While TensorFlow loads they count as absent (TensorFlow and Keras guard both imports; the
-# wrappers and the converter say so if called); any module imports them as usual afterwards. JAX stays when
-# it is the Keras backend (KERAS_BACKEND=jax). `import tensorflow, keras` after entry_point(), this 2-core
-# machine, nothing else running, 4 runs each: 3.6-4.1 CPU-s against 5.1-5.5 (one run 7.3), in every process
-# that trains (a sweep's driver and each of its workers, src.train, src.reproduce, the tests' processes)
+# installed packages that TensorFlow and Keras import only because they are installed, for parts of them the
+# project never calls: scikit-learn for the scikit-learn estimators of keras.wrappers, JAX for TFLite's JAX
+# converter (tf.lite) and Keras' Orbax checkpoints. While TensorFlow or Keras loads they count as absent (each
+# of these imports is guarded; the wrappers and the converter say so if called); any module imports them as
+# usual afterwards. JAX stays when it is the Keras backend (KERAS_BACKEND=jax)
 NOT_FOR_TENSORFLOW = ("sklearn", "jax")
 
 
@@ -114,10 +112,11 @@ class _QuietLoader(importlib.abc.Loader):
 
 
 class _QuietTensorFlow(importlib.abc.MetaPathFinder):
-    """Wraps the loader of the first `import tensorflow` in `_QuietLoader`, then steps aside."""
+    """Wraps the loader of the first `import tensorflow` or `import keras` (Keras imports TensorFlow, its
+    backend, and the packages of NOT_FOR_TENSORFLOW itself) in `_QuietLoader`, then steps aside."""
 
     def find_spec(self, name, path=None, target=None):
-        if name != "tensorflow":
+        if name not in ("tensorflow", "keras"):
             return None
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(name)
