@@ -9,8 +9,9 @@ while `import tensorflow` runs ("All log messages before absl::InitializeLog()..
 CUDA probes), whatever TF_CPP_MIN_LOG_LEVEL says. Every entry point (src.train, src.reproduce,
 src.sweep and its workers, src.bench) calls `entry_point()` first, and with it
 `quiet_tensorflow_import()`: an import hook that
-sends file descriptor 2 to a temporary file for the length of that one import, in whichever module
-imports TensorFlow first, and writes the lines back if the import fails. `DIL_TF_LOGS=1` leaves
+sends file descriptor 2 to a temporary file for the length of that one import (of TensorFlow, or of
+Keras where Keras comes first: it imports TensorFlow), in whichever module imports it first, and writes
+the lines back if the import fails. `DIL_TF_LOGS=1` leaves
 them on the terminal. Importing a module of the project installs nothing.
 
 The garbage collector and the half million objects that TensorFlow, Keras and MLflow bring: a full
