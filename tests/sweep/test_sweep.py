@@ -38,15 +38,17 @@ def sw(tmp_path, empty_mlflow_db, sweep_main):
             """`python -m src.sweep` with these arguments, in this process (tests/conftest.py: sweep_main)."""
             return sweep_main(*base, *self.args, *extra)
 
+        def command(self, *extra):
+            """The sweep's command line, as a user types it."""
+            return [sys.executable, "-m", "src.sweep", *TINY, *self.args, *extra]
+
         def process(self, *extra, timeout=600):
             """The same sweep in a process of its own, as a user runs it."""
-            return subprocess.run([sys.executable, "-m", "src.sweep", *TINY, *self.args, *extra], cwd=ROOT,
-                                  capture_output=True, text=True, timeout=timeout)
+            return subprocess.run(self.command(*extra), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
         def popen(self, *extra):
-            return subprocess.Popen([sys.executable, "-m", "src.sweep", *TINY, *self.args, *extra], cwd=ROOT,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                    start_new_session=True)
+            return subprocess.Popen(self.command(*extra), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True, start_new_session=True)
 
         def study(self, name):
             from optuna.storages import JournalStorage
@@ -310,8 +312,8 @@ def test_several_trials_per_gpu_are_placed_printed_and_logged(sw):
     # one GPU named by DIL_GPUS (on a CPU machine the workers simply see none), shared by two workers; the
     # round-robin over several GPUs is tests/sweep/test_placement.py's
     env = {**os.environ, "DIL_GPUS": "0"}
-    args = [sys.executable, "-m", "src.sweep", *TINY, *sw.args, "model=din", "~model/evolution", "sweep.name=gpus",
-            "sweep.trials=2", "sweep.workers=2", "sweep.trials_per_gpu=2", "sweep.pruner=none"]
+    args = sw.command(*DIN, "sweep.name=gpus", "sweep.trials=2", "sweep.workers=2", "sweep.trials_per_gpu=2",
+                      "sweep.pruner=none")
     out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert not native_lines(out.stdout + out.stderr), out.stderr[:3000]  # nor from the spawned workers
