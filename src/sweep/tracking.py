@@ -81,17 +81,21 @@ def _open_parent(definition: Definition, study, url: str, creator: bool, trackin
     client = _client()
     exp_id = tracking.experiment_id(tracking_cfg, experiment)
 
-    def stored():
-        rid = study.user_attrs.get("mlflow_parent_run_id")
-        return _live_run(client, rid) if rid else None
+    def stored_id():
+        return study.user_attrs.get("mlflow_parent_run_id")
 
-    run = stored()
-    fresh = not study.user_attrs.get("mlflow_parent_run_id") and not study.get_trials(deepcopy=False)
-    if run is None and fresh and not creator:
+    # the trials are read before the stored id: the creator stores its parent run before any trial exists,
+    # so a trial seen here means the id read next is the creator's. Read the other way round, a worker
+    # starting while the creator stored its id and began a trial saw neither the id nor a fresh study,
+    # and opened a second parent run (three workers started together on a fast machine did)
+    started = bool(study.get_trials(deepcopy=False))
+    rid = stored_id()
+    if rid is None and not started and not creator:
         deadline = time.time() + PARENT_WAIT_S
-        while run is None and time.time() < deadline:
+        while rid is None and time.time() < deadline:
             time.sleep(1)
-            run = stored()
+            rid = stored_id()
+    run = _live_run(client, rid) if rid else None
     if run is None:  # the creator, a resume after a store reset, or a creator that died first
         name = definition.settings.name
         parent = create_parent(exp_id, f"sweep {name}", {"study": name, "storage": redact(url)})
