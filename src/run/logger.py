@@ -120,11 +120,23 @@ def experiment_id(tracking_cfg, default_name: str, description: str | None = Non
             return client.create_experiment(name, artifact_location=location, tags=wanted)
         except MlflowException:  # created meanwhile by another worker
             exp = client.get_experiment_by_name(name)
+
+    def missing(k, v, tags):
+        # a description someone wrote stays
+        return not tags.get(k) if k == MLFLOW_RUN_NOTE else tags.get(k) != v
+
     for k, v in wanted.items():
-        if k == MLFLOW_RUN_NOTE and exp.tags.get(k):
-            continue  # a description someone wrote stays
-        if exp.tags.get(k) != v:
+        if not missing(k, v, exp.tags):
+            continue
+        try:
             client.set_experiment_tag(exp.experiment_id, k, v)
+        except MlflowException:
+            # two workers that find the same tag missing insert it at the same moment and the store refuses
+            # the second (a unique key; MLflow reads, then inserts): the tag is there now, or the write is
+            # tried once more, as an update this time, and an error that was not this one is raised again
+            tags = client.get_experiment(exp.experiment_id).tags
+            if missing(k, v, tags):
+                client.set_experiment_tag(exp.experiment_id, k, v)
     return exp.experiment_id
 
 

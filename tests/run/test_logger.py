@@ -80,3 +80,38 @@ def test_mlflow_server_serves_the_run_over_rest(store, tmp_path):
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def test_a_tag_another_worker_adds_at_the_same_moment_is_no_error(store):
+    # two sweep workers starting their first runs together both found the experiment's description missing
+    # and both inserted it; the store refused the second insert (a unique key) and that worker's trial
+    # failed. Here another process's insert lands just before this one's, the moment at which it did
+    import contextlib
+    import sqlite3
+
+    import mlflow
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from src.run.logger import experiment_id
+
+    uri = store[0].split("=", 1)[1]
+    mlflow.set_tracking_uri(uri)
+    exp = experiment_id({}, "race")  # as the sweep's parent run makes it: no description yet
+    other = []
+
+    def the_other_worker_first(conn, cursor, statement, parameters, context, executemany):
+        if not other and statement.lstrip().startswith("INSERT INTO experiment_tags") and \
+                "mlflow.note.content" in str(parameters):
+            other.append(statement)
+            with contextlib.closing(sqlite3.connect(uri.split("sqlite:///", 1)[1])) as db, db:
+                db.execute("INSERT INTO experiment_tags (key, value, experiment_id) VALUES (?, ?, ?)",
+                           ("mlflow.note.content", "the other worker's", int(exp)))
+
+    event.listen(Engine, "before_cursor_execute", the_other_worker_first)
+    try:
+        assert experiment_id({}, "race", "this worker's") == exp
+    finally:
+        event.remove(Engine, "before_cursor_execute", the_other_worker_first)
+    assert other  # the two inserts met
+    assert mlflow.MlflowClient().get_experiment(exp).tags["mlflow.note.content"] == "the other worker's"
