@@ -1,17 +1,14 @@
 import json
-import socket
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from src.config import compose, flatten
 from src.run.logger import resolve_uri
 from src.run.training import train_run
-from src.tools.services import mlflow_server_env
+from src.tools.services import free_port, start_mlflow_server, stop_process
 from tests.conftest import TINY
 
 
@@ -28,12 +25,6 @@ def test_flatten():
     assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": None}) == {"a.b": 1, "a.c": [1, 2], "d": None}
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def get(url):
     with urllib.request.urlopen(url, timeout=30) as r:
         return r.read()
@@ -46,21 +37,11 @@ def test_mlflow_server_serves_the_run_over_rest(store, tmp_path):
     port = free_port()
     uri = store[0].split("=", 1)[1]
     root = store[1].split("=", 1)[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--default-artifact-root", root,
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=mlflow_server_env())
+    # the project's own server start (as the scale-out tests and the bench use it): the run's artifacts
+    # were logged to `root` directly, and the server reads them from there by the run's artifact location
+    server = start_mlflow_server(uri, Path(root), port, tmp_path / "server.log", workers=1)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                get(f"{base}/health")
-                break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise AssertionError(f"mlflow server did not start: {server.stderr.read()[-2000:]}") from None
-                time.sleep(1)
         run = json.loads(get(f"{base}/api/2.0/mlflow/runs/get?run_id={result.run_id}"))["run"]
         assert run["info"]["status"] == "FINISHED"
         metrics = {m["key"]: m["value"] for m in run["data"]["metrics"]}
@@ -75,11 +56,7 @@ def test_mlflow_server_serves_the_run_over_rest(store, tmp_path):
         png = get(f"{base}/get-artifact?{q}")
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_process(server)
 
 
 def test_a_tag_another_worker_adds_at_the_same_moment_is_no_error(store):
