@@ -88,11 +88,11 @@ class _QuietLoader(importlib.abc.Loader):
         saved = os.dup(2)
         collecting = gc.isenabled()
         absent = _absent_while_tensorflow_loads()
-        sys.modules.update(dict.fromkeys(absent))  # None in sys.modules: `import name` raises ImportError
         with tempfile.TemporaryFile(mode="w+b") as captured:
             os.dup2(captured.fileno(), 2)
             gc.disable()  # see the module's docstring: the collector's passes during this import
             try:
+                sys.modules.update(dict.fromkeys(absent))  # None in sys.modules: `import name` raises ImportError
                 self.inner.exec_module(module)
                 _freeze()  # TensorFlow's modules (and Keras', which it imports) live as long as the process
             except BaseException:
