@@ -55,8 +55,9 @@ def sweep_args(storage, tracking_uri, *extra):
             *extra]
 
 
-def sweep_cmd(storage, tracking_uri, *extra):
-    return [sys.executable, "-m", "src.sweep", *sweep_args(storage, tracking_uri, *extra)]
+def sweep_cmd(args):
+    """`python -m src.sweep ARGS`, as a machine starts a worker."""
+    return [sys.executable, "-m", "src.sweep", *args]
 
 
 def start(cmd, log):
@@ -97,8 +98,8 @@ def wait_for(predicate, procs, timeout=300):
 
 def test_three_workers_one_killed(pg_db, server, tmp_path):
     n = 6  # two trials a worker: the victim is killed in its first, the others take the rest and its retry
-    cmd = sweep_cmd(pg_db, server.uri, "sweep.name=multi", f"sweep.trials={n}", "train.epochs=2",
-                    "sweep.sampler=random", *DIN)
+    cmd = sweep_cmd(sweep_args(pg_db, server.uri, "sweep.name=multi", f"sweep.trials={n}", "train.epochs=2",
+                               "sweep.sampler=random", *DIN))
     procs = [start(cmd, tmp_path / f"worker{i}.log") for i in range(3)]
     storage = optuna.storages.RDBStorage(pg_db)
 
@@ -142,7 +143,7 @@ def test_three_workers_one_killed(pg_db, server, tmp_path):
 
 def test_tracking_server_stopped_mid_sweep(pg_db, server, tmp_path, sweep_main):
     args = sweep_args(pg_db, server.uri, "sweep.name=outage", "sweep.trials=2", "train.epochs=3", *DIN)
-    proc = start([sys.executable, "-m", "src.sweep", *args], tmp_path / "first.log")
+    proc = start(sweep_cmd(args), tmp_path / "first.log")
     storage = optuna.storages.RDBStorage(pg_db)
 
     wait_for(lambda: running_trials(storage, "outage"), [proc])
@@ -196,9 +197,9 @@ def test_second_host_heartbeat(pg_db, tmp_path, empty_mlflow_db):
     store = [f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"tracking.artifact_root={tmp_path}/artifacts"]
 
     def cmd(trials):
-        return [sys.executable, "-m", "src.sweep", *TINY, f"sweep.storage={pg_db}", *store, "sweep.name=xhost",
-                "sweep.sampler=random", "sweep.pruner=none", "sweep.heartbeat=1", f"sweep.grace={grace}",
-                f"sweep.trials={trials}", "train.epochs=6", "model=dien"]
+        return sweep_cmd([*TINY, f"sweep.storage={pg_db}", *store, "sweep.name=xhost",
+                          "sweep.sampler=random", "sweep.pruner=none", "sweep.heartbeat=1", f"sweep.grace={grace}",
+                          f"sweep.trials={trials}", "train.epochs=6", "model=dien"])
 
     def host(name, trials, log):
         return subprocess.Popen(cmd(trials), cwd=ROOT, stdout=open(log, "w"), stderr=subprocess.STDOUT, text=True,
