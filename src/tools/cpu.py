@@ -10,7 +10,8 @@ groups them by what they ran (`-m module`, the script, a `-c` program, pytest-xd
 the number of processes, their CPU seconds, their share of the command's CPU, and their longest and
 total wall time; below it, the command's own CPU as the operating system counts it (every process it
 waited for, Python or not). A process killed by a signal records nothing (its CPU is in that last
-figure only), nor does one started with PYTHONPATH cleared or with `python -S` / `-I`.
+figure only), nor does one that ends by os._exit (a forked multiprocessing child; spawned ones record)
+or was started with PYTHONPATH cleared or with `python -S` / `-I`.
 
 The exit status is the command's.
 """
