@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 LOG_ENV = "DIL_CPU_LOG"
+XDIST_WORKER = "import sys;exec(eval(sys.stdin.readline()))"  # pytest-xdist's workers are execnet gateways: -c this
 
 # the site hook: written into the temporary folder as sitecustomize.py
 HOOK = '''
@@ -42,10 +43,7 @@ _here = os.path.dirname(os.path.abspath(__file__))
 def _record():
     t = os.times()
     argv = list(getattr(sys, "orig_argv", sys.argv))[1:]
-    # pytest-xdist's workers are execnet gateways, started as this
-    worker = argv[-2:] == ["-c", "import sys;exec(eval(sys.stdin.readline()))"]
-    row = {"pid": os.getpid(), "argv": argv[:8], "xdist_worker": worker, "user": t.user, "system": t.system,
-           "wall": time.time() - _started}
+    row = {"pid": os.getpid(), "argv": argv[:8], "user": t.user, "system": t.system, "wall": time.time() - _started}
     try:
         with open(os.environ["DIL_CPU_LOG"], "a") as f:
             f.write(json.dumps(row) + "\\n")
@@ -68,9 +66,9 @@ for _d in sys.path:
 
 def what(row: dict) -> str:
     """What a recorded process ran, as the table groups it."""
-    if row.get("xdist_worker"):
-        return "pytest-xdist worker"
     argv, i = row["argv"], 0
+    if argv[-2:] == ["-c", XDIST_WORKER]:
+        return "pytest-xdist worker"
     while i < len(argv):  # the interpreter's options, then what it runs
         a = argv[i]
         if a == "-m" and i + 1 < len(argv):
