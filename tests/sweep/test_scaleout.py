@@ -4,7 +4,6 @@ several worker processes started as separate machines would start them, and faul
 import os
 import signal
 import subprocess
-import sys
 import time
 from urllib.parse import urlsplit
 
@@ -16,7 +15,7 @@ from optuna.trial import TrialState
 from src.config.paths import ROOT
 from src.tools.services import free_port, start_mlflow_server, stop_process
 from tests.conftest import job_runner_processes, mlflow_db_at
-from tests.sweep.test_sweep import DIN, TINY
+from tests.sweep.test_sweep import DIN, TINY, sweep_cmd
 
 pytestmark = pytest.mark.slow
 
@@ -55,14 +54,10 @@ def sweep_args(storage, tracking_uri, *extra):
             *extra]
 
 
-def sweep_cmd(args):
-    """`python -m src.sweep ARGS`, as a machine starts a worker."""
-    return [sys.executable, "-m", "src.sweep", *args]
-
-
-def start(cmd, log):
+def start(cmd, log, **env):
+    """The command in a session of its own, its output to `log`, with `env` added to the environment."""
     return subprocess.Popen(cmd, cwd=ROOT, stdout=open(log, "w"), stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1", **env})
 
 
 def password_of(url):
@@ -202,8 +197,7 @@ def test_second_host_heartbeat(pg_db, tmp_path, empty_mlflow_db):
                           f"sweep.trials={trials}", "train.epochs=6", "model=dien"])
 
     def host(name, trials, log):
-        return subprocess.Popen(cmd(trials), cwd=ROOT, stdout=open(log, "w"), stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1", "DIL_HOST": name})
+        return start(cmd(trials), log, DIL_HOST=name)
 
     storage = optuna.storages.RDBStorage(pg_db)
 

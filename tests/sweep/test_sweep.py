@@ -26,6 +26,11 @@ TINY = ["sweep=tiny", "data.users=60", "data.items=80", "data.cats=4", "data.seq
 DIN = ["model=din", "~model/evolution"]
 
 
+def sweep_cmd(args):
+    """`python -m src.sweep ARGS`, as a user (or a machine starting a worker) types it."""
+    return [sys.executable, "-m", "src.sweep", *args]
+
+
 @pytest.fixture
 def sw(tmp_path, empty_mlflow_db, sweep_main):
     class Sweep:
@@ -40,7 +45,7 @@ def sw(tmp_path, empty_mlflow_db, sweep_main):
 
         def command(self, *extra):
             """The sweep's command line, as a user types it."""
-            return [sys.executable, "-m", "src.sweep", *TINY, *self.args, *extra]
+            return sweep_cmd([*TINY, *self.args, *extra])
 
         def process(self, *extra, timeout=600):
             """The same sweep in a process of its own, as a user runs it."""
