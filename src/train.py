@@ -19,9 +19,9 @@ from omegaconf import DictConfig
 def run_cli(cfg: DictConfig, overrides: list[str], result: dict | None = None, **kwargs) -> int:
     """Runs one config with the project's error handling: clear messages, exit codes.
 
-    The config is checked before TensorFlow loads, so a wrong value is refused at once. Ctrl-C
-    ends the run as KILLED in MLflow and prints one line. `result`, if given, receives the run's
-    id and status.
+    The config is checked before TensorFlow loads, so a wrong value is refused at once. Ctrl-C (or
+    SIGTERM, as a cluster scheduler sends) ends the run as KILLED in MLflow and prints one line.
+    `result`, if given, receives the run's id and status.
     """
     from src.config.validate import ConfigError, validate
 
@@ -31,6 +31,7 @@ def run_cli(cfg: DictConfig, overrides: list[str], result: dict | None = None, *
         print(f"error: {e}", file=sys.stderr)
         return 2
     from src.data import DataError
+    from src.run import interrupts
     from src.run.training import Diverged, train_run
 
     started = {}
@@ -42,7 +43,8 @@ def run_cli(cfg: DictConfig, overrides: list[str], result: dict | None = None, *
             user_on_start(run_id)
 
     try:
-        out = train_run(cfg, overrides, on_start=on_start, **kwargs)
+        with interrupts.handled():
+            out = train_run(cfg, overrides, on_start=on_start, **kwargs)
         if result is not None:
             result.update(run_id=out.run_id, status=out.status, result=out)
     except (ConfigError, DataError) as e:
@@ -54,10 +56,10 @@ def run_cli(cfg: DictConfig, overrides: list[str], result: dict | None = None, *
     except Diverged as e:
         print(f"error: the run diverged: {e} (marked FAILED in MLflow)", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         where = f"; run {started['run_id']} is marked KILLED in MLflow" if started else "; no run was started"
-        print(f"\ninterrupted{where}", file=sys.stderr)
-        return 130
+        print(f"\n{interrupts.reason(e)}{where}", file=sys.stderr)
+        return interrupts.exit_code(e)
     return 0
 
 

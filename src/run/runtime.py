@@ -30,12 +30,6 @@ Hydra's, multiprocessing's): no written byte is lost with a file the collector w
 the rest is frozen too, and the interpreter's shutdown passes skip it, the memory left to the operating
 system. A process that trained a tiny DIEN takes 2.2 s to exit with the collector as Python leaves it,
 0.4 s as the entry points set it (`python -m src.bench shutdown`).
-
-Ctrl-C while a model trains (`sigint_kept`): Python raises KeyboardInterrupt wherever the main
-thread is when the signal lands, and where that is a weak-reference callback (SQLAlchemy's, while
-MLflow logs an epoch) Python prints "Exception ignored" and the run trains on: 4 runs of 12 in one
-measurement. While a model trains, a Ctrl-C is noted instead, and the training loop raises it after
-the batch it came in; a second Ctrl-C raises at once, wherever it lands.
 """
 
 from __future__ import annotations
@@ -46,11 +40,8 @@ import importlib.abc
 import importlib.util
 import io
 import os
-import signal
 import sys
 import tempfile
-import threading
-from contextlib import contextmanager
 
 from src.config.paths import CACHE_DIR
 
@@ -177,37 +168,6 @@ def _freeze() -> None:
     """Freezes what exists now; what is frozen gets its files flushed at exit (short_shutdown)."""
     short_shutdown()
     gc.freeze()
-
-
-@contextmanager
-def sigint_kept():
-    """A block in which no Ctrl-C is lost: yields `check()`, which raises KeyboardInterrupt once a SIGINT
-    has come during the block (call it where the work can stop, e.g. after every batch). Where Python's
-    own handler is in place, the first signal is only noted, so that it is raised where `check` is called
-    and nowhere else; a second one raises at once (work that never reaches a `check`, a hung call, still
-    stops). Another handler (a launcher's) runs on every signal. Outside the main thread, or where SIGINT
-    is ignored, `check` does nothing and the signal is left alone."""
-    came = []
-
-    def check() -> None:
-        if came:
-            raise KeyboardInterrupt
-
-    previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or not callable(previous):
-        yield lambda: None
-        return
-
-    def noted(signum, frame):
-        came.append(signum)
-        if previous is not signal.default_int_handler or len(came) > 1:
-            previous(signum, frame)
-
-    signal.signal(signal.SIGINT, noted)
-    try:
-        yield check
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def freeze_the_stack() -> None:

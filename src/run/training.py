@@ -19,6 +19,7 @@ from src.config.schema import Config, Train
 from src.config.validate import validate
 from src.data.dataset import filtering_lines
 from src.metrics import HIGHER_IS_BETTER, bootstrap, evaluate
+from src.run import faults
 from src.run.logger import Pruned, RunLogger
 from src.run.registry import check_names
 
@@ -204,6 +205,8 @@ class EpochEnd:
         return Callback()
 
     def batch_end(self, model, batch, logs) -> None:
+        if batch == 1:
+            faults.point("mid_epoch")
         self.check_interrupt()
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
@@ -259,10 +262,10 @@ def fit(p: Prepared, on_epoch=None, log=print) -> tuple[list, int, dict]:
         Diverged: the loss became NaN/inf, or validation was never a number.
         KeyboardInterrupt: Ctrl-C, raised after the training or validation batch it came in.
     """
-    from src.run.runtime import sigint_kept
+    from src.run import interrupts
 
     tr = p.train
-    with sigint_kept() as check_interrupt:  # not raised where Python would drop it (src/run/runtime.py)
+    with interrupts.kept() as check_interrupt:  # not raised where Python would drop it (src/run/interrupts.py)
         state = EpochEnd(p, on_epoch, log, check_interrupt)
         p.model.fit(p.train_ds, epochs=tr.epochs, shuffle=False, verbose=_progress_verbose(tr.progress),
                     callbacks=[state.callback()])
@@ -340,11 +343,13 @@ def train_run(cfg, overrides=(), tags: dict | None = None, parent_run_id: str | 
     p = prepare(cfg, log)
     runlog = RunLogger(p.config.plain["tracking"], p.data, p.device, describe_run(p.config.model))
     metric = p.train.early_stopping.metric
+    faults.point("before_run")
     with runlog.run(run_name, parent_run_id, tags) as run_id:
         if on_start is not None:
             on_start(run_id)
         t_start = time.perf_counter()
         runlog.config(cfg, overrides)
+        faults.point("after_params")
         _announce(p, run_id, log)
 
         def on_epoch(row, is_best):
@@ -354,6 +359,7 @@ def train_run(cfg, overrides=(), tags: dict | None = None, parent_run_id: str | 
 
         history, best_epoch, valid_best = fit(p, on_epoch, log)
         test, boot = test_metrics(p), eval_bootstrap(p)
+        faults.point("after_test")
         runlog.final({"best_epoch": best_epoch, **{f"best_valid_{k}": v for k, v in valid_best.items()},
                       **{f"test_{k}": v for k, v in test.items()},
                       **{f"best_valid_{k}_eval_sd": float(np.nanstd(v, ddof=1)) for k, v in boot.items()}})

@@ -185,14 +185,14 @@ def test_no_native_log_lines_from_train_and_reproduce(store):
 def test_a_ctrl_c_during_training_is_raised_where_the_loop_checks_and_a_second_one_at_once():
     """Python raises KeyboardInterrupt wherever the signal lands; in a weak-reference callback it is printed
     and dropped, and the run trained on. While a model trains the first Ctrl-C is noted and raised by the
-    loop's check (src/run/runtime.py: sigint_kept)."""
+    loop's check (src/run/interrupts.py: kept)."""
     import signal
 
-    from src.run.runtime import sigint_kept
+    from src.run.interrupts import kept
 
     before = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own, whatever ran the tests
     try:
-        with sigint_kept() as check:
+        with kept() as check:
             check()  # nothing came yet
             os.kill(os.getpid(), signal.SIGINT)
             for _ in range(1000):  # the handler has run by now: it raised nothing

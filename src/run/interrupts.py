@@ -1,0 +1,210 @@
+"""Stopping a process without leaving anything half made: Ctrl-C (SIGINT), SIGTERM and Ray's cancel.
+
+Python raises KeyboardInterrupt wherever the main thread is when SIGINT lands, and a process manager's
+SIGTERM (Slurm, Kubernetes, Ray's job stop) kills at once. Either could split the creation of an MLflow
+run from the code that ends it, or a finished training from the study's record of it, and leave a run
+RUNNING forever. This module owns the process's SIGINT and SIGTERM handler and three kinds of block:
+
+    handled()   an entry point's: SIGINT raises KeyboardInterrupt, SIGTERM raises `Terminated` (a
+                KeyboardInterrupt, so every cleanup written for Ctrl-C serves both); once=True: after
+                the first, further signals only say that the process is already stopping
+    held()      a step an interrupt must not split (create a run and enter the code that ends it, end
+                a run, tell the study): a signal is noted and raised when the block ends
+    kept()      a model's training: the first signal is noted and raised where `check()` is called
+                (after a batch), not inside a weak-reference callback, where Python would print and drop
+                it; a second one raises at once
+
+Ray's `ray.cancel` interrupts a task through Python's SIGINT handler (`_thread.interrupt_main`), so it
+is handled as Ctrl-C. `stop(reason)` lets another thread stop the main one the same way (a worker whose
+driver died). Outside the main thread, or where a signal is ignored (a job started with nohup), the
+blocks leave the signal alone.
+"""
+
+from __future__ import annotations
+
+import _thread
+import os
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (or `stop`): the process is asked to end; handled as Ctrl-C, with its own reason."""
+
+    def __init__(self, reason: str = "terminated"):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def reason(exc: BaseException) -> str:
+    """What stopped a process, for a run's `end_reason` and a trial's failure: "interrupted" (Ctrl-C,
+    Ray's cancel), "terminated" (SIGTERM) or the reason given to `stop`."""
+    return exc.reason if isinstance(exc, Terminated) else "interrupted"
+
+
+def exit_code(exc: BaseException) -> int:
+    """The shell's status for a process that a signal stopped: 128 + the signal's number."""
+    return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+
+
+class _State:
+    def __init__(self):
+        self.depth = 0        # open blocks that share the handler (the outermost installed it)
+        self.previous = {}    # each signal's handler before the outermost block
+        self.root = False     # an entry point's handled(): signals raise this module's exceptions
+        self.once = False
+        self.stopping = False  # an interrupt was raised (once=True: later ones only noted)
+        self.held = 0
+        self.kept = 0
+        self.kept_signals = 0  # signals that came during the outermost kept block
+        self.pending: list[int] = []
+        self.why: str | None = None  # the reason `stop` gave
+
+
+_s = _State()
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _exception(signum: int) -> KeyboardInterrupt:
+    if signum == signal.SIGTERM:
+        why, _s.why = _s.why, None
+        return Terminated(why or "terminated")
+    return KeyboardInterrupt()
+
+
+def _deliver(signum: int) -> None:
+    """Raises the signal's exception, or hands the signal to the handler that was there before."""
+    prev = _s.previous.get(signum)
+    if _s.once and _s.stopping:
+        if _s.root:
+            print(f"already stopping ({signal.Signals(signum).name} again): waiting for the runs to end",
+                  file=sys.stderr, flush=True)
+        return
+    if _s.root or prev is signal.default_int_handler or (signum == signal.SIGINT and prev == signal.SIG_DFL):
+        _s.stopping = True
+        raise _exception(signum)
+    if callable(prev):
+        prev(signum, None)
+    elif prev == signal.SIG_DFL:  # SIGTERM's default: the process ends, as it would have without the block
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+def _on_signal(signum, frame) -> None:
+    if _s.kept:
+        _s.kept_signals += 1
+    if _s.held or (_s.kept and _s.kept_signals == 1):
+        _s.pending.append(signum)
+        return
+    _s.pending.clear()
+    _deliver(signum)
+
+
+def _enter() -> bool:
+    """Joins (or installs) the handler; False outside the main thread, where nothing is installed."""
+    if not _main_thread():
+        return False
+    if _s.depth == 0:
+        _s.previous = {s: signal.getsignal(s) for s in SIGNALS}
+        for s in SIGNALS:
+            if _s.previous[s] not in (signal.SIG_IGN, None):
+                signal.signal(s, _on_signal)
+    _s.depth += 1
+    return True
+
+
+def _leave() -> None:
+    _s.depth -= 1
+    if _s.depth == 0:
+        for s, prev in _s.previous.items():
+            if prev is not None and signal.getsignal(s) is _on_signal:
+                signal.signal(s, prev)
+        _s.pending.clear()
+
+
+def pending() -> bool:
+    """Whether a signal was noted and not yet raised (a held or kept block)."""
+    return bool(_s.pending)
+
+
+def check() -> None:
+    """Raises a noted signal, unless a held block is open."""
+    if _s.pending and not _s.held:
+        signum = _s.pending[0]
+        _s.pending.clear()
+        _deliver(signum)
+
+
+@contextmanager
+def handled(once: bool = True):
+    """An entry point's block: SIGINT raises KeyboardInterrupt, SIGTERM `Terminated`; `once`: a process
+    that is already stopping notes further signals instead of raising them in its cleanup."""
+    if not _enter():
+        yield
+        return
+    outer = (_s.root, _s.once, _s.stopping)
+    _s.root, _s.once, _s.stopping = True, once, False
+    try:
+        yield
+    finally:
+        _s.root, _s.once, _s.stopping = outer
+        _leave()
+
+
+class held:
+    """A block an interrupt cannot split: a signal that comes is raised when the block ends, or where
+    `release()` is called inside it (e.g. inside the `try` whose handlers end what the block made)."""
+
+    def __enter__(self):
+        self.active = _enter()
+        if self.active:
+            _s.held += 1
+        return self
+
+    def release(self) -> None:
+        if self.active:
+            self.active = False
+            _s.held -= 1
+            try:
+                check()
+            finally:
+                _leave()
+
+    def __exit__(self, kind, exc, tb):
+        if kind is not None and issubclass(kind, KeyboardInterrupt) and self.active:
+            _s.pending.clear()  # already stopping: a signal that came meanwhile says nothing new
+        self.release()
+        return False
+
+
+@contextmanager
+def kept():
+    """A block in which no Ctrl-C is lost: yields `check`, which raises a signal that came during the
+    block; a second signal raises at once (work that never reaches a check, a hung call, still stops)."""
+    if not _enter():
+        yield lambda: None
+        return
+    if _s.kept == 0:
+        _s.kept_signals = 0
+    _s.kept += 1
+    try:
+        yield check
+    finally:
+        _s.kept -= 1
+        _leave()
+
+
+def stop(why: str) -> None:
+    """From any thread: stops the main thread as SIGTERM would, with `why` as the reason."""
+    _s.why = why
+    if _main_thread():
+        _on_signal(signal.SIGTERM, None)
+    else:
+        _thread.interrupt_main(signal.SIGTERM)
