@@ -32,6 +32,7 @@ from omegaconf import OmegaConf
 from src.config import flatten
 from src.config.paths import MLRUNS_DIR, ROOT, resolve
 from src.redact import redact
+from src.run import faults, interrupts
 
 LIBRARIES = ("tensorflow", "jax", "jaxlib", "keras", "mlflow", "optuna", "hydra-core", "omegaconf", "numpy",
              "pandas")
@@ -290,27 +291,43 @@ class Pruned(Exception):
 
 @contextmanager
 def tracked_run(experiment_id: str, run_name=None, parent_run_id=None, tags=None):
-    """An MLflow run's lifecycle: FINISHED when the block ends, KILLED when pruned or interrupted,
-    FAILED (with the reason as a tag) on any other exception, which propagates."""
+    """An MLflow run's lifecycle: FINISHED when the block ends, KILLED when pruned or interrupted (Ctrl-C,
+    SIGTERM, Ray's cancel; `end_reason` says which), FAILED (with the reason as a tag) on any other
+    exception, which propagates.
+
+    Creating the run and entering the code that ends it are one step: an interrupt that comes while
+    MLflow creates the run (`mlflow.start_run` creates it, then sets up the active run) is held and raised
+    inside the `try`, where it ends the run KILLED; ending the run is held the same way.
+    """
     import mlflow
 
-    run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id,
-                           nested=parent_run_id is not None, tags=tags)
-    try:
-        yield run
-    except Pruned as e:
-        mlflow.set_tags({"pruned_at_epoch": str(e.epoch), "end_reason": "pruned"})
-        mlflow.end_run("KILLED")
-        raise
-    except KeyboardInterrupt:
-        mlflow.set_tag("end_reason", "interrupted")
-        mlflow.end_run("KILLED")
-        raise
-    except BaseException as e:
-        mlflow.set_tags({"end_reason": "failed", "failure": redact(f"{type(e).__name__}: {e}")[:5000]})
-        mlflow.end_run("FAILED")
-        raise
-    mlflow.end_run("FINISHED")
+    with interrupts.held() as hold:
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id,
+                               nested=parent_run_id is not None, tags=tags)
+        faults.point("in_run_creation")
+        try:
+            hold.release()
+            yield run
+        except Pruned as e:
+            _end("KILLED", {"pruned_at_epoch": str(e.epoch), "end_reason": "pruned"})
+            raise
+        except KeyboardInterrupt as e:
+            _end("KILLED", {"end_reason": interrupts.reason(e)})
+            raise
+        except BaseException as e:
+            _end("FAILED", {"end_reason": "failed", "failure": redact(f"{type(e).__name__}: {e}")[:5000]})
+            raise
+        _end("FINISHED")
+
+
+def _end(status: str, tags: dict | None = None) -> None:
+    """Ends the active run with its closing tags, in one step an interrupt cannot split."""
+    import mlflow
+
+    with interrupts.held():
+        if tags:
+            mlflow.set_tags(tags)
+        mlflow.end_run(status)
 
 
 def _finite(metrics: dict) -> dict:
@@ -359,6 +376,7 @@ class RunLogger:
             path = self._tmp / f"epoch_{epoch:03d}.npz"
             path.write_bytes(npz_bytes(attention))
             mlflow.log_artifact(str(path), "attention")
+            faults.point("in_artifacts")
         if figure is not None:
             import matplotlib.pyplot as plt
 

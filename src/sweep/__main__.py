@@ -37,22 +37,26 @@ def main(argv=None) -> int:
             print(f"  sweep.{k}={v!r}")
         return 0
     from src.data import DataError
+    from src.run import interrupts
     from src.sweep import driver
     from src.sweep.study import quiet
 
     quiet()
-    try:
-        sweep = driver.prepare(load(argv))
-    except (SweepError, DataError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    t = time.perf_counter()
-    try:
-        code = driver.run(sweep)
-    except KeyboardInterrupt:
-        print("\ninterrupted: running trials were marked failed; run the same command again to resume",
-              file=sys.stderr)
-        return 130
+    sweep = None
+    with interrupts.handled():
+        try:
+            sweep = driver.prepare(load(argv))
+            t = time.perf_counter()
+            code = driver.run(sweep)
+        except (SweepError, DataError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (a cluster scheduler's stop)
+            what = "Ctrl-C" if not isinstance(e, interrupts.Terminated) else "SIGTERM"
+            line = driver.stopped(sweep, e) if sweep is not None else \
+                f"{interrupts.reason(e)} before the sweep started: nothing was trained"
+            print(f"\n{line} ({what})", file=sys.stderr, flush=True)
+            return interrupts.exit_code(e)
     print(f"sweep took {time.perf_counter() - t:.0f}s")
     return code
 

@@ -31,7 +31,8 @@ POLL_S = 2.0
 CANCEL_WAIT_S = 60
 RELAUNCHES = 2  # a slot whose worker crashed is given a new one this many times, then left empty
 PASSED_ENV = ("KERAS_BACKEND", "DIL_TF_LOGS", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
-              "MLFLOW_TRACKING_TOKEN", "TF_CPP_MIN_LOG_LEVEL")  # the driver's, given to every worker
+              "MLFLOW_TRACKING_TOKEN", "TF_CPP_MIN_LOG_LEVEL", "DIL_FAULT", "DIL_FAULT_DIR")  # the driver's, given
+# to every worker (DIL_FAULT*: the interrupt tests' fault points, src/run/faults.py)
 
 
 @dataclass(frozen=True)
@@ -128,9 +129,12 @@ def _work(job: Job) -> dict:
     """A worker, inside its Ray task: the GPU Ray gave it (if any), then the local worker's loop."""
     import ray
 
+    from src.run import interrupts
+
     ctx = ray.get_runtime_context()
     gpus = [str(g) for g in ctx.get_accelerator_ids().get("GPU", [])]
-    return worker.main(dataclasses.replace(job, gpu=",".join(gpus) or None, node=ctx.get_node_id()))
+    with interrupts.handled():  # Ray's cancel (a SIGINT) and a SIGTERM end the cell's run KILLED
+        return worker.main(dataclasses.replace(job, gpu=",".join(gpus) or None, node=ctx.get_node_id()))
 
 
 def describe(nodes: list[dict], started: bool, found: list[Slot]) -> str:

@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass, field
 
 from src.config import compose
-from src.sweep import SweepError, answer, decision, launch, placement, report, space
+from src.run import interrupts
+from src.sweep import SweepError, answer, decision, launch, placement, report, space, worker
 from src.sweep import design as designs
 from src.sweep import study as studies
 from src.sweep import tracking as sweep_tracking
@@ -38,6 +39,8 @@ class Sweep:
     seeds: list = field(default_factory=list)   # the seeds whose cells are queued (designed sweeps)
     gpus: list = field(default_factory=list)    # the GPU of each worker (None: the CPU)
     started: float = field(default_factory=time.time)
+    storage: object = None                      # the study's storage as opened (it says whether it beats)
+    closed: int = 0                             # runs the start's reconciliation ended
 
     @property
     def cells(self) -> int:
@@ -102,15 +105,38 @@ def prepare(d: Definition) -> Sweep:
     study, storage, resumed, creator = studies.create_or_resume(d, url)
     recovered = studies.recover_stale(study, storage, d.settings)
     tracking_cfg = to_plain(base_cfg.tracking)
-    parent = sweep_tracking.open_parent(d, study, url, creator, tracking_cfg, str(base_cfg.data.name))
-    for t in recovered:
-        sweep_tracking.kill_runs(t.user_attrs.get("mlflow_run_ids", []), "worker died")
-    sw = Sweep(d, url, study, parent, epochs, tracking_cfg, resumed, [t.number for t in recovered], 0, design,
-               [], gpus)
-    if d.settings.designed:
-        # the seeds given, then any a sequential sweep added before (a resume keeps its blocks)
-        sw.queued = sw.add_seeds(list(d.settings.seeds) + list(study.user_attrs.get("seeds", [])))
+    # from the parent's (re)opening to the end of the start, an interrupt waits: the sweep that is
+    # stopped then has a parent run to end KILLED
+    with interrupts.held():
+        parent = sweep_tracking.open_parent(d, study, url, creator, tracking_cfg, str(base_cfg.data.name))
+        sw = Sweep(d, url, study, parent, epochs, tracking_cfg, resumed, [t.number for t in recovered], 0, design,
+                   [], gpus, storage=storage)
+        sw.closed = reconcile(sw)
+        if d.settings.designed:
+            # the seeds given, then any a sequential sweep added before (a resume keeps its blocks)
+            sw.queued = sw.add_seeds(list(d.settings.seeds) + list(study.user_attrs.get("seeds", [])))
     return sw
+
+
+def reconcile(sw: Sweep) -> int:
+    """Dead workers' trials marked failed (their cells queued again), then the tracking store made to
+    agree with the study (tracking.reconcile); returns how many runs were ended."""
+    for t in studies.recover_stale(sw.study, sw.storage, sw.definition.settings):
+        sw.recovered.append(t.number)
+    return sweep_tracking.reconcile(sw.study, sw.parent_run_id)
+
+
+def stopped(sw: Sweep, exc: KeyboardInterrupt) -> str:
+    """After Ctrl-C or SIGTERM, once the workers have stopped: the stores made to agree and the parent run
+    ended KILLED with why; returns the line that says so."""
+    why = interrupts.reason(exc)
+    with interrupts.held():
+        closed = reconcile(sw)
+        sweep_tracking.end_parent(sw.parent_run_id, "KILLED", why)
+    failed = sum(worker.stopped(t) for t in sw.study.get_trials(deepcopy=False)
+                 if t.datetime_complete and t.datetime_complete.timestamp() >= sw.started)
+    return (f"{why}: {failed} running trial(s) marked failed, {closed} run(s) closed by the reconciliation, the "
+            f"sweep's parent run ended KILLED; run the same command again to resume")
 
 
 def _header(sw: Sweep) -> None:
@@ -122,6 +148,8 @@ def _header(sw: Sweep) -> None:
              if sw.resumed else f"new study {s.name!r}: {sw.target} trials")
     if sw.recovered:
         state += f"; trials {sw.recovered} had a dead worker: marked failed, their cells queued again"
+    if sw.closed:
+        state += f"; {sw.closed} run(s) left open by a stopped sweep were ended KILLED"
     workers = f"{s.workers} worker(s)" if s.launcher == "local" else (
         f"Ray workers at {s.ray_address}" + (f", at most {s.workers}" if s.workers else ""))
     seeds = f"{len(sw.seeds)} seed(s) per configuration" if s.designed else f"{len(s.seeds)} seed(s) per trial"
@@ -217,6 +245,10 @@ def run(sw: Sweep) -> int:
                 break
     finally:
         launch.close(sw)  # a Ray instance started for the sweep stops; the report needs no workers
+    closed = reconcile(sw)
+    if closed:
+        print(f"{closed} run(s) whose trial did not complete were ended KILLED (the study and the tracking store "
+              f"agree)", flush=True)
     report.finish(sw.definition, sw.study, sw.parent_run_id, planned=budget(sw) if s.until == "decided" else None,
                   design_size=len(sw.design))
     return 0

@@ -4,18 +4,26 @@ them as Ray tasks on every node of a Ray cluster."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import signal
 import sys
 
+from src.run import interrupts
 from src.sweep import worker
 from src.sweep.worker import Job
 
+STOP_WAIT_S = 60  # how long stopped workers get to end their runs and tell their trials, then are killed
+SIGINT_WAIT_S = 5  # after a Ctrl-C, how long before a worker that is still running gets it from the driver
+
 
 def _entry(job: Job, queue) -> None:
-    try:
-        queue.put(worker.main(job))
-    except KeyboardInterrupt:
-        queue.put({"error": None})
+    with interrupts.handled():
+        try:
+            queue.put(worker.main(job))
+        except KeyboardInterrupt:
+            if not job.driver_gone():  # no one would read it
+                queue.put({"error": None})
 
 
 def run_workers(sw) -> dict:
@@ -49,7 +57,8 @@ def local_workers(sw) -> dict:
     where = sw.gpus
     inter_op = max(1, (os.cpu_count() or 1) // n)
     shares = {g: where.count(g) for g in set(where) if g is not None}
-    jobs = [sw.job(i, n, g, inter_op, shares.get(g, 1)) for i, g in enumerate(where)]
+    jobs = [dataclasses.replace(sw.job(i, n, g, inter_op, shares.get(g, 1)), driver_pid=os.getpid())
+            for i, g in enumerate(where)]
     for job in jobs:
         print(job.placement, flush=True)
     ctx = mp.get_context("spawn")
@@ -60,9 +69,8 @@ def local_workers(sw) -> dict:
     try:
         for p in procs:
             p.join()
-    except KeyboardInterrupt:
-        for p in procs:
-            p.join(timeout=60)
+    except KeyboardInterrupt as e:
+        stop_workers(procs, signal.SIGTERM if isinstance(e, interrupts.Terminated) else signal.SIGINT)
         raise
     outcomes = []
     while not queue.empty():
@@ -73,3 +81,34 @@ def local_workers(sw) -> dict:
         print(f"warning: worker(s) {bad_exit} exited abnormally; their trials are recovered at the next start",
               file=sys.stderr)
     return errors[0] if errors else {}
+
+
+def stop_workers(procs, signum) -> None:
+    """The driver was stopped: the workers get STOP_WAIT_S seconds to end their runs KILLED and tell their
+    trials, then one still alive is killed (its trial is recovered as a dead worker's). A SIGTERM reached the
+    driver alone: the workers get it at once. A Ctrl-C reached the whole process group: a worker that has
+    not ended after SIGINT_WAIT_S gets it again (a `kill -INT` of the driver alone), not at once, since a
+    second Ctrl-C stops a training wherever it is."""
+    import time
+
+    def send(sig):
+        for p in procs:
+            if p.is_alive():
+                os.kill(p.pid, sig)
+
+    with interrupts.held():
+        deadline = time.time() + STOP_WAIT_S
+        if signum == signal.SIGINT:
+            until = time.time() + SIGINT_WAIT_S
+            for p in procs:
+                p.join(timeout=max(0.0, until - time.time()))
+        send(signum)
+        for p in procs:
+            p.join(timeout=max(0.0, deadline - time.time()))
+        late = [p for p in procs if p.is_alive()]
+        for p in late:
+            p.kill()
+            p.join(timeout=10)
+        if late:
+            print(f"{len(late)} worker(s) did not stop within {STOP_WAIT_S}s and were killed; their trials are "
+                  f"recovered now", file=sys.stderr, flush=True)

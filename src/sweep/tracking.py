@@ -58,7 +58,7 @@ def open_parent(definition: Definition, study, url: str, creator: bool, tracking
     """The study's parent run: created once by the process that created the study, reopened by a
     resume or a joining machine (which waits for it if the creator is a moment behind).
 
-    Also ends, as KILLED, any child run still RUNNING whose trial is no longer running (its worker died).
+    A parent that a stopped sweep ended KILLED is RUNNING again (its `end_reason` removed).
 
     Raises:
         SweepError: the tracking store failed or cannot be reached; no trial has run yet.
@@ -75,7 +75,6 @@ def open_parent(definition: Definition, study, url: str, creator: bool, tracking
 
 
 def _open_parent(definition: Definition, study, url: str, creator: bool, tracking_cfg, experiment: str) -> str:
-    from optuna.trial import TrialState
 
     tracking.setup(tracking_cfg)
     client = _client()
@@ -104,15 +103,84 @@ def _open_parent(definition: Definition, study, url: str, creator: bool, trackin
     else:
         parent = run.info.run_id
     client.update_run(parent, status="RUNNING")
+    if "end_reason" in client.get_run(parent).data.tags:  # a stopped sweep's parent, running again
+        client.delete_tag(parent, "end_reason")
     # one artifact per invocation, named so that machines starting together never write the same
     # thing (a counter tag raced: read, add one, write)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     client.log_text(parent, definition_yaml(definition), f"invocations/{stamp}-{HOST}-{os.getpid()}.yaml")
-    running = {str(t.number) for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    stale = client.search_runs([exp_id], filter_string=f"tags.sweep_parent = '{parent}' and "
-                                                       f"attributes.status = 'RUNNING'", max_results=1000)
-    kill_runs([r.info.run_id for r in stale if r.data.tags.get("trial") not in running], "worker died")
     return parent
+
+
+def child_runs(parent: str) -> list:
+    """Every run of the study's cells (tagged with the parent's id), page by page."""
+    client = _client()
+    exp = client.get_run(parent).info.experiment_id
+    runs, token = [], None
+    while True:
+        page = client.search_runs([exp], filter_string=f"tags.sweep_parent = '{parent}'", max_results=1000,
+                                  page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def reconcile(study, parent: str) -> int:
+    """Makes the tracking store agree with the study; returns how many runs it ended (0, with a line that
+    says so, when the store cannot be reached or fails: the next start reconciles).
+
+    A cell's run still RUNNING while its trial is not (its worker died, or was stopped between creating the
+    run and ending it) ends KILLED. A run that ended FINISHED while its trial is not COMPLETE (the worker
+    was stopped between the run's end and the study's tell, or the trial failed or was pruned at a later
+    seed) ends KILLED too: its cell runs again, and only a COMPLETE trial's runs stay FINISHED. Runs of
+    live trials are left alone. Call it after `study.recover_stale`, so that a dead worker's trial is FAIL.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _reconcile(study, parent)
+    except MlflowException as e:
+        what = "cannot be reached" if outage(e) else "failed"
+        print(f"note: the tracking store {what} ({redact(str(e)).splitlines()[0][:200]}); its runs are "
+              f"reconciled with the study at the next start", flush=True)
+        return 0
+
+
+def _reconcile(study, parent: str) -> int:
+    from optuna.trial import TrialState
+
+    trials = {str(t.number): t for t in study.get_trials(deepcopy=False)}  # before the runs (see below)
+    client, ended = _client(), 0
+    for run in child_runs(parent):
+        t = trials.get(run.data.tags.get("trial"))
+        if t is None or t.state in (TrialState.RUNNING, TrialState.COMPLETE, TrialState.WAITING):
+            continue  # a trial read as RUNNING may have ended since; it is the next reconcile's
+        status = run.info.status
+        if status not in ("RUNNING", "FINISHED"):
+            continue
+        why = t.user_attrs.get("failure") or ("worker died" if t.state == TrialState.FAIL else "pruned")
+        if status == "FINISHED":
+            why = f"its trial {t.number} ended {t.state.name}, not COMPLETE ({why})"
+        client.set_tag(run.info.run_id, "end_reason", redact(str(why))[:5000])
+        client.set_tag(run.info.run_id, "trial_state", t.state.name)
+        client.set_terminated(run.info.run_id, "KILLED", end_time=run.info.end_time or int(time.time() * 1000))
+        ended += 1
+    return ended
+
+
+def end_parent(parent: str, status: str, reason: str) -> None:
+    """Ends a stopped sweep's parent run (KILLED, with why as `end_reason`); a resume reopens it. A store
+    that cannot be reached leaves it to the next start, with a line that says so."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        client.set_tag(parent, "end_reason", reason)
+        client.set_terminated(parent, status)
+    except MlflowException as e:
+        print(f"note: the sweep's parent run could not be ended ({redact(str(e)).splitlines()[0][:200]}); the "
+              f"next start reopens it", flush=True)
 
 
 def create_parent(experiment: str, name: str, tags: dict) -> str:

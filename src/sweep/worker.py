@@ -17,12 +17,15 @@ import traceback
 from dataclasses import dataclass
 
 from src.config import compose
+from src.run import faults, interrupts
 from src.sweep import design, placement, space
 from src.sweep import study as studies
 from src.sweep import tracking as sweep_tracking
 from src.sweep.definition import Definition
 
 WAIT_S = 2
+DRIVER_DIED = "the sweep's driver died"
+STOPPED = ("interrupted", "terminated", DRIVER_DIED)  # how the failure of a trial whose worker was stopped starts
 log = logging.getLogger(__name__)
 
 
@@ -44,6 +47,11 @@ class Job:
     target: int = 1          # finished trials the study should hold before the workers stop
     design_cells: int = 0    # (configuration, seed) cells of a designed sweep queued so far; 0: sampled
     node: str | None = None  # the Ray node this worker runs on (sweep.launcher=ray), None: this machine
+    driver_pid: int | None = None  # the driver that spawned this worker process (local launcher), None: none
+
+    def driver_gone(self) -> bool:
+        """Whether the driver that spawned this worker died (the worker was handed to another parent)."""
+        return self.driver_pid is not None and os.getppid() != self.driver_pid
 
     @property
     def placement(self) -> str:
@@ -71,10 +79,10 @@ class Heartbeat:
     tolerated (the next one may get through; `sweep.grace` allows for several).
     """
 
-    def __init__(self, storage, trial, interval: float):
+    def __init__(self, storage, trial, interval: float, driver_gone=lambda: False):
         from sqlalchemy.exc import SQLAlchemyError
 
-        self.storage, self.trial, self.interval = storage, trial, interval
+        self.storage, self.trial, self.interval, self.driver_gone = storage, trial, interval, driver_gone
         self.expected = (SQLAlchemyError, OSError, RuntimeError)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True, name=f"heartbeat-{trial.number}")
@@ -91,6 +99,9 @@ class Heartbeat:
 
     def _run(self):
         while not self.stop.wait(self.interval):
+            if self.driver_gone():  # stop the cell as SIGTERM would: its run ends KILLED, its trial FAIL
+                interrupts.stop(DRIVER_DIED)
+                return
             self.beat()
 
     def __enter__(self):
@@ -123,6 +134,8 @@ def main(job: Job) -> dict:
 
     tag = f"[w{job.worker}] " if job.workers > 1 else ""
     while True:
+        if job.driver_gone():
+            raise interrupts.Terminated(DRIVER_DIED)
         recovered = studies.recover_stale(study, storage, s)
         if recovered:
             for t in recovered:
@@ -170,60 +183,116 @@ def _next(job: Job, trials, tag: str) -> str:
 
 
 def one_trial(job: Job, study, storage, tag: str = "") -> bool:
-    """Asks one trial, runs it, tells the outcome; False if the trial turned out surplus."""
-    import optuna
-    from optuna.trial import TrialState
+    """Asks one trial, runs it and tells the study its outcome once, in `finally` (as Optuna's own
+    `_run_trial`); False if the trial turned out surplus.
 
-    s = job.definition.settings
-    trial = study.ask()
-    # two workers can ask for the last slot at once: the later trial number yields
-    ahead = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and
-             t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)]
-    if len(ahead) >= job.target:
-        trial.set_user_attr("surplus", True)
-        trial.set_user_attr("failure", "surplus: the study already had its trials")
-        study.tell(trial, state=TrialState.FAIL)
-        return False
-    trial.set_user_attr("host", studies.HOST)
-    trial.set_user_attr("pid", os.getpid())
-    if job.node:
-        trial.set_user_attr("node", job.node)
-    try:
-        with Heartbeat(storage, trial, s.heartbeat):
-            value = run_trial(job, trial, tag)
-        study.tell(trial, value)
-        _report(study, trial, "COMPLETE", value, tag, job)
-    except optuna.TrialPruned as e:
-        study.tell(trial, state=TrialState.PRUNED)
-        _report(study, trial, "PRUNED", None, tag, job, str(e))
-    except KeyboardInterrupt:
-        trial.set_user_attr("failure", "interrupted (Ctrl-C)")
-        study.tell(trial, state=TrialState.FAIL)
-        raise
-    except Exception as e:  # noqa: BLE001 - any error of a trial is recorded, reported, and the sweep goes on
-        from src.redact import redact
-
-        reason = redact(f"{type(e).__name__}: {e}")[:2000]
-        lost_tracking = sweep_tracking.outage(e)
-        if lost_tracking:
-            reason = (f"the MLflow tracking server {redact(sweep_tracking.tracking_uri())} cannot be reached; this "
-                      f"worker stops (start the sweep again once the server is back: it resumes). {reason}")
-        trial.set_user_attr("failure", reason)
-        trial.set_user_attr("traceback", redact(traceback.format_exc())[-4000:])
-        study.tell(trial, state=TrialState.FAIL)
-        # the runs' trial_state tag is not tried on a server that cannot be reached (another round of retries)
-        _report(study, trial, "FAIL", None, tag, job, reason, tag_runs=not lost_tracking)
-        if lost_tracking:
-            raise TrackingOutage(reason) from None
+    Asking the trial and entering the code that tells it are one step an interrupt cannot split, so
+    a Ctrl-C, SIGTERM or Ray's cancel never leaves a trial RUNNING in the study. A cell whose training
+    ended before the interrupt came is told COMPLETE.
+    """
+    with interrupts.held() as hold:
+        trial = study.ask()
+        if _surplus(job, study, trial):
+            return False
+        trial.set_user_attr("host", studies.HOST)
+        trial.set_user_attr("pid", os.getpid())
+        if job.node:
+            trial.set_user_attr("node", job.node)
+        outcome = Outcome()
+        try:
+            hold.release()
+            _run(job, trial, storage, tag, outcome)
+        finally:
+            with interrupts.held():
+                outcome.tell(study, trial)
+    _report(study, trial, outcome.state.name, outcome.value, tag, job, outcome.reason,
+            tag_runs=not outcome.lost_tracking)
+    if outcome.lost_tracking:
+        raise TrackingOutage(outcome.reason)
     return True
 
 
-def _initial_failures(trials, limit: int) -> str | None:
-    """The first failure's reason when the study's first `limit` trials all failed."""
+def _surplus(job: Job, study, trial) -> bool:
+    """Two workers can ask for the last slot at once: the later trial number yields (told FAIL, surplus)."""
     from optuna.trial import TrialState
 
+    ahead = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and
+             t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)]
+    if len(ahead) < job.target:
+        return False
+    trial.set_user_attr("surplus", True)
+    trial.set_user_attr("failure", "surplus: the study already had its trials")
+    study.tell(trial, state=TrialState.FAIL)
+    return True
+
+
+@dataclass
+class Outcome:
+    """How a trial ended, told to the study once."""
+
+    state: object = None      # optuna TrialState; None until known (then FAIL)
+    value: float | None = None
+    reason: str = ""
+    traceback: str = ""
+    lost_tracking: bool = False
+
+    def tell(self, study, trial) -> None:
+        from optuna.trial import TrialState
+
+        if self.state is None:  # the trial's code did not get to say: an interrupt, or an error
+            self.state = TrialState.FAIL
+        if self.state == TrialState.FAIL:
+            trial.set_user_attr("failure", self.reason or "unknown error")
+            if self.traceback:
+                trial.set_user_attr("traceback", self.traceback)
+        study.tell(trial, self.value if self.state == TrialState.COMPLETE else None, state=self.state)
+
+
+def _run(job: Job, trial, storage, tag: str, outcome: Outcome) -> None:
+    """Runs the trial and fills `outcome`; an interrupt propagates once the outcome says so."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from src.redact import redact
+
+    try:
+        with Heartbeat(storage, trial, job.definition.settings.heartbeat, job.driver_gone):
+            outcome.value = run_trial(job, trial, tag)
+            faults.point("after_run_end")
+        outcome.state = TrialState.COMPLETE
+    except optuna.TrialPruned as e:
+        outcome.state, outcome.reason = TrialState.PRUNED, str(e)
+    except KeyboardInterrupt as e:
+        if outcome.value is not None:  # every seed trained and its run ended FINISHED: the cell is done
+            outcome.state = TrialState.COMPLETE
+        else:
+            outcome.reason = interrupts.reason(e) if isinstance(e, interrupts.Terminated) else \
+                "interrupted (Ctrl-C, or Ray's cancel)"  # each starts with one of STOPPED
+        raise
+    except Exception as e:  # noqa: BLE001 - any error of a trial is recorded, reported, and the sweep goes on
+        reason = redact(f"{type(e).__name__}: {e}")[:2000]
+        outcome.lost_tracking = sweep_tracking.outage(e)
+        if outcome.lost_tracking:
+            reason = (f"the MLflow tracking server {redact(sweep_tracking.tracking_uri())} cannot be reached; this "
+                      f"worker stops (start the sweep again once the server is back: it resumes). {reason}")
+        outcome.reason, outcome.traceback = reason, redact(traceback.format_exc())[-4000:]
+
+
+def stopped(trial) -> bool:
+    """Whether a trial failed because its worker was stopped (Ctrl-C, SIGTERM, a dead driver or a dead
+    worker, whose cell is queued again), not because of its configuration or the code."""
+    return str(trial.user_attrs.get("failure", "")).startswith(STOPPED)
+
+
+def _initial_failures(trials, limit: int) -> str | None:
+    """The first failure's reason when the study's first `limit` trials all failed (a trial that was stopped,
+    or whose worker died, is no failure of its own)."""
+    from optuna.trial import TrialState
+
+    retried = {t.user_attrs.get("retry_of") for t in trials}
     done = [t for t in sorted(trials, key=lambda t: t.number)
-            if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) and not t.user_attrs.get("surplus")]
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) and not t.user_attrs.get("surplus")
+            and not stopped(t) and t.number not in retried]
     if len(done) >= limit and all(t.state == TrialState.FAIL for t in done) and not any(
             t.state == TrialState.COMPLETE for t in trials):
         first = done[0]
