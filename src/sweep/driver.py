@@ -103,15 +103,13 @@ def prepare(d: Definition) -> Sweep:
     epochs = int(base_cfg.train.epochs)
     url = studies.storage_url(d.settings.storage)
     study, storage, resumed, creator = studies.create_or_resume(d, url)
-    recovered = studies.recover_stale(study, storage, d.settings)
     tracking_cfg = to_plain(base_cfg.tracking)
     # from the parent's (re)opening to the end of the start, an interrupt waits: the sweep that is
     # stopped then has a parent run to end KILLED
     with interrupts.held():
         parent = sweep_tracking.open_parent(d, study, url, creator, tracking_cfg, str(base_cfg.data.name))
-        sw = Sweep(d, url, study, parent, epochs, tracking_cfg, resumed, [t.number for t in recovered], 0, design,
-                   [], gpus, storage=storage)
-        sw.closed = reconcile(sw)
+        sw = Sweep(d, url, study, parent, epochs, tracking_cfg, resumed, [], 0, design, [], gpus, storage=storage)
+        sw.closed = reconcile(sw)  # recovers dead workers' trials first (sw.recovered)
         if d.settings.designed:
             # the seeds given, then any a sequential sweep added before (a resume keeps its blocks)
             sw.queued = sw.add_seeds(list(d.settings.seeds) + list(study.user_attrs.get("seeds", [])))

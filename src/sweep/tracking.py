@@ -103,7 +103,7 @@ def _open_parent(definition: Definition, study, url: str, creator: bool, trackin
     else:
         parent = run.info.run_id
     client.update_run(parent, status="RUNNING")
-    if "end_reason" in client.get_run(parent).data.tags:  # a stopped sweep's parent, running again
+    if run is not None and "end_reason" in run.data.tags:  # a stopped sweep's parent, running again
         client.delete_tag(parent, "end_reason")
     # one artifact per invocation, named so that machines starting together never write the same
     # thing (a counter tag raced: read, add one, write)
