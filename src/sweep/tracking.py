@@ -162,11 +162,17 @@ def _reconcile(study, parent: str) -> int:
         why = t.user_attrs.get("failure") or ("worker died" if t.state == TrialState.FAIL else "pruned")
         if status == "FINISHED":
             why = f"its trial {t.number} ended {t.state.name}, not COMPLETE ({why})"
-        client.set_tag(run.info.run_id, "end_reason", redact(str(why))[:5000])
-        client.set_tag(run.info.run_id, "trial_state", t.state.name)
-        client.set_terminated(run.info.run_id, "KILLED", end_time=run.info.end_time or int(time.time() * 1000))
+        _end(client, run.info.run_id, "KILLED", {"end_reason": redact(str(why))[:5000], "trial_state": t.state.name},
+             end_time=run.info.end_time)
         ended += 1
     return ended
+
+
+def _end(client, run_id: str, status: str, tags: dict, end_time: int | None = None) -> None:
+    """Ends a run with this status and the tags that say why (`end_time`: when it ended, if known; else now)."""
+    for k, v in tags.items():
+        client.set_tag(run_id, k, v)
+    client.set_terminated(run_id, status, end_time=end_time or int(time.time() * 1000))
 
 
 def end_parent(parent: str, status: str, reason: str) -> None:
@@ -174,10 +180,8 @@ def end_parent(parent: str, status: str, reason: str) -> None:
     that cannot be reached leaves it to the next start, with a line that says so."""
     from mlflow.exceptions import MlflowException
 
-    client = _client()
     try:
-        client.set_tag(parent, "end_reason", reason)
-        client.set_terminated(parent, status)
+        _end(_client(), parent, status, {"end_reason": reason})
     except MlflowException as e:
         print(f"note: the sweep's parent run could not be ended ({redact(str(e)).splitlines()[0][:200]}); the "
               f"next start reopens it", flush=True)
@@ -214,8 +218,7 @@ def kill_runs(run_ids, reason: str) -> None:
     for rid in run_ids:
         try:
             if client.get_run(rid).info.status == "RUNNING":
-                client.set_tag(rid, "end_reason", reason)
-                client.set_terminated(rid, "KILLED", end_time=int(time.time() * 1000))
+                _end(client, rid, "KILLED", {"end_reason": reason})
         except MlflowException as e:  # a run deleted from the store needs no cleaning
             log.warning("could not end run %s as KILLED: %s", rid, redact(str(e)).splitlines()[0])
 
