@@ -40,15 +40,28 @@ class Terminated(KeyboardInterrupt):
         self.reason = reason
 
 
+def _raised(exc: BaseException) -> BaseException:
+    """The exception this module raised for `exc`: a library may catch a KeyboardInterrupt and raise a
+    plain one instead (Ray's wait and get do), which would lose a Terminated's reason."""
+    if not isinstance(exc, Terminated) and isinstance(_s.raised, Terminated):
+        return _s.raised
+    return exc
+
+
+def terminated(exc: BaseException) -> bool:
+    """Whether a SIGTERM (or `stop`) raised this KeyboardInterrupt, not a Ctrl-C or Ray's cancel."""
+    return isinstance(_raised(exc), Terminated)
+
+
 def reason(exc: BaseException) -> str:
     """What stopped a process, for a run's `end_reason` and a trial's failure: "interrupted" (Ctrl-C,
     Ray's cancel), "terminated" (SIGTERM) or the reason given to `stop`."""
-    return exc.reason if isinstance(exc, Terminated) else "interrupted"
+    return _raised(exc).reason if terminated(exc) else "interrupted"
 
 
 def exit_code(exc: BaseException) -> int:
     """The shell's status for a process that a signal stopped: 128 + the signal's number."""
-    return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+    return 128 + (signal.SIGTERM if terminated(exc) else signal.SIGINT)
 
 
 class _State:
@@ -63,6 +76,7 @@ class _State:
         self.kept_signals = 0  # signals that came during the outermost kept block
         self.pending: list[int] = []
         self.why: str | None = None  # the reason `stop` gave
+        self.raised: KeyboardInterrupt | None = None  # what the entry point's block raised last
 
 
 _s = _State()
@@ -89,7 +103,8 @@ def _deliver(signum: int) -> None:
         return
     if _s.root or prev is signal.default_int_handler or (signum == signal.SIGINT and prev == signal.SIG_DFL):
         _s.stopping = True
-        raise _exception(signum)
+        _s.raised = _exception(signum)
+        raise _s.raised
     if callable(prev):
         prev(signum, None)
     elif prev == signal.SIG_DFL:  # SIGTERM's default: the process ends, as it would have without the block
@@ -129,6 +144,15 @@ def _leave() -> None:
         _s.pending.clear()
 
 
+def reclaim() -> None:
+    """Takes the signals back inside an open block after a library replaced their handlers (ray.init sets
+    a SIGTERM handler that exits at once, and Ray's core worker one that only logs)."""
+    if _s.depth and _main_thread():
+        for s in SIGNALS:
+            if _s.previous.get(s) not in (signal.SIG_IGN, None) and signal.getsignal(s) is not _on_signal:
+                signal.signal(s, _on_signal)
+
+
 def pending() -> bool:
     """Whether a signal was noted and not yet raised (a held or kept block)."""
     return bool(_s.pending)
@@ -149,12 +173,12 @@ def handled(once: bool = True):
     if not _enter():
         yield
         return
-    outer = (_s.root, _s.once, _s.stopping)
-    _s.root, _s.once, _s.stopping = True, once, False
+    outer = (_s.root, _s.once, _s.stopping, _s.raised)
+    _s.root, _s.once, _s.stopping, _s.raised = True, once, False, None
     try:
         yield
     finally:
-        _s.root, _s.once, _s.stopping = outer
+        _s.root, _s.once, _s.stopping, _s.raised = outer
         _leave()
 
 

@@ -52,7 +52,7 @@ def main(argv=None) -> int:
             print(f"error: {e}", file=sys.stderr)
             return 2
         except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (a cluster scheduler's stop)
-            what = "Ctrl-C" if not isinstance(e, interrupts.Terminated) else "SIGTERM"
+            what = "SIGTERM" if interrupts.terminated(e) else "Ctrl-C"
             line = driver.stopped(sweep, e) if sweep is not None else \
                 f"{interrupts.reason(e)} before the sweep started: nothing was trained"
             print(f"\n{line} ({what})", file=sys.stderr, flush=True)

@@ -11,8 +11,9 @@ Each worker is pinned to its node (NodeAffinitySchedulingStrategy), so the drive
 runs: a node that joins gets workers at the next poll (every POLL_S seconds), a node that dies loses
 its workers, and the cell one of them was training is failed and queued again once by the study's
 stale-trial recovery (a dead worker never tells its cell complete). `sweep.workers` caps the number
-of workers. Ctrl-C cancels every worker (a KeyboardInterrupt in it: its cell is told failed and its
-run ends KILLED), then stops the Ray instance the driver started, if it started one.
+of workers. Ctrl-C or a SIGTERM to the driver cancels every worker (ray.cancel: a KeyboardInterrupt in
+it, so its cell is told failed and its run ends KILLED), then stops the Ray instance the driver started,
+if it started one.
 """
 
 from __future__ import annotations
@@ -108,6 +109,8 @@ def connect(address: str) -> bool:
         os.environ.setdefault("RAY_COLOR_PREFIX", "0")  # plain "(sweep-worker-0 pid=...)" prefixes in a log file
     import ray
 
+    from src.run import interrupts
+
     if ray.is_initialized():
         return _started_here
     env = {"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1",
@@ -122,6 +125,7 @@ def connect(address: str) -> bool:
             _started_here = True
     else:
         ray.init(address=address, **options)
+    interrupts.reclaim()  # SIGTERM stops the sweep as Ctrl-C does, not as ray.init's handler would (exit)
     return _started_here
 
 
@@ -219,9 +223,10 @@ class Launcher:
                     if outcome.get("error"):
                         errors.append(outcome)
 
-    def cancel(self) -> None:
-        """Ctrl-C: a KeyboardInterrupt in every worker, then force for those that did not end in time."""
-        print(f"interrupted: cancelling {len(self.live)} Ray worker(s)", file=sys.stderr, flush=True)
+    def cancel(self, why: str) -> None:
+        """The driver was stopped (Ctrl-C, SIGTERM): a KeyboardInterrupt in every worker, then force for
+        those that did not end in time."""
+        print(f"{why}: cancelling {len(self.live)} Ray worker(s)", file=sys.stderr, flush=True)
         for ref in self.live:
             self.ray.cancel(ref)
         if self.live:
@@ -247,8 +252,10 @@ def run_workers(sw) -> dict:
     t = time.time()
     try:
         return launcher.run()
-    except KeyboardInterrupt:
-        launcher.cancel()
+    except KeyboardInterrupt as e:
+        from src.run import interrupts
+
+        launcher.cancel(interrupts.reason(e))
         raise
     finally:
         print(f"Ray workers: {launcher.count} started in {time.time() - t:.0f}s", flush=True)

@@ -70,7 +70,7 @@ def local_workers(sw) -> dict:
         for p in procs:
             p.join()
     except KeyboardInterrupt as e:
-        stop_workers(procs, signal.SIGTERM if isinstance(e, interrupts.Terminated) else signal.SIGINT)
+        stop_workers(procs, signal.SIGTERM if interrupts.terminated(e) else signal.SIGINT)
         raise
     outcomes = []
     while not queue.empty():
@@ -91,18 +91,15 @@ def stop_workers(procs, signum) -> None:
     second Ctrl-C stops a training wherever it is."""
     import time
 
-    def send(sig):
-        for p in procs:
-            if p.is_alive():
-                os.kill(p.pid, sig)
-
     with interrupts.held():
         deadline = time.time() + STOP_WAIT_S
         if signum == signal.SIGINT:
             until = time.time() + SIGINT_WAIT_S
             for p in procs:
                 p.join(timeout=max(0.0, until - time.time()))
-        send(signum)
+        for p in procs:
+            if p.is_alive():
+                os.kill(p.pid, signum)
         for p in procs:
             p.join(timeout=max(0.0, deadline - time.time()))
         late = [p for p in procs if p.is_alive()]

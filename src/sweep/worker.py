@@ -266,7 +266,7 @@ def _run(job: Job, trial, storage, tag: str, outcome: Outcome) -> None:
         if outcome.value is not None:  # every seed trained and its run ended FINISHED: the cell is done
             outcome.state = TrialState.COMPLETE
         else:
-            outcome.reason = interrupts.reason(e) if isinstance(e, interrupts.Terminated) else \
+            outcome.reason = interrupts.reason(e) if interrupts.terminated(e) else \
                 "interrupted (Ctrl-C, or Ray's cancel)"  # each starts with one of STOPPED
         raise
     except Exception as e:  # noqa: BLE001 - any error of a trial is recorded, reported, and the sweep goes on

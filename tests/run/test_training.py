@@ -208,6 +208,24 @@ def test_a_ctrl_c_during_training_is_raised_where_the_loop_checks_and_a_second_o
         signal.signal(signal.SIGINT, before)
 
 
+def test_a_handler_a_library_installs_inside_an_entry_point_is_replaced_by_reclaim():
+    """ray.init replaces SIGTERM's handler with one that exits; after reclaim a SIGTERM raises Terminated
+    again, and the handler from before the entry point is put back at its end."""
+    import signal
+
+    from src.run.interrupts import Terminated, handled, reclaim
+
+    before = signal.getsignal(signal.SIGTERM)
+    with handled():
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(15))  # what a library does
+        reclaim()
+        with pytest.raises(Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):
+                pass
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 SHORT_SHUTDOWN_CHILD = """
 import atexit, gc, sys
 atexit.register(lambda: print("frozen:", gc.get_freeze_count() > 0))  # registered first: runs last
