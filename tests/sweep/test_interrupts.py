@@ -33,12 +33,14 @@ CONFIGS = 2
 
 
 class Stores:
-    def __init__(self, tmp_path, empty_mlflow_db, name):
+    """One study's journal and tracking store, and the sweep command on them (`extra`: more overrides)."""
+
+    def __init__(self, tmp_path, empty_mlflow_db, name, extra=()):
         self.tmp, self.name = tmp_path, name
         self.journal = tmp_path / "optuna.journal"
         self.db = mlflow_db_at(tmp_path / "mlflow.db", empty_mlflow_db)
         self.args = [f"sweep.name={name}", f"sweep.storage=journal:{self.journal}", f"tracking.uri=sqlite:///{self.db}",
-                     f"tracking.artifact_root={tmp_path / 'artifacts'}"]
+                     f"tracking.artifact_root={tmp_path / 'artifacts'}", *extra]
 
     def command(self, seeds):
         return sweep_cmd([*TINY, *DESIGN, *self.args, f"sweep.seeds={list(seeds)}"])
@@ -117,9 +119,9 @@ def workers_of(stores):
     return {t.user_attrs["pid"] for t in stores.study().get_trials() if "pid" in t.user_attrs}
 
 
-def stop_at(stores, way, seeds, point):
-    """Starts the sweep with its fault at `point`, stops it `way` once a process waits there; (exit status,
-    the status it should be, output, the paused process's pid)."""
+def stop_at(stores, way, seeds, point, stop=stop):
+    """Starts the sweep with its fault at `point`, stops it `way` (by `stop`) once a process waits there;
+    (exit status, the status it should be, output, the paused process's pid)."""
     log = stores.tmp / f"{point}.log"
     proc = stores.start(seeds, point, log)
     marker = stores.faults(point) / point
