@@ -83,6 +83,36 @@ class Taobao(RealData):
     chunk_rows: PosInt
 
 
+class EventColumns(Strict):
+    user: str
+    item: str
+    time: str
+    category: str | None = None  # else the item table's, else one category for all
+    label: str | None = None     # None: implicit feedback (every row a click, negatives sampled)
+
+
+class ItemColumns(Strict):
+    item: str
+    category: str
+
+
+class ItemTable(Strict):
+    path: str | None = None
+    columns: ItemColumns
+
+
+class EventLog(RealData):
+    source: Literal["events"]
+    format: Literal["auto", "csv", "tsv", "parquet"]
+    columns: EventColumns
+    positive_at: float | None = None  # a label column of ratings: label = rating >= positive_at
+    time_format: Literal["auto", "s", "ms", "iso"]
+    items: ItemTable
+    protocol: Literal["din", "dien"]
+    min_meta_coverage: Probability = 0.5
+    chunk_rows: PosInt
+
+
 class Synthetic(DataCommon):
     source: Literal["synthetic"]
     users: PosInt
@@ -98,7 +128,7 @@ class Synthetic(DataCommon):
     partner: float
 
 
-DATA = {"movielens": MovieLens, "amazon": Amazon, "taobao": Taobao, "synthetic": Synthetic}
+DATA = {"movielens": MovieLens, "amazon": Amazon, "taobao": Taobao, "events": EventLog, "synthetic": Synthetic}
 
 
 # -- model ---------------------------------------------------------------------------------------

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from src.data.dataset import DataError, filtering_step
-from src.data.protocol import Events
-from src.data.readers import find_one, open_text
+from src.data.protocol import Events, paper_overrides
+from src.data.readers import find_one, item_table_coverage, open_text
 
 HOW_TO_GET = (
     "The Amazon review data (5-core reviews and item metadata, e.g. reviews_Electronics_5.json.gz and "
@@ -94,10 +94,9 @@ def read_reviews(path: Path):
     return np.array(u, np.int64), np.array(i, np.int64), np.array(t, np.int64), items
 
 
-WARN_META_COVERAGE = 0.9
-
-
-IMPLICIT = True  # reviews are positives: each sample gets a sampled negative
+def implicit(cfg) -> bool:
+    """Reviews are positives: each sample gets a sampled negative."""
+    return True
 
 
 def load_events(cfg, paths: list[Path], progress=None):
@@ -116,26 +115,17 @@ def load_events(cfg, paths: list[Path], progress=None):
     for asin, code in item_codes.items():
         names[code] = cat_of.get(asin, "unknown")
     covered = sum(a in cat_of for a in item_codes)
-    coverage = covered / len(item_codes)
-    need = float(cfg.get("min_meta_coverage", 0.5))
-    share = f"{meta_path} has categories for {covered:,} of the {len(item_codes):,} reviewed items ({coverage:.1%})"
-    if coverage < need:
-        raise DataError(f"{share}, below data.min_meta_coverage={need}: is it the meta file of another category "
-                        f"(data.category={cfg.get('category')!r})? Items without metadata all get one category "
-                        f"'unknown'. Set data.min_meta_coverage=0 to accept it.")
-    warnings = [f"{share}; the rest share the category 'unknown'"] if coverage < WARN_META_COVERAGE else []
+    found = item_table_coverage(covered, len(item_codes), meta_path, cfg,
+                                f": is it the meta file of another category (data.category={cfg.get('category')!r})?",
+                                "reviewed items")
     cat_names, cat_codes = np.unique(names.astype(str), return_inverse=True)
     steps = [filtering_step("reviews_read", len(user), f"reviews read from {reviews_path.name}"),
              filtering_step("items_without_meta", len(item_codes) - covered,
                             f"of {len(item_codes):,} items have no metadata (category 'unknown'; kept)")]
     meta = {"source": "amazon", "category": cfg.get("category", "Electronics"), "protocol": protocol,
-            "reviews": int(len(user)), "items_without_meta": int(len(item_codes) - covered),
-            "meta_coverage": round(coverage, 4), "filtering": steps, "warnings": warnings}
+            "reviews": int(len(user)), **found, "filtering": steps}
     return Events(user, item, cat_codes[item], time), meta
 
 
 def protocol_overrides(cfg) -> dict:
-    """The DIEN protocol keeps each user's last three positions, one per split."""
-    if cfg.get("protocol", "din") == "dien":
-        return {"samples_per_user": 3, "split": {"valid": 1, "test": 1}}
-    return {}
+    return paper_overrides(cfg)

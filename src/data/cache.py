@@ -10,15 +10,15 @@ from pathlib import Path
 
 from src.config import to_plain
 from src.config.paths import CACHE_DIR, resolve
-from src.data import amazon, movielens, protocol, synthetic, taobao
+from src.data import amazon, events, movielens, protocol, synthetic, taobao
 from src.data.dataset import DataError, SequenceData
 from src.data.readers import fingerprint
 
 # bump when the protocol's output changes for the same input, so old caches are not reused
 FORMAT_VERSION = 2  # 2: meta['filtering'], what each filtering step kept or dropped
-# every event source has the same interface: files(cfg, folder), load_events(cfg, paths, progress),
-# protocol_overrides(cfg) and IMPLICIT (events are positives that get sampled negatives)
-EVENT_SOURCES = {"movielens": movielens, "amazon": amazon, "taobao": taobao}
+# every event source has the same interface: files(cfg, path), load_events(cfg, paths, progress),
+# protocol_overrides(cfg) and implicit(cfg) (whether events are positives that get sampled negatives)
+EVENT_SOURCES = {"movielens": movielens, "amazon": amazon, "taobao": taobao, "events": events}
 SOURCES = sorted([*EVENT_SOURCES, "synthetic"])
 
 
@@ -51,11 +51,11 @@ def build(cfg, files: list[Path], progress=print) -> SequenceData:
     module = EVENT_SOURCES[source]
     t = time.perf_counter()
     progress(f"reading {', '.join(str(f) for f in files)}")
-    events, meta = module.load_events(cfg, files, progress=lambda n: progress(f"  {n:,} rows read"))
+    log, meta = module.load_events(cfg, files, progress=lambda n: progress(f"  {n:,} rows read"))
     cfg = {**cfg, **module.protocol_overrides(cfg)}
-    progress(f"  {len(events):,} events in {time.perf_counter() - t:.1f}s; building samples")
+    progress(f"  {len(log):,} events in {time.perf_counter() - t:.1f}s; building samples")
     meta["files"] = [str(f) for f in files]
-    return protocol.build(events, cfg, str(cfg.get("name", source)), implicit=module.IMPLICIT, meta=meta)
+    return protocol.build(log, cfg, str(cfg.get("name", source)), implicit=module.implicit(cfg), meta=meta)
 
 
 def load_data(cfg, cache_dir: Path | None = None, progress=print) -> SequenceData:

@@ -74,7 +74,9 @@ def read_files(paths: list[Path]):
     return ratings, movies
 
 
-IMPLICIT = False  # ratings carry their own labels
+def implicit(cfg) -> bool:
+    """Ratings carry their own labels."""
+    return False
 
 
 def load_events(cfg, paths: list[Path], progress=None):

@@ -240,3 +240,11 @@ def build(events: Events, cfg, name: str, implicit: bool, meta: dict | None = No
     )
     vocab = {"item": len(item_vocab), "cat": len(cat_vocab), "user": len(user_vocab)}
     return SequenceData(name, max_len, vocab, arrays, splits, info)
+
+
+def paper_overrides(cfg) -> dict:
+    """The implicit-feedback protocols of the papers (`data.protocol`): din keeps the config's values (every
+    position with history a sample); dien keeps each user's last three positions, one per split."""
+    if cfg.get("protocol", "din") == "dien":
+        return {"samples_per_user": 3, "split": {"valid": 1, "test": 1}}
+    return {}

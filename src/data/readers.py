@@ -104,3 +104,21 @@ def read_delimited(path: Path, names: list[str], dtypes: dict, checks: list, sep
         if isinstance(e, DataError):
             raise
         locate_bad_line(path, len(names), checks, sep=sep, header=header, encoding=encoding)
+
+
+WARN_META_COVERAGE = 0.9  # an item table covering less than this share of the log's items is worth a warning
+
+
+def item_table_coverage(covered: int, total: int, table: Path, cfg, hint: str = "",
+                        items: str = "items in the log") -> dict:
+    """The rule for a table that gives the log's items their categories (Amazon's meta file, an event log's
+    item table): refused when it covers fewer than `data.min_meta_coverage` of the items; a warning under
+    WARN_META_COVERAGE. Returns what the data set's meta records of it."""
+    coverage = covered / total if total else 1.0
+    need = float(cfg.get("min_meta_coverage", 0.5))
+    share = f"{table} has categories for {covered:,} of the {total:,} {items} ({coverage:.1%})"
+    if coverage < need:
+        raise DataError(f"{share}, below data.min_meta_coverage={need}{hint}. Items without a category all get "
+                        f"one category 'unknown'. Set data.min_meta_coverage=0 to accept it.")
+    return {"items_without_meta": int(total - covered), "meta_coverage": round(coverage, 4),
+            "warnings": [f"{share}; the rest share the category 'unknown'"] if coverage < WARN_META_COVERAGE else []}

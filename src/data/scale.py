@@ -2,6 +2,8 @@
 
     python -m src.bench preprocess --source taobao --rows 100000000   (UserBehavior.csv, ~3.5 GB)
     python -m src.bench preprocess --source amazon --rows 9000000     (Books-sized reviews + meta)
+    python -m src.bench preprocess --source events --rows 100000000   (the Taobao rows as a CSV log with a
+        header, read by data=events; the Taobao loader preprocesses the same rows in the same run)
 
 Generation runs in this process; preprocessing (read, protocol, cache write) runs
 in a child process, whose peak resident memory is read from the OS afterwards.
@@ -112,32 +114,61 @@ def _measure(cfg_json: str) -> None:
                       "cache_file_gib": round(sum(p.stat().st_size for p in cache.glob("*.npz")) / 2**30, 2)}))
 
 
+TAOBAO_CFG = {"name": "taobao_scale", "source": "taobao", "file": "UserBehavior.csv", "behaviors": ["pv"],
+              "window": {"start": 1511539200, "end": 1512316800}, "max_len": 50, "min_history": 1,
+              "split": {"valid": 1, "test": 1}, "samples_per_user": 20,
+              "negatives": {"sampling": "popularity", "seed": 0}, "chunk_rows": 5_000_000, "seed": 0}
+
+
+def _child(cfg: dict) -> dict:
+    out = subprocess.run([sys.executable, "-c", "import sys; from src.data.scale import _measure; "
+                          "_measure(sys.argv[1])", json.dumps(cfg)], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"preprocessing failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _events_beside_taobao(tmp: Path, rows: int, gen_s: float) -> dict:
+    """The Taobao rows through both loaders: UserBehavior.csv (no header) and log.csv (the same rows under a
+    header) read by data=events with all rows kept (no behaviour or window filter)."""
+    log = tmp / "log.csv"
+    with open(log, "w") as out, open(tmp / "UserBehavior.csv") as src:
+        out.write("user_id,item_id,category_id,behavior,timestamp\n")
+        shutil.copyfileobj(src, out, 1 << 24)
+    events = {**{k: v for k, v in TAOBAO_CFG.items() if k not in ("file", "behaviors", "window")},
+              "name": "events_scale", "source": "events", "path": str(log), "format": "csv", "time_format": "s",
+              "columns": {"user": "user_id", "item": "item_id", "time": "timestamp", "category": "category_id"},
+              "items": {"path": None, "columns": {"item": "item_id", "category": "category"}},
+              "protocol": "din", "chunk_rows": 1_000_000, "_cache_dir": str(tmp / "cache-events")}
+    taobao = {**TAOBAO_CFG, "path": str(tmp), "_cache_dir": str(tmp / "cache-taobao")}
+    result = {"source": "events", "rows": rows, "file_gib": round(log.stat().st_size / 2**30, 2),
+              "generate_s": round(gen_s, 1), "events": _child(events), "taobao": _child(taobao)}
+    e, t = result["events"], result["taobao"]
+    result["ratio_events_to_taobao"] = {"preprocess_s": round(e["preprocess_s"] / t["preprocess_s"], 2),
+                                        "peak_rss": round(e["peak_rss_gib"] / max(t["peak_rss_gib"], 1e-9), 2)}
+    return result
+
+
 def run_scale_benchmark(source: str, rows: int, workdir: Path | None = None, keep: bool = False) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix=f"dil-scale-{source}-", dir=workdir))
     try:
         t = time.perf_counter()
         print(f"generating {rows:,} {source} rows in {tmp}", flush=True)
-        if source == "taobao":
+        if source in ("taobao", "events"):
             generate_taobao(tmp / "UserBehavior.csv", rows)
-            cfg = {"name": "taobao_scale", "source": "taobao", "path": str(tmp), "file": "UserBehavior.csv",
-                   "behaviors": ["pv"], "window": {"start": 1511539200, "end": 1512316800}, "max_len": 50,
-                   "min_history": 1, "split": {"valid": 1, "test": 1}, "samples_per_user": 20,
-                   "negatives": {"sampling": "popularity", "seed": 0}, "chunk_rows": 5_000_000, "seed": 0}
+            cfg = {**TAOBAO_CFG, "path": str(tmp)}
         else:
             generate_amazon(tmp, rows)
             cfg = {"name": "amazon_scale", "source": "amazon", "path": str(tmp), "category": "Books",
                    "protocol": "din", "max_len": 100, "min_history": 1, "split": {"valid": 1, "test": 1},
                    "negatives": {"sampling": "uniform", "seed": 0}, "seed": 0}
         gen_s = time.perf_counter() - t
-        size = sum(p.stat().st_size for p in tmp.iterdir() if p.is_file())
-        cfg["_cache_dir"] = str(tmp / "cache")
-        out = subprocess.run([sys.executable, "-c", "import sys; from src.data.scale import _measure; "
-                              "_measure(sys.argv[1])", json.dumps(cfg)], cwd=ROOT, capture_output=True,
-                             text=True)
-        if out.returncode != 0:
-            raise SystemExit(f"preprocessing failed:\n{out.stderr[-3000:]}")
-        result = {"source": source, "rows": rows, "file_gib": round(size / 2**30, 2),
-                  "generate_s": round(gen_s, 1), **json.loads(out.stdout.strip().splitlines()[-1])}
+        if source == "events":
+            result = _events_beside_taobao(tmp, rows, gen_s)
+        else:
+            size = sum(p.stat().st_size for p in tmp.iterdir() if p.is_file())
+            result = {"source": source, "rows": rows, "file_gib": round(size / 2**30, 2),
+                      "generate_s": round(gen_s, 1), **_child({**cfg, "_cache_dir": str(tmp / "cache")})}
         print(json.dumps(result), flush=True)
         return result
     finally:

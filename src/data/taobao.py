@@ -36,7 +36,9 @@ def _behaviour(v):
         raise ValueError(v)
 
 
-IMPLICIT = True  # clicks are positives: each sample gets a sampled negative
+def implicit(cfg) -> bool:
+    """Clicks are positives: each sample gets a sampled negative."""
+    return True
 
 
 def load_events(cfg, paths: list[Path], progress=None):

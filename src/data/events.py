@@ -1,0 +1,276 @@
+"""Any interaction log (`data=events`): CSV or TSV (plain or gzip) or Parquet, one file or a folder of them,
+its columns named in the config (docs/data.md, "Bring your own data").
+
+    data.columns.user, .item, .time   required: who, what, when
+    data.columns.category             optional: the item's category (else the item table's, else one for all)
+    data.columns.label                optional: explicit labels, 0/1, or a rating made 0/1 by data.positive_at;
+                                      without it every row is a click and samples get sampled negatives
+    data.items.path                   optional item table: data.items.columns.item and .category
+    data.time_format                  s or ms (integer Unix time), iso (ISO 8601), auto (the first chunk says)
+
+Users and items may be any strings or integers; they are coded in the order they first appear in the log
+(files in name order), so equal timestamps are ordered by the item that appeared first, whatever the
+ids look like, and categories by name. With implicit labels `data.protocol` is the Amazon one (din: every
+position with history a sample; dien: each user's last positions). The log is read in chunks of
+`data.chunk_rows` rows: only the coded integer columns stay in memory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from src.data.dataset import DataError, filtering_step
+from src.data.protocol import Events, paper_overrides
+from src.data.readers import item_table_coverage
+
+SUFFIXES = {".csv": "csv", ".csv.gz": "csv", ".tsv": "tsv", ".tsv.gz": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+TIME_FORMATS = "integer Unix seconds (time_format=s), integer Unix milliseconds (ms) or ISO 8601 (iso)"
+MS_FROM = 10**11  # time_format=auto: integer times from here on are milliseconds (1973 in ms, year 5138 in s)
+
+
+def _format(path: Path, cfg) -> str:
+    fmt = cfg.get("format", "auto")
+    if fmt != "auto":
+        return fmt
+    name = path.name.lower()
+    for suffix, kind in SUFFIXES.items():
+        if name.endswith(suffix):
+            return kind
+    raise DataError(f"{path}: cannot tell the format from the name (expected one of {', '.join(SUFFIXES)}); "
+                    f"set data.format to csv, tsv or parquet")
+
+
+def _found(path: Path, what: str) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.is_file() and any(p.name.lower().endswith(s) for s in SUFFIXES))
+        if found:
+            return found
+        raise DataError(f"{path}: the folder holds no {what} file ({', '.join(SUFFIXES)})")
+    raise DataError(f"{what} not found: {path} (set data.{'path' if what == 'log' else 'items.path'} to a file or a "
+                    f"folder of CSV, TSV or Parquet files)")
+
+
+def files(cfg, path: Path) -> list[Path]:
+    """The log's files (a file, or a folder's files in name order), then the item table's, if any."""
+    from src.config.paths import resolve
+
+    log = _found(path, "log")
+    items = (cfg.get("items") or {}).get("path")
+    return log + (_found(resolve(items), "item table") if items else [])
+
+
+def _columns(path: Path, fmt: str) -> list[str]:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    import pandas as pd
+
+    try:
+        return [str(c) for c in pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", nrows=0).columns]
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty (not even a header line)") from None
+
+
+def _chunks(path: Path, fmt: str, wanted: dict, chunk_rows: int):
+    """(where(i) -> "file:line" of the chunk's row i, DataFrame with the wanted columns renamed to their roles)."""
+    have = _columns(path, fmt)
+    item_table = "item_category" in wanted
+    missing = {role: col for role, col in wanted.items() if col not in have}
+    if missing:
+        key = {"item_category": "items.columns.category", "item": "items.columns.item" if item_table else None}
+        said = ", ".join(f"data.{key.get(role) or f'columns.{role}'}={col!r}" for role, col in missing.items())
+        raise DataError(f"{path}: no column {said}; the file's columns are {have}")
+    rename = {col: role for role, col in wanted.items()}
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        for g in range(pf.num_row_groups):
+            start = 0
+            for batch in pf.iter_batches(batch_size=chunk_rows, row_groups=[g], columns=list(rename)):
+                df = batch.to_pandas().rename(columns=rename)
+                yield (lambda i, g=g, s=start: f"{path}: row group {g}, row {s + i}"), df
+                start += len(df)
+        return
+    import pandas as pd
+
+    seen = 0
+    try:
+        # every column is parsed (usecols would drop a line's extra fields without a word), a chunk at a time;
+        ids = {col: str for role, col in wanted.items() if role in ("user", "item", "category", "item_category")}
+        with pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", dtype=ids, chunksize=chunk_rows,
+                         keep_default_na=False, na_values=[""]) as reader:  # ids as written ("007" is not 7)
+            for df in reader:
+                df = df[list(rename)].rename(columns=rename)
+                yield (lambda i, s=seen: f"{path}:{s + i + 2}"), df  # line 1: the header
+                seen += len(df)
+    except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: {str(e).strip()}") from None
+
+
+def _first_bad(bad: np.ndarray) -> int:
+    return int(np.flatnonzero(bad)[0])
+
+
+def _times(col, where, fmt: str) -> tuple[np.ndarray, str]:
+    """Integer times and the format they were read in (auto decides on its first chunk)."""
+    import pandas as pd
+
+    if fmt in ("auto", "s", "ms"):
+        num = pd.to_numeric(col, errors="coerce")
+        bad = num.isna().to_numpy() | (num.to_numpy() != np.floor(num.to_numpy()))
+        if fmt == "auto" and bad.all():
+            fmt = "iso"
+        elif bad.any():
+            i = _first_bad(bad)
+            raise DataError(f"{where(i)}: time {col.iloc[i]!r} is not an integer; the times read are {TIME_FORMATS}")
+        else:
+            t = num.to_numpy().astype(np.int64)
+            if fmt == "auto":
+                fmt = "ms" if len(t) and t.max() >= MS_FROM else "s"
+            return t, fmt
+    parsed = pd.to_datetime(col, format="ISO8601", utc=True, errors="coerce")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        i = _first_bad(bad)
+        raise DataError(f"{where(i)}: time {col.iloc[i]!r} is not ISO 8601; the times read are {TIME_FORMATS}")
+    return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64), "iso"
+
+
+def _labels(col, where, positive_at) -> np.ndarray:
+    import pandas as pd
+
+    num = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
+    bad = np.isnan(num)
+    if positive_at is None:
+        bad |= (num != 0) & (num != 1)
+    if bad.any():
+        i = _first_bad(bad)
+        want = "a number" if positive_at is not None else "0 or 1 (or set data.positive_at to read it as a rating)"
+        raise DataError(f"{where(i)}: label {col.iloc[i]!r} is not {want}")
+    return (num >= positive_at if positive_at is not None else num == 1).astype(np.float32)
+
+
+class Codes:
+    """Codes in the order values first appear, chunk by chunk (a chunk's values are factorized first, so
+    the dictionary sees each distinct value once per chunk)."""
+
+    def __init__(self):
+        self.table: dict[str, int] = {}
+
+    def __call__(self, col) -> np.ndarray:
+        import pandas as pd
+
+        codes, uniques = pd.factorize(col)
+        glob = np.array([self.table.setdefault(str(u), len(self.table)) for u in uniques], dtype=np.int64)
+        return glob[codes]
+
+    def names(self) -> np.ndarray:
+        return np.array(list(self.table), dtype=object)
+
+
+def _item_table(cfg, paths: list[Path]) -> dict[str, str]:
+    """item -> category from the item table (the first row of an item wins)."""
+    cols = (cfg.get("items") or {}).get("columns") or {}
+    wanted = {"item": cols.get("item", "item"), "item_category": cols.get("category", "category")}
+    out: dict[str, str] = {}
+    for path in paths:
+        for where, df in _chunks(path, _format(path, cfg), wanted, int(cfg.get("chunk_rows", 1_000_000))):
+            null = df["item"].isna().to_numpy()
+            if null.any():
+                raise DataError(f"{where(_first_bad(null))}: no item (column {wanted['item']!r})")
+            for item, cat in zip(df["item"].astype(str), df["item_category"].fillna("unknown").astype(str)):
+                out.setdefault(item, cat)
+    if not out:
+        raise DataError(f"{', '.join(map(str, paths))}: the item table is empty")
+    return out
+
+
+def _log_paths(cfg, paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    from src.config.paths import resolve
+
+    items = (cfg.get("items") or {}).get("path")
+    n = len(_found(resolve(items), "item table")) if items else 0
+    return paths[:len(paths) - n], paths[len(paths) - n:]
+
+
+def implicit(cfg) -> bool:
+    """Without a label column every row is a click: samples get sampled negatives."""
+    return not (cfg.get("columns") or {}).get("label")
+
+
+def _categories(cfg, item_paths, items: Codes, cats: Codes, cat_parts: list, item, meta: dict, steps: list):
+    """Each event's category code (codes in the order of the names): the item table's, else the log's
+    column, else one category for all."""
+    if item_paths:  # the item table gives each item its category (the log's own category column is not read)
+        cat_of = _item_table(cfg, item_paths)
+        item_names = items.names()
+        covered = sum(name in cat_of for name in item_names)
+        meta.update(item_table_coverage(covered, len(item_names), item_paths[0], cfg,
+                                         ": is it this log's item table (data.items.path)?"))
+        names = np.array([cat_of.get(name, "unknown") for name in item_names], dtype=str)
+        steps.append(filtering_step("items_without_meta", len(item_names) - covered,
+                                    f"of {len(item_names):,} items have no row in the item table "
+                                    f"(category 'unknown'; kept)"))
+        return np.unique(names, return_inverse=True)[1][item]
+    if cat_parts:
+        return np.unique(cats.names().astype(str), return_inverse=True)[1][np.concatenate(cat_parts)]
+    return np.zeros(len(item), np.int64)  # one category for every item
+
+
+def load_events(cfg, paths: list[Path], progress=None):
+    """The log's events, coded, with their provenance; `progress(rows)` after each chunk."""
+    columns = cfg.get("columns") or {}
+    wanted = {role: columns[role] for role in ("user", "item", "time", "category", "label") if columns.get(role)}
+    for role in ("user", "item", "time"):
+        if role not in wanted:
+            raise DataError(f"`data.columns.{role}` is not set: name the log's {role} column")
+    positive_at = cfg.get("positive_at")
+    time_fmt = cfg.get("time_format", "auto")
+    log_paths, item_paths = _log_paths(cfg, paths)
+    users, items, cats = Codes(), Codes(), Codes()
+    parts: dict[str, list] = {"user": [], "item": [], "cat": [], "time": [], "label": []}
+    rows = 0
+    for path in log_paths:
+        for where, df in _chunks(path, _format(path, cfg), wanted, int(cfg.get("chunk_rows", 1_000_000))):
+            for role in ("user", "item", "time"):
+                null = df[role].isna().to_numpy()
+                if null.any():
+                    raise DataError(f"{where(_first_bad(null))}: no {role} (column {wanted[role]!r} is empty)")
+            parts["user"].append(users(df["user"]))
+            parts["item"].append(items(df["item"]))
+            t, time_fmt = _times(df["time"], where, time_fmt)
+            parts["time"].append(t)
+            if "category" in wanted:
+                parts["cat"].append(cats(df["category"].fillna("unknown")))
+            if "label" in wanted:
+                parts["label"].append(_labels(df["label"], where, positive_at))
+            rows += len(df)
+            if progress:
+                progress(rows)
+    if rows == 0:
+        raise DataError(f"{', '.join(map(str, log_paths))}: the log is empty (no rows)")
+    user, item, time = (np.concatenate(parts[k]) for k in ("user", "item", "time"))
+    steps = [filtering_step("rows_read", rows, f"rows read from {len(log_paths)} file(s)")]
+    meta = {"source": "events", "rows": rows, "time_format": time_fmt, "protocol": cfg.get("protocol", "din"),
+            "files_read": len(log_paths)}
+    cat = _categories(cfg, item_paths, items, cats, parts["cat"], item, meta, steps)
+    label = None
+    if parts["label"]:
+        label = np.concatenate(parts["label"])
+        if label.min() == label.max():
+            raise DataError(f"{', '.join(map(str, log_paths))}: every label is {int(label[0])} (column "
+                            f"{wanted['label']!r}{f', positive_at={positive_at}' if positive_at is not None else ''}): "
+                            f"a click model needs both classes")
+    meta["filtering"] = steps
+    return Events(user, item, cat, time, label), meta
+
+
+def protocol_overrides(cfg) -> dict:
+    """With implicit labels, the Amazon protocols (din, dien); with explicit ones, the config's values."""
+    return paper_overrides(cfg) if implicit(cfg) else {}
