@@ -6,6 +6,7 @@
     python -m src.bench pipeline [--data movielens]
         input pipeline throughput beside DIEN's training throughput
     python -m src.bench preprocess --source taobao --rows 100000000
+    python -m src.bench preprocess --source events --rows 100000000
         writes a file of that size in the source's real format and times its
         preprocessing, with peak memory
     python -m src.bench sweep-overhead [--rounds 2]
@@ -496,7 +497,8 @@ def main(argv=None):
     p.add_argument("--intra-op", type=int, default=1,
                    help="TensorFlow intra-op threads for both sides (1, as training uses; 0: one per core)")
     p.add_argument("--data", default="movielens", help="pipeline: the data config")
-    p.add_argument("--source", default="taobao", choices=["taobao", "amazon"], help="preprocess: format")
+    p.add_argument("--source", default="taobao", choices=["taobao", "amazon", "events"],
+                   help="preprocess: format (events: the Taobao rows as a log, beside the Taobao loader)")
     p.add_argument("--rows", type=int, default=100_000_000, help="preprocess: rows (events) to generate")
     p.add_argument("--workdir", help="preprocess: where to write the generated file (default: a temp dir)")
     p.add_argument("--keep", action="store_true", help="preprocess: keep the generated file")
