@@ -1,5 +1,5 @@
 """Any interaction log (`data=events`): CSV or TSV (plain or gzip) or Parquet, one file or a folder of them,
-its columns named in the config (docs/data.md, "Bring your own data").
+its columns named in the config (docs/your-data.md).
 
     data.columns.user, .item, .time   required: who, what, when
     data.columns.category             optional: the item's category (else the item table's, else one for all)

@@ -173,3 +173,28 @@ def test_a_typo_in_the_events_config_is_refused_by_its_schema():
 
     with pytest.raises(ConfigError, match=r"usr"):
         validate(compose(["data=events", "+data.columns.usr=x"]))
+
+
+def test_the_example_log_of_the_docs_reads_as_the_docs_say(capsys, tmp_path):
+    """docs/your-data.md shows what `python -m src.data.describe data=clicks_example` prints; it still does,
+    and its example files are what docs/examples/clicks/make_clicks.py writes."""
+    import hashlib
+    import re
+    import runpy
+
+    from src.config.paths import ROOT
+    from src.data import describe
+
+    example = ROOT / "docs" / "examples" / "clicks"
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in example.glob("*.csv")}
+    runpy.run_path(str(example / "make_clicks.py"))["main"](tmp_path)
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.glob("*.csv")} == before
+    doc = (ROOT / "docs" / "your-data.md").read_text()
+    shown = re.search(r"prints, among the histograms:\n\n```\n(.*?)```", doc, re.S).group(1)
+    assert describe.main(["data=clicks_example", "data.cache=false"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(shown), printed
+    yaml = re.search(r"`conf/data/clicks_example.yaml`:\n\n```yaml\n(.*?)```", doc, re.S).group(1)
+    conf = (ROOT / "conf" / "data" / "clicks_example.yaml").read_text()
+    strip = [re.sub(r"\s*#.*", "", line).rstrip() for line in conf.splitlines() if not line.startswith("#")]
+    assert [re.sub(r"\s*#.*", "", line).rstrip() for line in yaml.splitlines()] == [s for s in strip if s], conf
