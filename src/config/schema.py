@@ -256,6 +256,7 @@ class Root(Strict):
     model: dict[str, Any]
     train: Train
     tracking: Tracking
+    extensions: list[str] = []  # modules of the user's own code imported before registry names are checked
     sweep: Any = None        # `sweep=NAME` of src.sweep, when a config is composed for a trial
     experiment: Any = None   # the `+experiment=` preset's own notes
 
@@ -337,11 +338,21 @@ def check(plain: dict) -> Config:
     """Checks a whole plain config: root keys, then each group against its option's schema; returns it typed."""
     root = check_section("", Root, plain)
     data = plain["data"]
-    source = data.get("source")
-    if source not in DATA:
-        raise ValueError(f"config key `data.source` must be one of {sorted(DATA)}, got {source!r}")
-    return Config(seed=root.seed, data=check_section("data", DATA[source], data), model=model_section(plain["model"]),
-                  train=root.train, tracking=root.tracking, plain=plain)
+    return Config(seed=root.seed, data=check_section("data", data_schema(data.get("source")), data),
+                  model=model_section(plain["model"]), train=root.train, tracking=root.tracking, plain=plain)
+
+
+def data_schema(source) -> type[BaseModel]:
+    """The schema of a data config: its built-in source's, or that of a source class in the user's code
+    (`data.source=module:Class`, src/config/extensions.py)."""
+    from src.config import extensions
+
+    if source in DATA:
+        return DATA[source]
+    if extensions.is_named(source):
+        return type(extensions.source(source)).Schema
+    raise ValueError(f"config key `data.source` must be one of {sorted(DATA)} or a class of your own "
+                     f"(module:Class), got {source!r}")
 
 
 def spec(activation):

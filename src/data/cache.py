@@ -10,28 +10,20 @@ from pathlib import Path
 
 from src.config import to_plain
 from src.config.paths import CACHE_DIR, resolve
-from src.data import amazon, events, movielens, protocol, synthetic, taobao
+from src.data import protocol, sources
 from src.data.dataset import DataError, SequenceData
 from src.data.readers import fingerprint
 
 # bump when the protocol's output changes for the same input, so old caches are not reused
 FORMAT_VERSION = 2  # 2: meta['filtering'], what each filtering step kept or dropped
-# every event source has the same interface: files(cfg, path), load_events(cfg, paths, progress),
-# protocol_overrides(cfg) and implicit(cfg) (whether events are positives that get sampled negatives)
-EVENT_SOURCES = {"movielens": movielens, "amazon": amazon, "taobao": taobao, "events": events}
-SOURCES = sorted([*EVENT_SOURCES, "synthetic"])
-
-
 def source_files(cfg) -> list[Path]:
     """The files a data config reads (checked to exist), [] for generated data."""
-    source = cfg.get("source")
-    if source == "synthetic":
+    module = sources.named(cfg.get("source"))
+    if hasattr(module, "build"):  # generated
         return []
-    if source not in EVENT_SOURCES:
-        raise DataError(f"`data.source` must be one of {SOURCES}, got {source!r}")
     if not cfg.get("path"):
-        raise DataError(f"`data.path` is not set for source {source!r}")
-    return EVENT_SOURCES[source].files(cfg, resolve(cfg["path"]))
+        raise DataError(f"`data.path` is not set for source {cfg.get('source')!r}")
+    return module.files(cfg, resolve(cfg["path"]))
 
 
 def cache_key(cfg, files: list[Path]) -> str:
@@ -46,9 +38,9 @@ def build(cfg, files: list[Path], progress=print) -> SequenceData:
     """Parses the sources and applies the protocol (no cache)."""
     cfg = to_plain(cfg)
     source = cfg["source"]
-    if source == "synthetic":
-        return synthetic.build(cfg)
-    module = EVENT_SOURCES[source]
+    module = sources.named(source)
+    if hasattr(module, "build"):  # generated
+        return module.build(cfg)
     t = time.perf_counter()
     progress(f"reading {', '.join(str(f) for f in files)}")
     log, meta = module.load_events(cfg, files, progress=lambda n: progress(f"  {n:,} rows read"))

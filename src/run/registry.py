@@ -9,11 +9,17 @@ from src.config.validate import ConfigError
 
 
 def check_names(config: schema.Config) -> None:
-    """Activation, cell and optimizer names against the registries that build them."""
+    """Activation, cell and optimizer names against the registries that build them (with those that the
+    config's `extensions`, the user's own modules, register as they are imported)."""
+    from src.config import extensions
     from src.layers.activations import check_activation
     from src.layers.recurrent import cell_names
     from src.run.optim import OPTIMIZERS
 
+    try:
+        extensions.load(config.plain.get("extensions") or [])
+    except extensions.ExtensionError as e:
+        raise ConfigError(str(e)) from None
     model = config.model
     specs = {"model.activation": model.activation}
     for section in ("attention", "aux_loss"):
