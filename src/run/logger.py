@@ -321,13 +321,18 @@ def tracked_run(experiment_id: str, run_name=None, parent_run_id=None, tags=None
 
 
 def _end(status: str, tags: dict | None = None) -> None:
-    """Ends the active run with its closing tags, in one step an interrupt cannot split."""
+    """Ends the active run with its closing tags, in one step an interrupt cannot split. The run leaves this
+    process's active-run stack even when the store refuses the tags (a locked or unreachable store): else
+    every later cell of a worker process would start nested in it and fail; the store's copy of a run left
+    RUNNING is ended by the sweep's reconciliation."""
     import mlflow
 
     with interrupts.held():
-        if tags:
-            mlflow.set_tags(tags)
-        mlflow.end_run(status)
+        try:
+            if tags:
+                mlflow.set_tags(tags)
+        finally:
+            mlflow.end_run(status)
 
 
 def _finite(metrics: dict) -> dict:

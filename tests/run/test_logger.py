@@ -92,3 +92,24 @@ def test_a_tag_another_worker_adds_at_the_same_moment_is_no_error(store):
         event.remove(Engine, "before_cursor_execute", the_other_worker_first)
     assert other  # the two inserts met
     assert mlflow.MlflowClient().get_experiment(exp).tags["mlflow.note.content"] == "the other worker's"
+
+
+def test_a_run_whose_closing_tags_the_store_refuses_still_leaves_the_process(store):
+    """A worker process trains cell after cell: a run whose closing tags fail (here a key MLflow refuses, in
+    the ray matrix a locked store) must not stay this process's active run, or every later run would start
+    nested in it and fail."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from src.run import logger
+
+    mlflow.set_tracking_uri(store[0].split("=", 1)[1])
+    exp = logger.experiment_id({}, "closing")
+    first = mlflow.start_run(experiment_id=exp)
+    with pytest.raises(MlflowException):
+        logger._end("FAILED", {"not a key!": "x"})  # the store refuses the closing tags
+    assert mlflow.active_run() is None
+    assert mlflow.get_run(first.info.run_id).info.status == "FAILED"
+    with logger.tracked_run(exp, "next") as run:  # the next cell starts clean
+        pass
+    assert mlflow.get_run(run.info.run_id).info.status == "FINISHED"
