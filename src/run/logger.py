@@ -14,6 +14,7 @@ Default store: SQLite at <project>/mlruns/mlflow.db with artifacts under
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -335,6 +336,19 @@ def _end(status: str, tags: dict | None = None) -> None:
             mlflow.end_run(status)
 
 
+def _whole(method):
+    """A store write that an interrupt cannot split: the signal is raised when the write is done. Raised
+    inside SQLAlchemy's commit, a KeyboardInterrupt (Ctrl-C, Ray's cancel) can leave the SQLite connection
+    in its transaction, holding the lock: every other process's write then waits and fails with
+    "database is locked", and this process cannot end its own run."""
+
+    @functools.wraps(method)
+    def whole(*args, **kwargs):
+        with interrupts.held():
+            return method(*args, **kwargs)
+    return whole
+
+
 def _finite(metrics: dict) -> dict:
     return {k: float(v) for k, v in metrics.items() if v is not None and math.isfinite(float(v))}
 
@@ -349,6 +363,7 @@ class RunLogger:
         model: the short description of what is trained, a tag and a title.
     """
 
+    @_whole
     def __init__(self, tracking_cfg, data, device: str, model: str):
         self.tracking_cfg, self.data, self.device, self.model = tracking_cfg, data, device, model
         setup(tracking_cfg)
@@ -365,11 +380,13 @@ class RunLogger:
             self.run_id, self._tmp = run.info.run_id, Path(tmp)
             yield self.run_id
 
+    @_whole
     def config(self, cfg, overrides) -> None:
         """The resolved config, the overrides, every key as a param, and the data set as an input."""
         log_config(cfg, list(overrides), data_used=self.data.meta.get("protocol"))
         log_dataset(self.data)
 
+    @_whole
     def epoch(self, row: dict, attention: dict | None = None, figure=None) -> None:
         """An epoch's metrics (step = epoch) and, for models with attention, the probe's arrays and picture."""
         import mlflow
@@ -389,12 +406,14 @@ class RunLogger:
             plt.close(figure)
         mlflow.log_metrics(_finite({k: v for k, v in row.items() if k != "epoch"}), step=epoch)
 
+    @_whole
     def final(self, metrics: dict) -> None:
         """The run's closing metrics (best epoch, best validation, test), the finite ones."""
         import mlflow
 
         mlflow.log_metrics(_finite(metrics))
 
+    @_whole
     def keras_model(self, model) -> None:
         """The trained model as `model/model.keras`."""
         import mlflow
