@@ -43,12 +43,25 @@ class Negatives(Strict):
     seed: int
 
 
+class Feature(Strict):
+    """A side feature (src/data/features.py): whose field it is, its kind, the column it is read from."""
+
+    of: Literal["item", "user", "event"]
+    kind: Literal["categorical", "numeric"]
+    column: str | None = None  # None: the column of the feature's name
+    enabled: bool = True       # false: not read, not seen by the model (a sweep can ask whether it helps)
+
+
+FeatureName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
 class DataCommon(Strict):
     name: str
     max_len: PosInt
     split: Split
     seed: int
     cache: bool
+    features: dict[FeatureName, Feature] = {}
 
 
 class RealData(DataCommon):
@@ -101,6 +114,15 @@ class ItemTable(Strict):
     columns: ItemColumns
 
 
+class UserColumns(Strict):
+    user: str
+
+
+class UserTable(Strict):
+    path: str | None = None
+    columns: UserColumns
+
+
 class EventLog(RealData):
     source: Literal["events"]
     format: Literal["auto", "csv", "tsv", "parquet"]
@@ -108,6 +130,7 @@ class EventLog(RealData):
     positive_at: float | None = None  # a label column of ratings: label = rating >= positive_at
     time_format: Literal["auto", "s", "ms", "iso"]
     items: ItemTable
+    users: UserTable
     protocol: Literal["din", "dien"]
     min_meta_coverage: Probability = 0.5
     chunk_rows: PosInt
@@ -126,6 +149,9 @@ class Synthetic(DataCommon):
     bias: float
     current: float
     partner: float
+    segments: PosInt
+    segment_effect: float
+    quality_effect: float
 
 
 DATA = {"movielens": MovieLens, "amazon": Amazon, "taobao": Taobao, "events": EventLog, "synthetic": Synthetic}
@@ -147,6 +173,7 @@ class Embedding(Strict):
     item: PosInt
     cat: NonNegInt
     user: NonNegInt
+    feature: NonNegInt = 8  # each categorical side feature's (data.features)
 
 
 class MLP(Strict):

@@ -36,7 +36,9 @@ class SequenceData:
             for each event (DIEN's auxiliary loss), never equal to the event's item.
         splits: "train"/"valid"/"test" -> SAMPLE_KEYS -> [N]; the synthetic source
             adds "relevant" [N, T] bool, the truly relevant history positions.
-        meta: counts and provenance (source files, protocol), JSON-serialisable.
+        meta: counts and provenance (source files, protocol), JSON-serialisable; meta["features"] lists
+            the side features (src/data/features.py): user and event ones are sample columns f_<name>.
+        items: item feature name -> [vocab["item"]] table, indexed by item id.
     """
 
     name: str
@@ -45,6 +47,18 @@ class SequenceData:
     events: dict
     splits: dict
     meta: dict = field(default_factory=dict)
+    items: dict = field(default_factory=dict)
+
+    @property
+    def features(self) -> list[dict]:
+        """The side features as the models take them: [{name, of, kind, size, table}] (size: a categorical
+        one's vocabulary; table: an item feature's values by item id, else None)."""
+        return [{**f, "table": self.items.get(f["name"]) if f["of"] == "item" else None}
+                for f in self.meta.get("features") or []]
+
+    def feature_columns(self) -> list[str]:
+        """The sample columns of the user and event features (model inputs of the same names)."""
+        return [f"f_{f['name']}" for f in self.features if f["of"] != "item"]
 
     def size(self, split: str) -> int:
         return len(self.splits[split]["label"])
@@ -62,12 +76,14 @@ class SequenceData:
                     for k in ("item", "cat")})
         for k in ("user", "target_item", "target_cat", "hist_len"):
             out[k] = s[k][idx].astype("int32")
+        out.update({k: s[k][idx] for k in self.feature_columns()})
         return out
 
     # -- persistence (the cache) ---------------------------------------------------
     def save(self, path: Path) -> None:
         """Writes one uncompressed .npz; the caller makes the write atomic."""
         arrays = {f"events/{k}": v for k, v in self.events.items()}
+        arrays.update({f"items/{k}": v for k, v in self.items.items()})
         for split, cols in self.splits.items():
             arrays.update({f"{split}/{k}": v for k, v in cols.items()})
         header = {"name": self.name, "max_len": self.max_len, "vocab": self.vocab, "meta": self.meta}
@@ -79,13 +95,14 @@ class SequenceData:
     def load(cls, path: Path) -> SequenceData:
         with np.load(path, allow_pickle=False) as z:
             header = json.loads(bytes(z["header"]).decode())
-            events, splits = {}, {s: {} for s in SPLITS}
+            groups = {"events": {}, "items": {}, **{s: {} for s in SPLITS}}
             for key in z.files:
                 if key == "header":
                     continue
                 group, name = key.split("/", 1)
-                (events if group == "events" else splits[group])[name] = z[key]
-        return cls(header["name"], header["max_len"], header["vocab"], events, splits, header["meta"])
+                groups[group][name] = z[key]
+        return cls(header["name"], header["max_len"], header["vocab"], groups["events"],
+                   {s: groups[s] for s in SPLITS}, header["meta"], groups["items"])
 
     @classmethod
     def from_histories(cls, hist_item, hist_len, target_item, label, hist_cat=None, target_cat=None,

@@ -21,6 +21,7 @@ def summary(data: SequenceData) -> dict:
         "categories": data.meta.get("cats", data.vocab["cat"] - 2),
         "events": int(len(data.events["item"])),
         "max_len": data.max_len,
+        "features": [{k: f[k] for k in ("name", "of", "kind", "size")} for f in data.features],
         "splits": {},
     }
     for split in SPLITS:
@@ -55,6 +56,14 @@ def render(info: dict, data: SequenceData) -> str:
     filtering = filtering_lines(data.meta)
     if filtering:
         lines += ["filtering (- dropped):", *filtering]
+    if info["features"]:
+        lines.append("side features (data.features; the model sees each):")
+        for f in info["features"]:
+            coded = (f"{f['size'] - 2:,} values seen in training (+ padding, unseen)" if f["kind"] == "categorical"
+                     else "standardised by the training period")
+            where = {"item": "joins each item's embedding", "user": "joins the MLP's input",
+                     "event": "joins the MLP's input"}[f["of"]]
+            lines.append(f"  {f['name']:<12} {f['of']:<5} {f['kind']:<11} {coded}; {where}")
     lengths = data.splits["train"]["hist_len"]
     if len(lengths):
         edges = np.unique(np.linspace(0, data.max_len, 11).astype(int))

@@ -6,6 +6,10 @@ its columns named in the config (docs/your-data.md).
     data.columns.label                optional: explicit labels, 0/1, or a rating made 0/1 by data.positive_at;
                                       without it every row is a click and samples get sampled negatives
     data.items.path                   optional item table: data.items.columns.item and .category
+    data.users.path                   optional user table: data.users.columns.user
+    data.features                     side features read from the log (of: event), the item table (of: item)
+                                      or the user table (of: user), each from the column of its name
+                                      (src/data/features.py)
     data.time_format                  s or ms (integer Unix time), iso (ISO 8601), auto (the first chunk says)
 
 Users and items may be any strings or integers; they are coded in the order they first appear in the log
@@ -21,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from src.data import features as side
 from src.data.dataset import DataError, filtering_step
 from src.data.protocol import Events, paper_overrides
 from src.data.readers import item_table_coverage
@@ -50,17 +55,24 @@ def _found(path: Path, what: str) -> list[Path]:
         if found:
             return found
         raise DataError(f"{path}: the folder holds no {what} file ({', '.join(SUFFIXES)})")
-    raise DataError(f"{what} not found: {path} (set data.{'path' if what == 'log' else 'items.path'} to a file or a "
-                    f"folder of CSV, TSV or Parquet files)")
+    key = {"log": "path", "item table": "items.path", "user table": "users.path"}[what]
+    raise DataError(f"{what} not found: {path} (set data.{key} to a file or a folder of CSV, TSV or Parquet files)")
+
+
+TABLES = {"items": "item table", "users": "user table"}
+
+
+def _table_files(cfg, key: str) -> list[Path]:
+    from src.config.paths import resolve
+
+    path = (cfg.get(key) or {}).get("path")
+    return _found(resolve(path), TABLES[key]) if path else []
 
 
 def files(cfg, path: Path) -> list[Path]:
-    """The log's files (a file, or a folder's files in name order), then the item table's, if any."""
-    from src.config.paths import resolve
-
-    log = _found(path, "log")
-    items = (cfg.get("items") or {}).get("path")
-    return log + (_found(resolve(items), "item table") if items else [])
+    """The log's files (a file, or a folder's files in name order), then the item table's and the user
+    table's, if any."""
+    return _found(path, "log") + _table_files(cfg, "items") + _table_files(cfg, "users")
 
 
 def _columns(path: Path, fmt: str) -> list[str]:
@@ -76,14 +88,13 @@ def _columns(path: Path, fmt: str) -> list[str]:
         raise DataError(f"{path}: the file is empty (not even a header line)") from None
 
 
-def _chunks(path: Path, fmt: str, wanted: dict, chunk_rows: int):
-    """(where(i) -> "file:line" of the chunk's row i, DataFrame with the wanted columns renamed to their roles)."""
+def _chunks(path: Path, fmt: str, wanted: dict, chunk_rows: int, categorical=()):
+    """(where(i) -> "file:line" of the chunk's row i, DataFrame with the wanted columns renamed to their roles);
+    the roles in `categorical` are read as strings, as ids are."""
     have = _columns(path, fmt)
-    item_table = "item_category" in wanted
     missing = {role: col for role, col in wanted.items() if col not in have}
     if missing:
-        key = {"item_category": "items.columns.category", "item": "items.columns.item" if item_table else None}
-        said = ", ".join(f"data.{key.get(role) or f'columns.{role}'}={col!r}" for role, col in missing.items())
+        said = ", ".join(f"{_setting(role, wanted)}={col!r}" for role, col in missing.items())
         raise DataError(f"{path}: no column {said}; the file's columns are {have}")
     rename = {col: role for role, col in wanted.items()}
     if fmt == "parquet":
@@ -102,7 +113,8 @@ def _chunks(path: Path, fmt: str, wanted: dict, chunk_rows: int):
     seen = 0
     try:
         # every column is parsed (usecols would drop a line's extra fields without a word), a chunk at a time;
-        ids = {col: str for role, col in wanted.items() if role in ("user", "item", "category", "item_category")}
+        ids = {col: str for role, col in wanted.items()
+               if role in ("user", "item", "category", "item_category", "table_user") or role in categorical}
         with pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", dtype=ids, chunksize=chunk_rows,
                          keep_default_na=False, na_values=[""]) as reader:  # ids as written ("007" is not 7)
             for df in reader:
@@ -111,6 +123,19 @@ def _chunks(path: Path, fmt: str, wanted: dict, chunk_rows: int):
                 seen += len(df)
     except (pd.errors.ParserError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: {str(e).strip()}") from None
+
+
+def _setting(role: str, wanted: dict) -> str:
+    """The config key that names a role's column."""
+    if role.startswith("feature:"):
+        return f"data.features.{role[len('feature:'):]}.column"
+    if role == "item_category":
+        return "data.items.columns.category"
+    if role == "item" and "item_category" in wanted:
+        return "data.items.columns.item"
+    if role == "table_user":
+        return "data.users.columns.user"
+    return f"data.columns.{role}"
 
 
 def _first_bad(bad: np.ndarray) -> int:
@@ -158,7 +183,7 @@ def _labels(col, where, positive_at) -> np.ndarray:
 
 class Codes:
     """Codes in the order values first appear, chunk by chunk (a chunk's values are factorized first, so
-    the dictionary sees each distinct value once per chunk)."""
+    the dictionary sees each distinct value once per chunk); a missing value is -1."""
 
     def __init__(self):
         self.table: dict[str, int] = {}
@@ -168,35 +193,65 @@ class Codes:
 
         codes, uniques = pd.factorize(col)
         glob = np.array([self.table.setdefault(str(u), len(self.table)) for u in uniques], dtype=np.int64)
-        return glob[codes]
+        return np.where(codes >= 0, glob[np.maximum(codes, 0)] if len(glob) else -1, -1)
 
     def names(self) -> np.ndarray:
         return np.array(list(self.table), dtype=object)
 
 
-def _item_table(cfg, paths: list[Path]) -> dict[str, str]:
-    """item -> category from the item table (the first row of an item wins)."""
-    cols = (cfg.get("items") or {}).get("columns") or {}
-    wanted = {"item": cols.get("item", "item"), "item_category": cols.get("category", "category")}
-    out: dict[str, str] = {}
+def _numbers(col, where, name: str) -> np.ndarray:
+    """A numeric feature's column as floats (empty: NaN); a value that is not a number is refused."""
+    import pandas as pd
+
+    num = pd.to_numeric(col, errors="coerce")
+    bad = (num.isna() & col.notna()).to_numpy()
+    if bad.any():
+        i = _first_bad(bad)
+        raise DataError(f"{where(i)}: feature {name!r} value {col.iloc[i]!r} is not a number (kind: numeric)")
+    return num.to_numpy(np.float64)
+
+
+def _features_of(cfg, of: str) -> dict:
+    """The enabled features read from the log (of: event), the item table (item) or the user table (user)."""
+    return {n: f for n, f in side.declared(cfg).items() if f["of"] == of}
+
+
+def _feature_roles(feats: dict) -> tuple[dict, list]:
+    """(role -> column, the categorical roles) of features."""
+    roles = {f"feature:{n}": f["column"] for n, f in feats.items()}
+    return roles, [f"feature:{n}" for n, f in feats.items() if f["kind"] == "categorical"]
+
+
+def _table(cfg, key: str, paths: list[Path], wanted: dict, feats: dict):
+    """A side table (`data.items` or `data.users`) as a DataFrame indexed by its key column's values, one row
+    per key (the first wins), with the wanted roles and the features as columns."""
+    import pandas as pd
+
+    roles, categorical = _feature_roles(feats)
+    key_role, frames = next(iter(wanted)), []
     for path in paths:
-        for where, df in _chunks(path, _format(path, cfg), wanted, int(cfg.get("chunk_rows", 1_000_000))):
-            null = df["item"].isna().to_numpy()
+        for where, df in _chunks(path, _format(path, cfg), {**wanted, **roles}, int(cfg.get("chunk_rows", 1_000_000)),
+                                 categorical):
+            null = df[key_role].isna().to_numpy()
             if null.any():
-                raise DataError(f"{where(_first_bad(null))}: no item (column {wanted['item']!r})")
-            for item, cat in zip(df["item"].astype(str), df["item_category"].fillna("unknown").astype(str)):
-                out.setdefault(item, cat)
-    if not out:
-        raise DataError(f"{', '.join(map(str, paths))}: the item table is empty")
-    return out
+                raise DataError(f"{where(_first_bad(null))}: no {key_role.removeprefix('table_')} "
+                                f"(column {wanted[key_role]!r})")
+            for n, f in feats.items():
+                if f["kind"] == "numeric":
+                    df[f"feature:{n}"] = _numbers(df[f"feature:{n}"], where, n)
+            frames.append(df)
+    if not sum(map(len, frames)):
+        raise DataError(f"{', '.join(map(str, paths))}: the {TABLES[key]} is empty")
+    out = pd.concat(frames, ignore_index=True)
+    out[key_role] = out[key_role].astype(str)
+    return out.drop_duplicates(key_role, keep="first").set_index(key_role)
 
 
-def _log_paths(cfg, paths: list[Path]) -> tuple[list[Path], list[Path]]:
-    from src.config.paths import resolve
-
-    items = (cfg.get("items") or {}).get("path")
-    n = len(_found(resolve(items), "item table")) if items else 0
-    return paths[:len(paths) - n], paths[len(paths) - n:]
+def _split_paths(cfg, paths: list[Path]) -> tuple[list[Path], list[Path], list[Path]]:
+    """The log's files, the item table's and the user table's (as `files` lists them)."""
+    n_items, n_users = len(_table_files(cfg, "items")), len(_table_files(cfg, "users"))
+    n_log = len(paths) - n_items - n_users
+    return paths[:n_log], paths[n_log:n_log + n_items], paths[n_log + n_items:]
 
 
 def implicit(cfg) -> bool:
@@ -204,23 +259,91 @@ def implicit(cfg) -> bool:
     return not (cfg.get("columns") or {}).get("label")
 
 
-def _categories(cfg, item_paths, items: Codes, cats: Codes, cat_parts: list, item, meta: dict, steps: list):
-    """Each event's category code (codes in the order of the names): the item table's, else the log's
-    column, else one category for all."""
-    if item_paths:  # the item table gives each item its category (the log's own category column is not read)
-        cat_of = _item_table(cfg, item_paths)
-        item_names = items.names()
-        covered = sum(name in cat_of for name in item_names)
-        meta.update(item_table_coverage(covered, len(item_names), item_paths[0], cfg,
-                                         ": is it this log's item table (data.items.path)?"))
-        names = np.array([cat_of.get(name, "unknown") for name in item_names], dtype=str)
-        steps.append(filtering_step("items_without_meta", len(item_names) - covered,
-                                    f"of {len(item_names):,} items have no row in the item table "
-                                    f"(category 'unknown'; kept)"))
-        return np.unique(names, return_inverse=True)[1][item]
-    if cat_parts:
-        return np.unique(cats.names().astype(str), return_inverse=True)[1][np.concatenate(cat_parts)]
-    return np.zeros(len(item), np.int64)  # one category for every item
+def _item_side(cfg, item_paths, items: Codes, cats: Codes, cat_parts: list, item, meta: dict, steps: list):
+    """(each event's category code, the item features' raw values per event). The category is the item
+    table's, else the log's column, else one category for all; codes follow the categories' names."""
+    feats = _features_of(cfg, "item")
+    if feats and not item_paths:
+        raise DataError(f"`data.features.{next(iter(feats))}` is of: item, which needs an item table "
+                        f"(data.items.path)")
+    if not item_paths:
+        if cat_parts:
+            return np.unique(cats.names().astype(str), return_inverse=True)[1][np.concatenate(cat_parts)], []
+        return np.zeros(len(item), np.int64), []  # one category for every item
+    cols = (cfg.get("items") or {}).get("columns") or {}
+    wanted = {"item": cols.get("item", "item"), "item_category": cols.get("category", "category")}
+    table = _table(cfg, "items", item_paths, wanted, feats)
+    item_names = items.names().astype(str)
+    rows = table.reindex(item_names)  # the table's row of each item code (NaN: no row)
+    covered = int(np.isin(item_names, table.index).sum())
+    meta.update(item_table_coverage(covered, len(item_names), item_paths[0], cfg,
+                                     ": is it this log's item table (data.items.path)?"))
+    steps.append(filtering_step("items_without_meta", len(item_names) - covered,
+                                f"of {len(item_names):,} items have no row in the item table "
+                                f"(category 'unknown'; kept)"))
+    names = rows["item_category"].fillna("unknown").astype(str).to_numpy()
+    return np.unique(names, return_inverse=True)[1][item], _raw(feats, rows, item)
+
+
+def _raw(feats: dict, rows, key) -> list:
+    """The features' raw values per event, from a side table's row of each key code (`rows`) and each
+    event's key code."""
+    import pandas as pd
+
+    out = []
+    for n, f in feats.items():
+        col = rows[f"feature:{n}"]
+        per_key = pd.factorize(col)[0] if f["kind"] == "categorical" else col.to_numpy(np.float64)
+        out.append(side.Raw(n, f["of"], f["kind"], per_key[key]))
+    return out
+
+
+def _user_side(cfg, user_paths, users: Codes, user) -> list:
+    """The user features' raw values per event, from the user table."""
+    feats = _features_of(cfg, "user")
+    if feats and not user_paths:
+        raise DataError(f"`data.features.{next(iter(feats))}` is of: user, which needs a user table "
+                        f"(data.users.path)")
+    if not feats:
+        return []
+    wanted = {"table_user": ((cfg.get("users") or {}).get("columns") or {}).get("user", "user")}
+    table = _table(cfg, "users", user_paths, wanted, feats)
+    return _raw(feats, table.reindex(users.names().astype(str)), user)
+
+
+def _read_log(cfg, log_paths: list[Path], wanted: dict, progress):
+    """(parts: role -> list of per-chunk arrays, the Codes of users, items and categories, the event features'
+    value readers, rows, the time format read)."""
+    feats = _features_of(cfg, "event")
+    roles, categorical = _feature_roles(feats)
+    positive_at, time_fmt = cfg.get("positive_at"), cfg.get("time_format", "auto")
+    codes = {"user": Codes(), "item": Codes(), "category": Codes(), **{n: Codes() for n in feats}}
+    parts: dict[str, list] = {k: [] for k in ("user", "item", "cat", "time", "label", *roles)}
+    rows = 0
+    for path in log_paths:
+        for where, df in _chunks(path, _format(path, cfg), {**wanted, **roles}, int(cfg.get("chunk_rows", 1_000_000)),
+                                 categorical):
+            for role in ("user", "item", "time"):
+                null = df[role].isna().to_numpy()
+                if null.any():
+                    raise DataError(f"{where(_first_bad(null))}: no {role} (column {wanted[role]!r} is empty)")
+            parts["user"].append(codes["user"](df["user"]))
+            parts["item"].append(codes["item"](df["item"]))
+            t, time_fmt = _times(df["time"], where, time_fmt)
+            parts["time"].append(t)
+            if "category" in wanted:
+                parts["cat"].append(codes["category"](df["category"].fillna("unknown")))
+            if "label" in wanted:
+                parts["label"].append(_labels(df["label"], where, positive_at))
+            for n, f in feats.items():
+                col = df[f"feature:{n}"]
+                parts[f"feature:{n}"].append(codes[n](col) if f["kind"] == "categorical" else _numbers(col, where, n))
+            rows += len(df)
+            if progress:
+                progress(rows)
+    event_raw = [side.Raw(n, "event", f["kind"], np.concatenate(parts[f"feature:{n}"]) if rows else np.zeros(0))
+                 for n, f in feats.items()]
+    return parts, codes, event_raw, rows, time_fmt
 
 
 def load_events(cfg, paths: list[Path], progress=None):
@@ -231,35 +354,16 @@ def load_events(cfg, paths: list[Path], progress=None):
         if role not in wanted:
             raise DataError(f"`data.columns.{role}` is not set: name the log's {role} column")
     positive_at = cfg.get("positive_at")
-    time_fmt = cfg.get("time_format", "auto")
-    log_paths, item_paths = _log_paths(cfg, paths)
-    users, items, cats = Codes(), Codes(), Codes()
-    parts: dict[str, list] = {"user": [], "item": [], "cat": [], "time": [], "label": []}
-    rows = 0
-    for path in log_paths:
-        for where, df in _chunks(path, _format(path, cfg), wanted, int(cfg.get("chunk_rows", 1_000_000))):
-            for role in ("user", "item", "time"):
-                null = df[role].isna().to_numpy()
-                if null.any():
-                    raise DataError(f"{where(_first_bad(null))}: no {role} (column {wanted[role]!r} is empty)")
-            parts["user"].append(users(df["user"]))
-            parts["item"].append(items(df["item"]))
-            t, time_fmt = _times(df["time"], where, time_fmt)
-            parts["time"].append(t)
-            if "category" in wanted:
-                parts["cat"].append(cats(df["category"].fillna("unknown")))
-            if "label" in wanted:
-                parts["label"].append(_labels(df["label"], where, positive_at))
-            rows += len(df)
-            if progress:
-                progress(rows)
+    log_paths, item_paths, user_paths = _split_paths(cfg, paths)
+    parts, codes, event_raw, rows, time_fmt = _read_log(cfg, log_paths, wanted, progress)
     if rows == 0:
         raise DataError(f"{', '.join(map(str, log_paths))}: the log is empty (no rows)")
     user, item, time = (np.concatenate(parts[k]) for k in ("user", "item", "time"))
     steps = [filtering_step("rows_read", rows, f"rows read from {len(log_paths)} file(s)")]
     meta = {"source": "events", "rows": rows, "time_format": time_fmt, "protocol": cfg.get("protocol", "din"),
             "files_read": len(log_paths)}
-    cat = _categories(cfg, item_paths, items, cats, parts["cat"], item, meta, steps)
+    cat, item_raw = _item_side(cfg, item_paths, codes["item"], codes["category"], parts["cat"], item, meta, steps)
+    user_raw = _user_side(cfg, user_paths, codes["user"], user)
     label = None
     if parts["label"]:
         label = np.concatenate(parts["label"])
@@ -268,7 +372,9 @@ def load_events(cfg, paths: list[Path], progress=None):
                             f"{wanted['label']!r}{f', positive_at={positive_at}' if positive_at is not None else ''}): "
                             f"a click model needs both classes")
     meta["filtering"] = steps
-    return Events(user, item, cat, time, label), meta
+    order = {n: i for i, n in enumerate(side.declared(cfg))}  # the features in the config's order
+    feats = sorted(item_raw + user_raw + event_raw, key=lambda f: order[f.name])
+    return Events(user, item, cat, time, label, feats), meta
 
 
 def protocol_overrides(cfg) -> dict:

@@ -38,9 +38,10 @@ def make_dataset(data: SequenceData, split: str, batch_size: int, shuffle: bool 
     import keras
 
     inputs = list(inputs)
-    unknown = [k for k in inputs if k not in FEATURES]
+    known = list(FEATURES) + data.feature_columns()
+    unknown = [k for k in inputs if k not in known]
     if unknown:
-        raise ValueError(f"unknown model inputs {unknown}; the pipeline makes {list(FEATURES)}")
+        raise ValueError(f"unknown model inputs {unknown}; the pipeline makes {known}")
     if data.size(split) == 0:
         raise ValueError(f"split {split!r} of data set {data.name!r} is empty")
     if keras.backend.backend() != "tensorflow":
@@ -56,7 +57,8 @@ def _tf_gather(data: SequenceData, split: str, inputs: list[str]):
     import tensorflow as tf
 
     s = data.splits[split]
-    cols = {k: tf.constant(s[k]) for k in ("user", "target_item", "target_cat", "hist_len") if k in inputs}
+    cols = {k: tf.constant(s[k]) for k in ("user", "target_item", "target_cat", "hist_len",
+                                           *data.feature_columns()) if k in inputs}
     end = tf.constant(s["hist_end"].astype(np.int64))
     length = tf.constant(s["hist_len"].astype(np.int64))
     labels = tf.constant(s["label"].astype(np.float32))

@@ -18,23 +18,26 @@ first validation or test sample) get 2, 3, ...; everything else maps to 1.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from src.data import features as side
 from src.data.dataset import OOV, PAD, SPLITS, DataError, SequenceData, filtering_step
 
 
 @dataclass
 class Events:
     """Raw events, one row each: integer codes for user, item and category, a timestamp
-    and, for explicit feedback, a label. Codes are arbitrary non-negative ints."""
+    and, for explicit feedback, a label. Codes are arbitrary non-negative ints. `features` holds the
+    declared side features' raw values, one per event (src/data/features.py)."""
 
     user: np.ndarray
     item: np.ndarray
     cat: np.ndarray
     time: np.ndarray
     label: np.ndarray | None = None
+    features: list = field(default_factory=list)
 
     def __len__(self):
         return len(self.user)
@@ -90,6 +93,7 @@ class _Sorted:
     cat: np.ndarray
     label: np.ndarray | None
     extra: dict
+    features: list       # side.Raw, in this order
     starts: np.ndarray   # first event of each user
     counts: np.ndarray   # events per user
     user_of: np.ndarray  # user index of each event
@@ -106,7 +110,8 @@ def _sort(events: Events, extra: dict | None) -> _Sorted:
     counts = np.diff(np.r_[starts, len(user)])
     user_of = np.repeat(np.arange(len(starts)), counts)
     return _Sorted(user, events.item[order], events.cat[order], None if events.label is None else events.label[order],
-                   {k: v[order] for k, v in (extra or {}).items()}, starts, counts, user_of,
+                   {k: v[order] for k, v in (extra or {}).items()},
+                   [replace(f, values=np.asarray(f.values)[order]) for f in events.features], starts, counts, user_of,
                    np.arange(len(user)) - starts[user_of])
 
 
@@ -226,6 +231,8 @@ def build(events: Events, cfg, name: str, implicit: bool, meta: dict | None = No
     neg_rng = np.random.default_rng(int(neg_cfg.get("seed", cfg.get("seed", 0))))
     neg_item = _sample_excluding(neg_rng, neg.pool, neg.probs, ev_item, "negative behaviours").astype(np.int32)
     arrays = {"item": ev_item, "cat": ev_cat, "neg_item": neg_item, "neg_cat": neg.cat_of_item[neg_item]}
+    tables, columns, specs = side.encode(ev.features, in_train_period, ev_item, len(item_vocab))
+    ev.extra.update({side.input_name(k): v for k, v in columns.items()})
 
     ids = {"user": user_vocab, "item": ev_item, "cat": ev_cat}
     splits = {split: _split_columns(sample_idx[which == code], ev, ids, max_len, implicit, neg, rng)
@@ -234,12 +241,12 @@ def build(events: Events, cfg, name: str, implicit: bool, meta: dict | None = No
     info["filtering"] = list(info.get("filtering") or []) + steps
     info.update(
         events=int(len(ev)), users=int(len(ev.starts)), items=len(item_vocab) - 2, cats=len(cat_vocab) - 2,
-        users_in_vocab=len(user_vocab) - 2, implicit=implicit,
+        users_in_vocab=len(user_vocab) - 2, implicit=implicit, features=specs,
         protocol={"max_len": max_len, "min_history": min_history, "split": dict(split_cfg),
                   "samples_per_user": per_user, "negatives": dict(neg_cfg)},
     )
     vocab = {"item": len(item_vocab), "cat": len(cat_vocab), "user": len(user_vocab)}
-    return SequenceData(name, max_len, vocab, arrays, splits, info)
+    return SequenceData(name, max_len, vocab, arrays, splits, info, tables)
 
 
 def paper_overrides(cfg) -> dict:

@@ -15,17 +15,31 @@ partner's positions, recorded per sample as `relevant`, so that attention can be
 scored against the truth) and on the current interest, which only the order of
 the history reveals. Sum pooling sees neither well, attention finds the partner,
 and an interest-evolution model also tracks the current interest.
+
+Side features with known effects (declared in `data.features` to be seen by the model):
+every user has a `segment` and a `mood`, every item a `style` (each one of `segments`
+levels) and a `quality` (standard normal), and the logit gains
+
+    segment_effect * [the user's segment == the target's style] + quality_effect * quality(target)
+
+`mood` has no effect: a model that sees it should do no better. With both effects 0 (the
+default) the labels are those of the data without side features: the features are drawn
+from their own random stream.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from src.data.dataset import PAD, SPLITS, DataError, SequenceData
+from src.data import features as side
+from src.data.dataset import OOV, PAD, SPLITS, DataError, SequenceData
 from src.data.protocol import _take
 
 DEFAULTS = dict(users=4000, items=1000, cats=20, seq_len=60, samples_per_user=16, drift=0.1, noise=0.1,
-                target_current=0.5, bias=-2.0, current=3.0, partner=3.0, max_len=50, seed=0)
+                target_current=0.5, bias=-2.0, current=3.0, partner=3.0, max_len=50, seed=0, segments=4,
+                segment_effect=0.0, quality_effect=0.0)
+PLANTED = {"segment": ("user", "categorical"), "mood": ("user", "categorical"), "style": ("item", "categorical"),
+           "quality": ("item", "numeric")}
 
 
 def _param(cfg, key):
@@ -33,7 +47,7 @@ def _param(cfg, key):
 
 
 def _check(p: dict) -> None:
-    for key in ("users", "items", "cats", "seq_len", "samples_per_user", "max_len"):
+    for key in ("users", "items", "cats", "seq_len", "samples_per_user", "max_len", "segments"):
         if int(p[key]) < 1:
             raise DataError(f"`data.{key}` must be >= 1, got {p[key]}")
     if int(p["items"]) < 2 * int(p["cats"]):
@@ -77,7 +91,16 @@ def _behaviours(p: dict, items: _Catalogue, rng) -> tuple[np.ndarray, np.ndarray
     return interest, np.where(noisy, rng.integers(0, n_items, (n_users, steps)), behaviour)
 
 
-def _sample_columns(p: dict, items: _Catalogue, interest, behaviour, rng) -> dict:
+def _planted(p: dict) -> dict:
+    """The side features' values, from their own random stream: segment and mood per user, style and
+    quality per item."""
+    rng = np.random.default_rng([int(p["seed"]), 1])
+    n_users, n_items, k = int(p["users"]), int(p["items"]), int(p["segments"])
+    return {"segment": rng.integers(0, k, n_users), "mood": rng.integers(0, k, n_users),
+            "style": rng.integers(0, k, n_items), "quality": rng.standard_normal(n_items)}
+
+
+def _sample_columns(p: dict, items: _Catalogue, interest, behaviour, rng, planted: dict) -> dict:
     """Samples at each user's last `samples_per_user` steps (history = the behaviours before), with
     clicks that follow the target's partner in the history and the current interest."""
     n_users, n_cats, steps = int(p["users"]), int(p["cats"]), int(p["seq_len"])
@@ -98,10 +121,14 @@ def _sample_columns(p: dict, items: _Catalogue, interest, behaviour, rng) -> dic
     relevant = valid & (hist == partner[:, None]) & (partner != target)[:, None]
     logit = (float(p["bias"]) + float(p["current"]) * (target_cat == current)
              + float(p["partner"]) * relevant.any(1))
+    if float(p["segment_effect"]) or float(p["quality_effect"]):
+        logit = (logit + float(p["segment_effect"]) * (planted["segment"][users] == planted["style"][target])
+                 + float(p["quality_effect"]) * planted["quality"][target])
     label = (rng.random(len(users)) < 1 / (1 + np.exp(-logit))).astype(np.float32)
     return {"user": (users + 2).astype(np.int32), "target_item": (target + 2).astype(np.int32),
             "target_cat": (target_cat + 2).astype(np.int32), "hist_end": users * steps + at,
-            "hist_len": length.astype(np.int32), "label": label, "relevant": relevant}
+            "hist_len": length.astype(np.int32), "label": label, "relevant": relevant,
+            **{side.input_name(k): v[users] for k, v in planted.items() if PLANTED[k][0] == "user"}}
 
 
 def _split(cols: dict, n_users: int, per_user: int, split_cfg: dict) -> dict:
@@ -122,15 +149,50 @@ def build(cfg) -> SequenceData:
     rng = np.random.default_rng(int(p["seed"]))
     items = _Catalogue(n_items, n_cats, rng)
     interest, behaviour = _behaviours(p, items, rng)
-    cols = _sample_columns(p, items, interest, behaviour, rng)
+    planted = _planted(p)
+    cols = _sample_columns(p, items, interest, behaviour, rng, planted)
     # events: users' behaviours back to back; ids shifted past PAD and OOV
     neg = (behaviour.reshape(-1) + rng.integers(1, n_items, n_users * steps)) % n_items
     events = {"item": (behaviour.reshape(-1) + 2).astype(np.int32),
               "cat": (items.cat_of[behaviour.reshape(-1)] + 2).astype(np.int32),
               "neg_item": (neg + 2).astype(np.int32), "neg_cat": (items.cat_of[neg] + 2).astype(np.int32)}
     splits = _split(cols, n_users, int(p["samples_per_user"]), cfg.get("split", {}) or {})
+    tables, specs = _features(cfg, planted, splits)
     vocab = {"item": n_items + 2, "cat": n_cats + 2, "user": n_users + 2}
     meta = {"source": "synthetic", "params": {k: (float(v) if isinstance(v, float) else v) for k, v in p.items()},
-            "positive_rate": float(cols["label"].mean()), "samples_with_partner": float(cols["relevant"].any(1).mean())}
+            "positive_rate": float(cols["label"].mean()), "samples_with_partner": float(cols["relevant"].any(1).mean()),
+            "features": specs}
     assert PAD == 0
-    return SequenceData(str(cfg.get("name", "synthetic")), int(p["max_len"]), vocab, events, splits, meta)
+    return SequenceData(str(cfg.get("name", "synthetic")), int(p["max_len"]), vocab, events, splits, meta, tables)
+
+
+def _features(cfg, planted: dict, splits: dict) -> tuple[dict, list]:
+    """(item tables, specs) of the declared features, coded as every source's are (src/data/features.py);
+    the user features' sample columns of those not declared are dropped."""
+    wanted = side.declared(cfg)
+    for name, f in wanted.items():
+        if PLANTED.get(name) != (f["of"], f["kind"]):
+            have = ", ".join(f"{k} (of: {o}, kind: {kd})" for k, (o, kd) in PLANTED.items())
+            raise DataError(f"`data.features.{name}`: the synthetic data plants {have}; got of: {f['of']}, "
+                            f"kind: {f['kind']}")
+    tables, specs = {}, []
+    train_items = np.ones(len(planted["style"]), bool)  # every item of the catalogue is known
+    for name, f in wanted.items():
+        if f["of"] == "item":
+            raw = planted[name]
+            coded, size = (side.categorical(raw, train_items) if f["kind"] == "categorical"
+                           else (side.numeric(raw, train_items, name), None))
+            first = [PAD, OOV] if size else [0, 0]  # ids 0 (padding) and 1 (unseen) come first
+            tables[name] = np.r_[np.array(first, coded.dtype), coded]
+        else:
+            col = side.input_name(name)  # a vocabulary of the training split's values, as for user ids
+            parts = [splits[s][col] for s in SPLITS]
+            coded, size = side.categorical(np.concatenate(parts), np.arange(sum(map(len, parts))) < len(parts[0]))
+            for s, part in zip(SPLITS, np.split(coded, np.cumsum([len(x) for x in parts])[:-1])):
+                splits[s][col] = part
+        specs.append(side.spec(name, f["of"], f["kind"], size))
+    for s in splits.values():
+        for name in PLANTED:
+            if name not in wanted:
+                s.pop(side.input_name(name), None)
+    return tables, specs

@@ -11,7 +11,7 @@ from src.layers.recurrent import (
     get_cell,
     register_cell,
 )
-from src.layers.sequence import MaskedSumPooling, SequenceMask
+from src.layers.sequence import MaskedSumPooling, SequenceMask, TableLookup
 
 __all__ = [
     "AuxiliaryLoss",
@@ -23,6 +23,7 @@ __all__ = [
     "MaskedSumPooling",
     "PReLU",
     "SequenceMask",
+    "TableLookup",
     "TargetAttention",
     "get_activation",
     "get_cell",

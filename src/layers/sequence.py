@@ -61,3 +61,36 @@ class MaskedSumPooling(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[-1])
+
+
+@keras.saving.register_keras_serializable(package="dil")
+class TableLookup(keras.layers.Layer):
+    """A fixed table indexed by id: an item's side feature (src/data/features.py), looked up alike for the
+    target, each behaviour and each sampled negative. The table is a non-trainable weight, so a saved model
+    carries it.
+
+    Args:
+        rows: the table's length (the item vocabulary).
+        numeric: float values, returned as [..., 1] in the compute dtype; else int ids, returned as they are.
+
+    Call arguments:
+        inputs: ids [...] (int).
+    """
+
+    def __init__(self, rows: int, numeric: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.rows, self.numeric = int(rows), bool(numeric)
+        self.table = self.add_weight(shape=(self.rows,), initializer="zeros", trainable=False, name="table",
+                                     dtype="float32" if self.numeric else "int32", autocast=False)
+
+    def call(self, inputs):
+        out = ops.take(self.table, ops.cast(inputs, "int32"), axis=0)
+        return ops.cast(out, self.compute_dtype)[..., None] if self.numeric else out
+
+    def compute_output_spec(self, inputs):
+        if self.numeric:
+            return keras.KerasTensor((*inputs.shape, 1), dtype=self.compute_dtype)
+        return keras.KerasTensor(inputs.shape, dtype="int32")
+
+    def get_config(self):
+        return {**super().get_config(), "rows": self.rows, "numeric": self.numeric}

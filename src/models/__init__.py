@@ -11,16 +11,17 @@ from src.models.din import build_din
 BUILDERS = {"base": build_base, "din": build_din, "dien": build_dien}
 
 
-def build_model(cfg, vocab: dict, max_len: int):
+def build_model(cfg, vocab: dict, max_len: int, features=()):
     """A Keras model from a model config (`cfg.name` in base, din, dien).
 
     Args:
         cfg: the typed `model` config (`Config.model`), or a mapping, checked against its model's schema.
         vocab: embedding table sizes {"item", "cat", "user"}; id 0 is padding.
         max_len: history length T.
+        features: the data set's side features (`SequenceData.features`, src/data/features.py).
     """
     cfg = typed(cfg)
-    return BUILDERS[cfg.name](cfg, vocab, max_len)
+    return BUILDERS[cfg.name](cfg, vocab, max_len, features)
 
 
 def typed(cfg) -> BaseNet:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import keras
 
 from src.config.schema import spec
-from src.layers import MLP, SequenceMask
+from src.layers import MLP, SequenceMask, TableLookup
 from src.layers._checks import positive_int
 
 INPUTS = ("target_item", "target_cat", "hist_item", "hist_cat", "hist_len", "user")
@@ -30,17 +30,22 @@ class Features:
     user: keras.KerasTensor | None  # [B, U] or None
     negatives: keras.KerasTensor | None  # [B, T, E] or None
     embed_behaviour: object
+    context: list  # the user and event side features, each [B, F]: the head's input beside `user`
 
 
-def embed_inputs(cfg, vocab: dict, max_len: int, with_negatives: bool = False) -> Features:
+def embed_inputs(cfg, vocab: dict, max_len: int, with_negatives: bool = False, features=()) -> Features:
     """Creates the model inputs and embeds them.
 
     Args:
         cfg: the typed model config; `cfg.embedding` gives widths `item`, `cat`, `user`
-            (0 switches the feature off; `item` is positive, checked by the schema).
+            (0 switches the feature off; `item` is positive, checked by the schema) and `feature`,
+            that of each categorical side feature.
         vocab: table sizes {"item": n, "cat": n, "user": n}, id 0 = padding.
         max_len: history length T.
         with_negatives: add `neg_item`/`neg_cat` inputs (DIEN's auxiliary loss).
+        features: side features (`SequenceData.features`): an item's join its embedding wherever the item
+            appears (target, behaviours, negatives), as the category does; a user's or an event's are
+            inputs `f_<name>` that join the head's input.
     """
     positive_int("max_len", max_len)
     d_item, d_cat, d_user = cfg.embedding.item, cfg.embedding.cat, cfg.embedding.user
@@ -59,12 +64,12 @@ def embed_inputs(cfg, vocab: dict, max_len: int, with_negatives: bool = False) -
         inputs["target_cat"] = keras.Input((), dtype="int32", name="target_cat")
         inputs["hist_cat"] = keras.Input((max_len,), dtype="int32", name="hist_cat")
         cat_table = keras.layers.Embedding(vocab["cat"], d_cat, name="cat_embedding")
+    item_features = [_item_feature(f, vocab["item"], cfg.embedding.feature) for f in features if f["of"] == "item"]
 
     def embed_behaviour(item, cat):
-        e = item_table(item)
-        if cat_table is None:
-            return e
-        return keras.layers.Concatenate(axis=-1)([e, cat_table(cat)])
+        parts = [item_table(item)] + ([cat_table(cat)] if cat_table is not None else [])
+        parts += [embed(lookup(item)) for lookup, embed in item_features]
+        return parts[0] if len(parts) == 1 else keras.layers.Concatenate(axis=-1)(parts)
 
     target = embed_behaviour(inputs["target_item"], inputs.get("target_cat"))
     history = embed_behaviour(inputs["hist_item"], inputs.get("hist_cat"))
@@ -79,12 +84,38 @@ def embed_inputs(cfg, vocab: dict, max_len: int, with_negatives: bool = False) -
         if d_cat:
             inputs["neg_cat"] = keras.Input((max_len,), dtype="int32", name="neg_cat")
         negatives = embed_behaviour(inputs["neg_item"], inputs.get("neg_cat"))
-    return Features(inputs, target, history, mask, user, negatives, embed_behaviour)
+    context = [_context_feature(f, inputs, cfg.embedding.feature) for f in features if f["of"] != "item"]
+    return Features(inputs, target, history, mask, user, negatives, embed_behaviour, context)
+
+
+def _item_feature(f: dict, n_items: int, width: int):
+    """(lookup by item id, its embedding) of an item side feature; a numeric one is its value, [..., 1]."""
+    if f.get("table") is None or len(f["table"]) != n_items:
+        raise ValueError(f"item feature {f['name']!r} needs a table of {n_items} values, one per item id")
+    numeric = f["kind"] == "numeric"
+    lookup = TableLookup(n_items, numeric=numeric, name=f"item_{f['name']}_table")
+    lookup.table.assign(f["table"])
+    if numeric:
+        return lookup, lambda x: x
+    positive_int(f"embedding.feature (for item feature {f['name']!r})", width)
+    return lookup, keras.layers.Embedding(f["size"], width, name=f"item_{f['name']}_embedding")
+
+
+def _context_feature(f: dict, inputs: dict, width: int):
+    """A user or event side feature as the head's input: its embedding [B, width], or its value [B, 1]."""
+    name = f"f_{f['name']}"
+    if f["kind"] == "numeric":
+        inputs[name] = keras.Input((), dtype="float32", name=name)
+        return keras.ops.expand_dims(inputs[name], -1)
+    positive_int(f"embedding.feature (for {f['of']} feature {f['name']!r})", width)
+    inputs[name] = keras.Input((), dtype="int32", name=name)
+    return keras.layers.Embedding(f["size"], width, name=f"{f['of']}_{f['name']}_embedding")(inputs[name])
 
 
 def head(features: Features, interest, cfg, name: str) -> keras.Model:
-    """Concatenates [user, target, interest], runs the top MLP, outputs P(click) [B, 1]."""
-    parts = ([features.user] if features.user is not None else []) + [features.target, interest]
+    """Concatenates [user, user and event side features, target, interest], runs the top MLP, outputs
+    P(click) [B, 1]."""
+    parts = ([features.user] if features.user is not None else []) + features.context + [features.target, interest]
     x = keras.layers.Concatenate(axis=-1, name="head_input")(parts)
     x = MLP(mlp_units(cfg.mlp), activation=spec(cfg.activation), batch_norm=cfg.mlp.batch_norm,
             dropout=cfg.mlp.dropout, name="top_mlp")(x)

@@ -7,7 +7,7 @@ from src.models.common import embed_inputs, head
 from src.models.din import attention_layer
 
 
-def build_dien(cfg, vocab: dict, max_len: int):
+def build_dien(cfg, vocab: dict, max_len: int, features=()):
     """Extractor states -> attention scores -> evolution layer -> head.
 
     `cfg.evolution` = {cell, convention}; a "gru" evolution layer runs over the
@@ -17,7 +17,7 @@ def build_dien(cfg, vocab: dict, max_len: int):
     adds the auxiliary loss, fed by the `neg_item`/`neg_cat` inputs.
     """
     alpha = cfg.aux_loss.alpha
-    f = embed_inputs(cfg, vocab, max_len, with_negatives=alpha > 0)
+    f = embed_inputs(cfg, vocab, max_len, with_negatives=alpha > 0, features=features)
     units = cfg.extractor.units or f.history.shape[-1]
     states = InterestExtractor(units, name="interest_extractor")(f.history, mask=f.mask)
     if alpha > 0:

@@ -11,7 +11,7 @@ def attention_layer(cfg, name="attention"):
     return TargetAttention(name=name, **cfg.attention.model_dump())
 
 
-def build_din(cfg, vocab: dict, max_len: int):
-    f = embed_inputs(cfg, vocab, max_len)
+def build_din(cfg, vocab: dict, max_len: int, features=()):
+    f = embed_inputs(cfg, vocab, max_len, features=features)
     interest, _ = attention_layer(cfg)([f.target, f.history], mask=f.mask, return_attention_scores=True)
     return head(f, interest, cfg, name="din")

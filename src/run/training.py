@@ -99,12 +99,12 @@ class Prepared:
         return self.config.train
 
 
-def build(model_cfg, vocab: dict, max_len: int, optimizer: dict, jit_compile: bool = False):
+def build(model_cfg, vocab: dict, max_len: int, optimizer: dict, jit_compile: bool = False, features=()):
     """The model built from its config (typed, or a mapping the schema checks) and compiled by
-    `compile_model` with the optimizer (`{"name", "lr", **kwargs}`)."""
+    `compile_model` with the optimizer (`{"name", "lr", **kwargs}`); `features`: the data's side features."""
     from src.models import build_model
 
-    return compile_model(build_model(model_cfg, vocab, max_len), optimizer, jit_compile)
+    return compile_model(build_model(model_cfg, vocab, max_len, features), optimizer, jit_compile)
 
 
 def compile_model(model, optimizer: dict, jit_compile: bool = False):
@@ -162,7 +162,7 @@ def prepare(cfg, log=print) -> Prepared:
     device = runtime.configure(seed, tr.deterministic, tr.threads.intra_op, tr.threads.inter_op)
     check_names(config)  # registry names, before any data is read
     data = load_data(config.plain["data"], progress=log)
-    model = build(config.model, data.vocab, data.max_len, tr.optimizer.model_dump(), tr.jit_compile)
+    model = build(config.model, data.vocab, data.max_len, tr.optimizer.model_dump(), tr.jit_compile, data.features)
     for split in ("train", "valid", "test"):
         if data.size(split) == 0:
             raise ValueError(f"data set {data.name!r} has an empty {split} split; check `data.split`")

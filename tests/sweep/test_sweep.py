@@ -255,6 +255,31 @@ def test_planted_truth_gets_the_right_verdicts_and_the_sequential_sweep_stops_ea
     assert {"report/effects.json", "report/effects.md", "report/effects.png", "report/plan.png"} <= files
 
 
+FEATURES = ["sweep=none", "data=synthetic_features", "data.users=1000", "data.items=200", "data.cats=8",
+            "data.seq_len=40", "data.samples_per_user=16", "data.split.valid=2", "data.split.test=2", "data.max_len=20",
+            "data.cache=false", "data.partner=4", "data.current=1", "model.embedding.item=8", "model.embedding.cat=4",
+            "model.mlp.width=32", "train.batch_size=128", "train.epochs=3", "train.optimizer.lr=0.005",
+            "train.probe.size=4", "train.probe.metrics_size=200", "model=din", "sweep.sampler=grid",
+            "sweep.seeds=[0,1,2]", "data.features.segment.enabled=choice(false,true)",
+            "data.features.mood.enabled=choice(false,true)"]
+
+
+def test_a_planted_user_feature_is_called_better_and_one_with_no_effect_equivalent(sw):
+    # conf/data/synthetic_features.yaml: the click rises when the user's segment is the target's style (planted),
+    # the user's mood does nothing; the model that sees the segment must be called better, the one that sees
+    # the mood equivalent within +-0.03 AUC (this data set's seed noise is about 0.01)
+    out = sw.run("sweep.name=features", "sweep.until=decided", "sweep.budget=28", "sweep.equivalence=0.03",
+                 base=FEATURES)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    parent = [r for r in sw.runs() if r.data.tags.get("sweep_role") == "parent"][0]
+    records = {r["factor"]: r for r in json.loads(mlflow.artifacts.load_text(
+        f"runs:/{parent.info.run_id}/report/effects.json"))}
+    segment, mood = records["data.features.segment.enabled"], records["data.features.mood.enabled"]
+    assert (segment["level"], segment["reference"]) == ("True", "False"), segment
+    assert segment["verdict"] == "better" and segment["ci_low"] > 0, out.stdout[-2500:]
+    assert mood["verdict"] == "equivalent" and -0.03 < mood["ci_low"] <= mood["ci_high"] < 0.03, out.stdout[-2500:]
+
+
 GRID = ["sweep.sampler=grid", "sweep.pruner=none", "train.epochs=1", "model=din", "~model/evolution",
         "~train.optimizer.lr", "model.mlp.depth=choice(1,2)", "model/activation=choice(sigmoid,dice)"]
 
