@@ -1,5 +1,6 @@
-"""Writes the example click log of docs/your-data.md (clicks.csv, items.csv): 300 users, 400 items in 16
-categories; each user prefers one category, and clicks its items more often. Deterministic (seed 7).
+"""Writes the example click log of docs/your-data.md (clicks.csv, items.csv, users.csv): 300 users, 400 items
+in 16 categories; each user prefers one category, and clicks its items more often. Items have a brand and a
+price, users an age band, each impression the device it was shown on. Deterministic (seeds 7 and 8).
 
     python docs/examples/clicks/make_clicks.py
 """
@@ -14,8 +15,13 @@ HERE = Path(__file__).parent
 
 def main(out: Path = HERE) -> None:
     rng = np.random.default_rng(7)
+    side = np.random.default_rng(8)  # the side fields' own stream: the clicks are those of the log without them
     items = pd.DataFrame({"item_id": [f"it{k:04d}" for k in range(400)],
-                          "category": [f"cat{k % 16:02d}" for k in range(400)]})
+                          "category": [f"cat{k % 16:02d}" for k in range(400)],
+                          "brand": [f"brand{k % 7}" for k in range(400)],
+                          "price": np.round(side.lognormal(3, 0.5, 400), 2)})
+    users = pd.DataFrame({"user_id": [f"user{u:03d}" for u in range(300)],
+                          "age_band": side.choice(["18-24", "25-34", "35-49", "50+"], 300)})
     rows = []
     for u in range(300):
         fav = rng.integers(0, 16)
@@ -26,8 +32,11 @@ def main(out: Path = HERE) -> None:
             t += int(rng.integers(30, 7200))
             when = pd.Timestamp(t, unit="s", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
             rows.append((f"user{u:03d}", f"it{k:04d}", when, clicked))
-    pd.DataFrame(rows, columns=["user_id", "item_id", "time", "clicked"]).to_csv(out / "clicks.csv", index=False)
+    log = pd.DataFrame(rows, columns=["user_id", "item_id", "time", "clicked"])
+    log["device"] = side.choice(["mobile", "desktop"], len(log), p=[0.7, 0.3])
+    log.to_csv(out / "clicks.csv", index=False)
     items.to_csv(out / "items.csv", index=False)
+    users.to_csv(out / "users.csv", index=False)
 
 
 if __name__ == "__main__":
