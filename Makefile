@@ -9,10 +9,10 @@ ARGS ?=
 .PHONY: install system-deps test test-fast sweep train ui dashboard bench gpu-check wheelhouse lint clean-cache
 
 ## the project and its pinned dependencies, installed by uv (pinned in requirements.lock too): the same
-## packages at the same versions as pip installs them (pip freeze compared), in 45 s against 94 s for pip
-## (venv included, no package cache, as on a fresh machine; 2-core machine otherwise idle). Byte-compiled at
-## install, as pip does: where PYTHONDONTWRITEBYTECODE is set (the machines this project is tested on set it), nothing
-## compiles a module later, and every process compiled its 3,000 modules again (7 s of a sweep's start).
+## packages at the same versions as pip installs them (pip freeze compared), in half pip's time
+## (docs/benchmarks.md). Byte-compiled at install, as pip does: where PYTHONDONTWRITEBYTECODE is set (the
+## machines this project is tested on set it), nothing compiles a module later, and every process would
+## compile its 3,000 modules again at its start.
 ## pip stays in the venv, upgraded as before.
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -59,8 +59,8 @@ def resolve_uri(uri: str | None) -> str:
 def setup(tracking_cfg) -> str:
     """Points MLflow at the configured store; returns the URI (creating mlruns/ for the default).
 
-    Against a server, requests give up after a few retries (about 10 s), so an unreachable server
-    fails the run with a clear error instead of hanging; the MLFLOW_HTTP_REQUEST_* variables override.
+    Against a server, requests give up after a few retries, so that an unreachable server fails the run
+    with a clear error rather than hang; the MLFLOW_HTTP_REQUEST_* variables override.
     """
     import mlflow
 

@@ -63,7 +63,7 @@ class AttentionProbe:
 
     def update(self) -> None:
         """One forward pass of the attention sub-model: called eagerly on TensorFlow (no tracing per run),
-        compiled once per run on JAX (op by op, JAX compiles each op on its first use: 9 s for a tiny DIEN)."""
+        compiled once per run on JAX (op by op, JAX would compile each op on its first use)."""
         import keras
         from keras import ops
 

@@ -14,22 +14,21 @@ Keras where Keras comes first: it imports TensorFlow), in whichever module impor
 the lines back if the import fails. `DIL_TF_LOGS=1` leaves
 them on the terminal. Importing a module of the project installs nothing.
 
-The garbage collector and the half million objects that TensorFlow, Keras and MLflow bring: a full
-pass walks all of them, 0.3-0.5 s, and a process made several during `import tensorflow` and two or three
-in every trial (measured with gc.callbacks in a sweep of four tiny trials: 14 full passes, 3.3-3.5 s
-of a 20 s process). So the import hook also pauses the collector while TensorFlow (and the Keras it
-imports) loads, and freezes what exists after it (`gc.freeze`: the collector's passes skip frozen
-objects; the few thousand objects the import leaves as garbage stay, once); `configure`, at a process's
-first run, collects once and freezes what exists then (imported modules and the like, live for the
-whole process; what the first run holds then and later drops inside a reference cycle stays until
-exit, once). Later passes walk only what the runs make: the same sweep, 13 passes in 1.1 s. Frozen
-objects are still freed when nothing refers to them, but what only a reference cycle holds is never
-collected, so at exit (`short_shutdown`, registered by each freeze and by `entry_point()`) every open
-file is flushed first, after the exit handlers the process registered later (MLflow ending its runs,
-Hydra's, multiprocessing's): no written byte is lost with a file the collector would have closed. Then
-the rest is frozen too, and the interpreter's shutdown passes skip it, the memory left to the operating
-system. A process that trained a tiny DIEN takes 2.2 s to exit with the collector as Python leaves it,
-0.4 s as the entry points set it (`python -m src.bench shutdown`).
+The garbage collector and the half million objects that TensorFlow, Keras and MLflow bring: a full pass
+walks all of them, and a process made several during `import tensorflow` and two or three in every trial
+(counted with gc.callbacks; docs/benchmarks.md). So the import hook also pauses the collector while
+TensorFlow (and the Keras it imports) loads, and freezes what exists after it (`gc.freeze`: the
+collector's passes skip frozen objects; the few thousand objects the import leaves as garbage stay,
+once); `configure`, at a process's first run, collects once and freezes what exists then (imported
+modules and the like, live for the whole process; what the first run holds then and later drops inside a
+reference cycle stays until exit, once). Later passes walk only what the runs make. Frozen objects are
+still freed when nothing refers to them, but what only a reference cycle holds is never collected, so at
+exit (`short_shutdown`, registered by each freeze and by `entry_point()`) every open file is flushed
+first, after the exit handlers the process registered later (MLflow ending its runs, Hydra's,
+multiprocessing's): no written byte is lost with a file the collector would have closed. Then the rest
+is frozen too, and the interpreter's shutdown passes skip it, the memory left to the operating system,
+so that a process that trained a model exits at once (`python -m src.bench shutdown` measures it;
+docs/benchmarks.md).
 """
 
 from __future__ import annotations

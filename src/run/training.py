@@ -112,16 +112,13 @@ def compile_model(model, optimizer: dict, jit_compile: bool = False):
     compiles it; returns the model.
 
     `jit_compile` chooses XLA on TensorFlow. JAX always compiles its steps with XLA: Keras would
-    otherwise run them op by op (each op compiled on first use), which made a tiny DIEN's first epoch
-    take 63 s instead of 27 s, and is not how JAX is meant to run.
+    otherwise run them op by op (each op compiled on first use), which is slower and not how JAX is
+    meant to run.
 
     The optimizer's state (Adam's moments, the step counter) is created here, before the first step:
     on TensorFlow, Keras otherwise creates it inside the first trace of the train step, and
     `tf.function` then traces the whole step a second time, without creating variables. Built first,
-    the step is traced once, with the same numbers (the state starts at zeros either way). Measured on
-    a tiny DIEN (the tests' synthetic data, 2 epochs): a run after the first in one process (a sweep
-    worker's next cell) spent 5.2 s in its first epoch instead of 9.9 s; a fresh `src.train` process
-    6.7-7.7 s instead of 7.5-8.4 s."""
+    the step is traced once, with the same numbers (the state starts at zeros either way)."""
     import keras
 
     from src.run.optim import make_optimizer

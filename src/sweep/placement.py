@@ -3,7 +3,7 @@ which GPU each local worker gets, and how a worker process takes its GPU and its
 
 The probe runs in a child process, so that the sweep's driver stays free of CUDA state. On Linux without
 any GPU driver's device node (`GPU_NODES`) no backend can see a GPU, and the sweep asks no probe: it would
-import TensorFlow in a process of its own (about 5 s) before the first trial of every local multi-worker
+import TensorFlow in a process of its own (seconds) before the first trial of every local multi-worker
 sweep on a CPU machine.
 """
 

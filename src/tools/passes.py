@@ -13,36 +13,17 @@ Every pass runs even when an earlier one has failures. The exit status is 0 only
 passed. Counts come from each pass's JUnit XML report, not from its terminal output. Each pass
 ends with its 15 slowest tests.
 
-Two workers for the TensorFlow pass, measured on this project's 2-core machine: its tests
-leave a core idle much of the time (TensorFlow trains on one intra-op thread; the end-to-end
-tests wait on servers, heartbeats and child processes), so two workers ran its 335 tests in
-22 min against 37 to 47 min one after another (1.6 cores busy on average). Each worker takes
-the next test when it frees (`--dist load --maxschedchunk 1`), in the order tests/conftest.py
-sets: the minutes-long tests first, the short ones last, so that both workers end together.
-Three workers: once slower (1588 s for the pass, the cores 98% busy, against 1159 to 1263 s
-with two in the fresh-clone runs of that code), once faster after the suite was trimmed (339
-tests: 687 s against 750 s, 1.64 and 1.58 cores busy, back to back on an idle machine): a
-difference within the spread of repeated runs (the same code's fresh-clone pass took 699 s
-with two), so two stay until more pairs say otherwise.
-The JAX pass's time is mostly XLA compiling each test's model, so it compiles with LLVM's
-optimisation off (`--xla_backend_optimization_level=0`: the same XLA programs, fused and laid out
-as before, turned into machine code with less optimisation; nothing of it is timed) and keeps what
-it compiled in a compilation cache of its own for the pass (a program an earlier test compiled at
-the same shapes is loaded, not compiled again). Measured with `KERAS_BACKEND=jax pytest
-tests/models` alone on this machine (load under 1.5): 377 s as users compile, 337 s with the
-cache, 203 s with both. Compiling at full optimisation, XLA kept both cores busy and two workers
-made the pass slower (4:44 against 3:01); with less to optimise it leaves one idle, and two
-workers ran the pass (tests/layers and tests/models, both changes in) in 211 s against 322 s one
-after another, measured back to back on a quiet machine.
-The TensorFlow pass compiles with the same flag: its two tests that run JAX in processes of their
-own (a JAX run and its reproduction, the device check) took 198 s and 239 CPU-s with it against
-245 s and 330 CPU-s without, run alone one after the other on an idle machine, XLA's cache cold
-both times (the flags are part of its key), on a venv whose modules were not yet byte-compiled: both
-sides also compiled every module in each of their processes, so the difference is XLA's and the
-absolute figures are higher than on the venv `make install` builds.
-The Ray pass runs after the others: started beside them, it gained nothing
-(its nodes train too, and the machine has no core to spare), all three ending after 1718 s against
-1711 s one after another, in two fresh-clone runs of `make test`.
+Why the passes run as they do (the measurements: docs/benchmarks.md, "Test passes"):
+- the TensorFlow pass on two pytest-xdist workers: its tests leave a core idle much of the time
+  (TensorFlow trains on one intra-op thread; end-to-end tests wait on servers and child processes).
+  Each worker takes the next test when it frees (`--dist load --maxschedchunk 1`), in the order
+  tests/conftest.py sets, the minutes-long tests first, so that both workers end together;
+- the JAX pass's time is mostly XLA compiling each test's model: it compiles with LLVM's optimisation
+  off (`--xla_backend_optimization_level=0`: the same XLA programs, turned into machine code with less
+  optimisation; nothing of it is timed) and keeps a compilation cache of its own for the pass; with
+  less to optimise, XLA leaves a core free for a second worker. The TensorFlow pass's tests that run
+  JAX in processes of their own use the same flag;
+- the Ray pass runs after the others: beside them it gains nothing on a machine with no core to spare.
 `make test ARGS="-n 0"` runs every pass one test at a time.
 """
 

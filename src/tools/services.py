@@ -92,8 +92,7 @@ def mlflow_server_env() -> dict:
     """The environment of an `mlflow server` this project starts: bound to loopback, and without MLflow's job
     runner unless the caller's environment asks for it (MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true). The runner
     (huey consumer processes beside the server) runs MLflow's GenAI jobs, scorers and trace roll-ups, which
-    nothing of this project submits; it made each start 2 to 6 s longer (measured on PostgreSQL, the most on a
-    new database) and its processes kept polling."""
+    nothing of this project submits; it made each start seconds longer and its processes kept polling."""
     return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ, "MLFLOW_HOST": "127.0.0.1"}
 
 
