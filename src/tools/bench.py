@@ -2,7 +2,7 @@
 
     python -m src.bench [models] [--models din,dien] [--rounds 6]
         training throughput of the project's DIN and DIEN beside the plain Keras
-        baseline (../shared/bench/plain_keras_baseline.py)
+        baseline (src/tools/yardstick.py)
     python -m src.bench pipeline [--data movielens]
         input pipeline throughput beside DIEN's training throughput
     python -m src.bench preprocess --source taobao --rows 100000000
@@ -31,7 +31,7 @@
 
 `models`: random data of the baseline's shapes (history 50, embedding 18, batch
 256, 50k samples, 20k items). Both models are built in one process, the
-baseline by the baseline file's own `build`; each round trains one epoch of the
+baseline by the yardstick's `build` (src/tools/yardstick.py, or --baseline FILE); each round trains one epoch of the
 project (fed by its input pipeline) and one of the baseline (fed NumPy arrays
 through `fit`, as its script does), so a round's ratio compares the two under
 the same machine state and the same TensorFlow settings (one intra-op thread, op
@@ -57,7 +57,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from src.config.paths import ROOT  # noqa: E402
 
-DEFAULT_BASELINE = ROOT.parent / "shared" / "bench" / "plain_keras_baseline.py"
+DEFAULT_BASELINE = None  # src/tools/yardstick.py
 
 
 ADAM = {"name": "adam", "lr": 1e-3}  # Keras' default Adam, as the baseline uses
@@ -94,7 +94,14 @@ def random_data(samples: int, history: int, items: int, seed: int = 0):
     return x, y
 
 
-def _load_baseline(path: Path):
+def _load_baseline(path: Path | None):
+    """The yardstick module: the project's (src/tools/yardstick.py), or a file with the same `build`."""
+    if path is None:
+        from src.tools import yardstick
+
+        return yardstick
+    if not path.is_file():
+        raise SystemExit(f"baseline not found: {path} (give a file with a `build` like src/tools/yardstick.py's)")
     spec = importlib.util.spec_from_file_location("plain_keras_baseline", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -118,8 +125,6 @@ def bench_models(a) -> dict:
 
     device = configure(0, deterministic=a.determinism, intra_op=a.intra_op)
     print(json.dumps({"device": device, "intra_op_threads": a.intra_op, "op_determinism": a.determinism}))
-    if not a.baseline.is_file():
-        raise SystemExit(f"baseline not found: {a.baseline} (give its path with --baseline)")
     baseline = _load_baseline(a.baseline)
     x, y = random_data(a.samples, a.history, a.items)
     summary = {}
@@ -491,7 +496,7 @@ def main(argv=None):
     p.add_argument("--samples", type=int, default=50000)
     p.add_argument("--items", type=int, default=20000)
     p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE,
-                   help="plain Keras baseline file (default: ../shared/bench/plain_keras_baseline.py)")
+                   help="a plain Keras baseline file with a `build` (default: src/tools/yardstick.py)")
     p.add_argument("--no-determinism", dest="determinism", action="store_false",
                    help="models: leave TensorFlow's op determinism off (on by default, as in training)")
     p.add_argument("--intra-op", type=int, default=1,
