@@ -53,7 +53,7 @@ system-deps:
 ## then the Ray tests in a loopback-only network namespace: every pass runs; one summary line each (ARGS go
 ## to pytest)
 test: $(STAMP) system-deps
-	$(PY) -m src.tools.passes $(ARGS)
+	$(PY) -m tests.support.passes $(ARGS)
 
 ## the inner loop: everything but the slow tests (TensorFlow backend)
 test-fast: $(STAMP)

@@ -1,5 +1,5 @@
 """The Ray tests start Ray, which binds beyond loopback unless its network namespace has loopback alone:
-they run in such a namespace (`python -m src.tools.passes`, the `ray` pass of `make test`, starts one)
+they run in such a namespace (`python -m tests.support.passes`, the `ray` pass of `make test`, starts one)
 and fail with that advice anywhere else, before any Ray process starts."""
 
 import os

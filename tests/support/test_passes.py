@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from src.config.paths import ROOT
-from src.tools import passes
+from tests.support import passes
 
 
 def write_tests(folder, body):

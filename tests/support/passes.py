@@ -1,6 +1,6 @@
 """The test suite's passes, each run whatever the others did, with one summary line per pass.
 
-    python -m src.tools.passes [pytest arguments ...]          (make test; ARGS are the pytest arguments)
+    python -m tests.support.passes [pytest arguments ...]          (make test; ARGS are the pytest arguments)
 
 1. tensorflow: the whole suite (tests/), slow end-to-end tests included, but the Ray tests, on two
    pytest-xdist workers;

@@ -1,7 +1,7 @@
 """Where a command's CPU time goes: one line per kind of Python process it started.
 
-    python -m src.tools.cpu [--top N] -- COMMAND [ARGS ...]
-    e.g.  python -m src.tools.cpu -- .venv/bin/python -m pytest -n 2 tests/sweep/test_sweep.py
+    python -m tests.support.cpu [--top N] -- COMMAND [ARGS ...]
+    e.g.  python -m tests.support.cpu -- .venv/bin/python -m pytest -n 2 tests/sweep/test_sweep.py
 
 Runs COMMAND with a site hook first on PYTHONPATH (a `sitecustomize` module in a temporary folder,
 which then runs any `sitecustomize` that was there before): every Python process started under it
@@ -48,7 +48,7 @@ def _record():
         with open(os.environ["DIL_CPU_LOG"], "a") as f:
             f.write(json.dumps(row) + "\\n")
     except OSError as e:
-        print(f"src.tools.cpu: could not record process {os.getpid()}: {e}", file=sys.stderr)
+        print(f"tests.support.cpu: could not record process {os.getpid()}: {e}", file=sys.stderr)
 
 
 if os.environ.get("DIL_CPU_LOG"):
@@ -122,7 +122,7 @@ def run(command: list[str]) -> tuple[int, list[dict], float, float]:
         try:
             rc = subprocess.call(command, env=env)
         except FileNotFoundError:
-            raise SystemExit(f"src.tools.cpu: no such command: {command[0]}") from None
+            raise SystemExit(f"tests.support.cpu: no such command: {command[0]}") from None
         wall = time.perf_counter() - t
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         rows = [json.loads(line) for line in log.read_text().splitlines()] if log.is_file() else []
@@ -131,14 +131,14 @@ def run(command: list[str]) -> tuple[int, list[dict], float, float]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m src.tools.cpu", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tests.support.cpu", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--top", type=int, default=20, help="kinds of process shown (default 20; the rest in one line)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     a = p.parse_args(argv)
     command = a.command[1:] if a.command[:1] == ["--"] else a.command
     if not command:
-        p.error("no command given: python -m src.tools.cpu -- COMMAND [ARGS ...]")
+        p.error("no command given: python -m tests.support.cpu -- COMMAND [ARGS ...]")
     rc, rows, cpu, wall = run(command)
     print(f"\n== CPU by process kind: {' '.join(command)} (exit {rc}, {wall:.1f} s wall, load average "
           f"{os.getloadavg()[0]:.2f} at the end)")

@@ -1,4 +1,4 @@
-"""python -m src.tools.cpu: a command's CPU, grouped by the Python processes it started."""
+"""python -m tests.support.cpu: a command's CPU, grouped by the Python processes it started."""
 
 import subprocess
 import sys
@@ -21,7 +21,7 @@ def test_the_table_groups_processes_by_what_they_ran_and_counts_their_cpu(tmp_pa
     (tmp_path / "burn_module.py").write_text(BURN.format(s=0.4))
     (tmp_path / "burn_script.py").write_text(BURN.format(s=0.6))
     (tmp_path / "parent.py").write_text(PARENT)
-    out = subprocess.run([sys.executable, "-m", "src.tools.cpu", "--", sys.executable, "parent.py"],
+    out = subprocess.run([sys.executable, "-m", "tests.support.cpu", "--", sys.executable, "parent.py"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=120,
                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0, out.stderr
@@ -40,7 +40,7 @@ def test_the_table_groups_processes_by_what_they_ran_and_counts_their_cpu(tmp_pa
 
 
 def test_the_exit_status_is_the_commands():
-    out = subprocess.run([sys.executable, "-m", "src.tools.cpu", "--", sys.executable, "-c", "raise SystemExit(3)"],
+    out = subprocess.run([sys.executable, "-m", "tests.support.cpu", "--", sys.executable, "-c", "raise SystemExit(3)"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 3
     assert "(exit 3," in out.stdout and "-c raise SystemExit(3)" in out.stdout
@@ -52,7 +52,7 @@ def test_pytest_xdist_workers_and_multiprocessing_children_are_named(tmp_path):
         "    ctx = multiprocessing.get_context('spawn')\n"
         "    p = ctx.Process(target=print)\n    p.start()\n    p.join()\n    assert p.exitcode == 0\n\n\n"
         "def test_another():\n    pass\n")
-    out = subprocess.run([sys.executable, "-m", "src.tools.cpu", "--", sys.executable, "-m", "pytest", "-q", "-n", "2",
+    out = subprocess.run([sys.executable, "-m", "tests.support.cpu", "--", sys.executable, "-m", "pytest", "-q", "-n", "2",
                           "-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
