@@ -72,6 +72,11 @@ def test_data_models_and_layers_know_no_tracker_and_a_run_knows_no_sweep(mods):
     assert not wrong, "\n".join(wrong)
 
 
+def test_the_product_imports_no_test_tooling(mods):
+    wrong = [f"{name} imports {t}" for name, tree in mods.items() for t in imports(tree) if re.match(r"tests\b", t)]
+    assert not wrong, "\n".join(wrong)
+
+
 def test_mlflow_is_imported_by_the_tracking_modules_alone(mods):
     users = {name for name, tree in mods.items() if any(re.match(r"mlflow\b", t) for t in imports(tree))}
     assert users == TRACKING_MODULES

@@ -61,3 +61,78 @@ def test_the_timing_check_finds_what_it_looks_for():
         assert TIMING.search(text), text
     for text in ("heartbeat every `sweep.heartbeat` seconds", "a 2^(4-1) fractional factorial", "within 60 s"):
         assert not TIMING.search(text), text
+
+
+def shown_commands():
+    """(page, command) of every `python -m ...` and `make ...` line in the code blocks of the README and docs/,
+    continuation lines joined, environment assignments and `.venv/bin/` dropped."""
+    import shlex
+
+    out = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        fenced, lines = False, page.read_text().splitlines()
+        i = 0
+        while i < len(lines):
+            line = lines[i]
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+            if fenced or line.startswith("    "):
+                text = line.strip()
+                while text.endswith("\\") and i + 1 < len(lines):
+                    i += 1
+                    text = text[:-1] + " " + lines[i].strip()
+                text = re.sub(r"\s+#.*$", "", text).replace(".venv/bin/", "")
+                try:
+                    words = shlex.split(text)
+                except ValueError:
+                    words = []
+                while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
+                    words = words[1:]
+                if words[:2] == ["python", "-m"] or (words[:1] == ["make"] and len(words) > 1):
+                    out.append((page.name, words))
+            i += 1
+    return out
+
+
+PLACEHOLDER = re.compile(r"\b[A-Z][A-Z_]{2,}\b|\.\.\.|/path/to|<")
+
+
+def test_every_command_shown_in_the_readme_and_docs_names_what_exists_and_composes():
+    """A `make` verb is in the Makefile; a `python -m` module exists; the overrides of a train, describe or
+    sweep command compose and pass the schema (a sweep's every dimension, as the sweep checks it before its
+    first trial). Commands with placeholders (RUN_ID, NAME, ...) are checked for their module only."""
+    import importlib.util
+
+    from src.config import compose
+    from src.config.validate import validate
+    from src.sweep import definition, space
+
+    commands = shown_commands()
+    assert len(commands) > 20, commands
+    targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.M))
+    checked = 0
+    for page, words in commands:
+        what = f"{page}: {' '.join(words)}"
+        if words[0] == "make":
+            assert words[1].split("=")[0] in targets or "=" in words[1], what
+            continue
+        module = words[2]
+        assert importlib.util.find_spec(module) is not None, what
+        args = [w for w in words[3:] if not w.startswith("-")]
+        if module not in ("src.train", "src.sweep", "src.data.describe") or PLACEHOLDER.search(" ".join(words)):
+            continue
+        if module == "src.sweep":
+            d = definition.load(args)
+            space.check(list(d.base), d.params, compose, validate)
+        else:
+            validate(compose(args))
+        checked += 1
+    assert checked >= 8, checked
+
+
+def test_the_readme_is_short_and_opens_with_what_you_run_and_what_you_get():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    assert len(lines) <= 200, len(lines)
+    assert any("make sweep" in line for line in lines[:30])
+    image = re.search(r"!\[[^\]]*\]\((docs/images/[\w.-]+\.png)\)", "\n".join(lines)).group(1)
+    assert (ROOT / image).is_file() and (ROOT / image).stat().st_size > 1000

@@ -52,8 +52,8 @@ def test_pytest_xdist_workers_and_multiprocessing_children_are_named(tmp_path):
         "    ctx = multiprocessing.get_context('spawn')\n"
         "    p = ctx.Process(target=print)\n    p.start()\n    p.join()\n    assert p.exitcode == 0\n\n\n"
         "def test_another():\n    pass\n")
-    out = subprocess.run([sys.executable, "-m", "tests.support.cpu", "--", sys.executable, "-m", "pytest", "-q", "-n", "2",
-                          "-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(tmp_path)],
+    out = subprocess.run([sys.executable, "-m", "tests.support.cpu", "--", sys.executable, "-m", "pytest", "-q",
+                          "-n", "2", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     procs = {line.split("  ")[-1].strip(): int(line.split()[2]) for line in out.stdout.splitlines()
