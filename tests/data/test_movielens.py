@@ -105,3 +105,36 @@ def test_out_of_range_rating(movielens_dir):
     p.write_text(p.read_text().replace("1,40,3.5,300", "1,40,7.5,300"))
     with pytest.raises(DataError, match=r"ratings.csv:5"):
         load_data(cfg(movielens_dir))
+
+
+def test_a_movies_year_is_an_item_feature_read_from_its_title(movielens_dir):
+    year = {"year": {"of": "item", "kind": "numeric"}}
+    d = load_data(cfg(movielens_dir, features=year, split={"valid": 0, "test": 1}))
+    assert [f["name"] for f in d.features] == ["year"]
+    # the training period's movies, 10 20 30 40 60, have the years 1999 2000 2001 2002 2004: five values,
+    # standardised in their order; 50 (2003) is rated in the test period only, so it is unseen
+    table = d.items["year"]
+    known = table[2:]
+    assert len(table) == d.vocab["item"] == 2 + 5 and len(set(np.round(known, 6))) == 5
+    assert np.all(np.diff(known) > 0)  # ids 2..6 are movies 10 20 30 40 60, in their years' order
+    as_levels = load_data(cfg(movielens_dir, features={"year": {"of": "item", "kind": "categorical"}},
+                              split={"valid": 0, "test": 1}))
+    assert as_levels.features[0]["size"] == 2 + 5
+
+
+def test_ml1m_users_dat_gives_gender_age_and_occupation_as_user_features(tmp_path):
+    (tmp_path / "ratings.dat").write_bytes(b"1::10::5::100\n1::20::3::200\n1::30::4::300\n2::10::4::5\n"
+                                           b"2::30::2::6\n2::20::5::7\n")
+    (tmp_path / "movies.dat").write_bytes(b"10::A (2001)::Comedy\n20::B (1999)::Drama\n30::C (1998)::Action\n")
+    features = {k: {"of": "user", "kind": "categorical"} for k in ("gender", "age", "occupation")}
+    with pytest.raises(DataError, match=r"only ml-1m's users.dat holds; no .*users.dat"):
+        load_data(cfg(tmp_path, features=features))
+    (tmp_path / "users.dat").write_bytes(b"1::F::1::10::48067\n2::M::56::16::70072\n")
+    d = load_data(cfg(tmp_path, features=features, split={"valid": 0, "test": 1}))
+    assert d.feature_columns() == ["f_gender", "f_age", "f_occupation"]
+    test = d.splits["test"]
+    assert sorted(test["f_gender"].tolist()) == [2, 3] and test["f_age"].tolist() != [1, 1]
+    with pytest.raises(DataError, match=r"data.features.zodiac`: MovieLens gives year"):
+        load_data(cfg(tmp_path, features={"zodiac": {"of": "user", "kind": "categorical"}}))
+    with pytest.raises(DataError, match=r"data.features.year` is of: user, but MovieLens gives it of: item"):
+        load_data(cfg(tmp_path, features={"year": {"of": "user", "kind": "numeric"}}))
