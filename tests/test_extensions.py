@@ -56,6 +56,25 @@ def test_an_activation_in_the_users_code_joins_the_registry_when_the_config_list
         check_names(validate(compose(["extensions=[mylab_nowhere]"])))
 
 
+def test_a_model_of_the_users_own_is_built_by_target_trained_and_tracked(tmp_path, store):
+    from src.run.registry import check_names
+    from src.run.training import train_run
+    from tests.conftest import TINY
+
+    target = "+model._target_=docs.examples.mylab.models.max_pooling"
+    overrides = [*TINY, "model=base", target, *store]
+    result = train_run(compose(overrides), overrides, log=lambda m: None)
+    assert 0 < result.test["auc"] < 1
+    import mlflow
+
+    run = mlflow.get_run(result.run_id)
+    assert run.data.params["model._target_"] == "docs.examples.mylab.models.max_pooling"
+    with pytest.raises(ConfigError, match=r"`model._target_`: cannot import 'mylab_nowhere'"):
+        check_names(validate(compose(["model=base", "+model._target_=mylab_nowhere.build"])))
+    with pytest.raises(ConfigError, match=r"`model._target_`: 'docs.examples.mylab.models' has no function 'nope'"):
+        check_names(validate(compose(["model=base", "+model._target_=docs.examples.mylab.models.nope"])))
+
+
 @pytest.mark.slow
 def test_a_sweep_asks_about_an_activation_of_the_users_own_on_a_source_of_the_users_own(tmp_path, empty_mlflow_db):
     from tests.conftest import mlflow_db_at

@@ -6,6 +6,8 @@
     data.source: mylab.sources:ClickLog   a data source: a class, `module:Class`, with a pydantic `Schema`
                                           of its data config and the event-source methods
                                           (src.data.sources.EventSource)
+    model._target_: mylab.models.build    a model: a function (cfg, vocab, max_len, features) -> keras.Model,
+                                          its config typed by the schema of `model.name` (src.models)
 
 The modules are found on Python's path, the project's root included (run from it, as every command is).
 """
@@ -55,3 +57,15 @@ def source(name: str):
         raise ExtensionError(f"config key `data.source`: {name} is not a data source: it needs a pydantic `Schema` "
                              f"of its data config and `load_events` (subclass src.data.sources.EventSource)")
     return cls()
+
+
+def model_builder(target: str):
+    """The function a `model._target_=module.function` names."""
+    module_name, _, attr = target.rpartition(".")
+    if not module_name:
+        raise ExtensionError(f"config key `model._target_` must be `module.function`, got {target!r}")
+    fn = getattr(_module(module_name, "model._target_"), attr, None)
+    if not callable(fn):
+        raise ExtensionError(f"config key `model._target_`: {module_name!r} has no function {attr!r}")
+    return fn
+

@@ -213,6 +213,9 @@ class BaseNet(Strict):
     embedding: Embedding
     mlp: MLP
     activation: ActivationSpec
+    # a model builder of the user's own, `module.function` (src/config/extensions.py): built instead of the
+    # named model, with this config typed by the named model's schema
+    target: str | None = Field(default=None, alias="_target_")
 
 
 class DIN(BaseNet):

@@ -21,6 +21,15 @@ def build_model(cfg, vocab: dict, max_len: int, features=()):
         features: the data set's side features (`SequenceData.features`, src/data/features.py).
     """
     cfg = typed(cfg)
+    if cfg.target:  # a model of the user's own (src/config/extensions.py)
+        import keras
+
+        from src.config import extensions
+
+        model = extensions.model_builder(cfg.target)(cfg, vocab, max_len, features)
+        if not isinstance(model, keras.Model):
+            raise TypeError(f"`model._target_` {cfg.target} returned {type(model).__name__}, not a keras.Model")
+        return model
     return BUILDERS[cfg.name](cfg, vocab, max_len, features)
 
 

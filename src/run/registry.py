@@ -21,6 +21,11 @@ def check_names(config: schema.Config) -> None:
     except extensions.ExtensionError as e:
         raise ConfigError(str(e)) from None
     model = config.model
+    if model.target:
+        try:
+            extensions.model_builder(model.target)
+        except extensions.ExtensionError as e:
+            raise ConfigError(str(e)) from None
     specs = {"model.activation": model.activation}
     for section in ("attention", "aux_loss"):
         for key in ("activation", "projection_activation"):
