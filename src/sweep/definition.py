@@ -17,10 +17,10 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from src.answer.decision import DELTA_DEFAULT
 from src.config.paths import SWEEPS_DIR
 from src.config.schema import check_section
 from src.sweep import SweepError, space
-from src.sweep.decision import DELTA_DEFAULT
 from src.sweep.space import Param
 
 METRICS = {"valid_auc": "maximize", "valid_gauc": "maximize", "valid_logloss": "minimize"}

@@ -1,7 +1,7 @@
 """What a sweep leaves behind: the results table, the answer, the ablation report, Optuna's plots, the
 best config.
 
-The answer (src/sweep/answer.py) says, for each level of each discrete dimension against the
+The answer (src/answer/summary.py) says, for each level of each discrete dimension against the
 reference level (the first listed), better, worse, equivalent or undecided, with the interval the
 verdict uses and, if undecided, what deciding would take; as JSON, Markdown and pictures. The
 ablation report shows the objective per level with its spread over trials and seeds (complete
@@ -16,9 +16,9 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from src.sweep import answer
-from src.sweep.answer import factors
-from src.sweep.effects import key as config_key
+from src.answer import summary as answer
+from src.answer.effects import key as config_key
+from src.answer.summary import factors
 from src.sweep.study import rows as trial_rows
 from src.sweep.tracking import log_answer, log_summary
 

@@ -22,10 +22,10 @@ import socket
 import time
 from collections import Counter
 
+from src.answer.effects import key
 from src.config.paths import MLRUNS_DIR, resolve
 from src.sweep import SweepError
 from src.sweep.definition import Definition, Settings
-from src.sweep.effects import key
 
 # the identity of this machine in the study; DIL_HOST sets it (tests simulate a second machine)
 HOST = os.environ.get("DIL_HOST") or socket.gethostname()

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from src.sweep import decision
-from src.sweep.effects import estimate
-from tests.sweep.test_effects import FACTORS, fractional
+from src.answer import decision
+from src.answer.effects import estimate
+from tests.answer.test_effects import FACTORS, fractional
 
 NOISE = 0.008
 FIRST, BLOCK, MAX_SEEDS = 3, 1, 8  # seeds: a first block, one more per look, at most 8 (64 trainings)

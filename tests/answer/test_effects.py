@@ -5,8 +5,8 @@ import itertools
 import numpy as np
 import pytest
 
+from src.answer.effects import NO_DIFFERENCE, estimate, noise_floor
 from src.sweep import design, space
-from src.sweep.effects import NO_DIFFERENCE, estimate, noise_floor
 
 FACTORS = {"a": ["off", "on"], "b": ["x", "y"], "c": [1, 3], "d": [False, True]}
 TRUE = {"a": 0.012, "b": 0.0, "c": -0.004, "d": 0.002}  # effect of the second level over the first

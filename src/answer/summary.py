@@ -1,7 +1,7 @@
 """A sweep's answer: each question's effect, the interval its verdict uses, the verdict, and, for an
 undecided question, what deciding it would take; with the noise floor and a plan of what more seeds
-would buy. Built from the study's complete cells by src/sweep/effects.py (estimates) and
-src/sweep/decision.py (verdicts over every look taken).
+would buy. Built from the study's complete cells by src/answer/effects.py (estimates) and
+src/answer/decision.py (verdicts over every look taken).
 
 Verdicts are made on `sweep.metric` alone; the same effects on the best epoch's test metric are
 reported beside them, without verdicts.
@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 import statistics
 
-from src.sweep import decision
-from src.sweep.effects import estimate
-from src.sweep.effects import key as config_key
+from src.answer import decision
+from src.answer.effects import estimate
+from src.answer.effects import key as config_key
 
 SLIM = ("factor", "level", "reference", "effect", "se", "df")  # what a look keeps of each question
 SHOWN_SEEDS = (2, 3, 5, 10, 20, 40, 100, 200)  # the seeds per configuration the plan line names

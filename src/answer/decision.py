@@ -2,7 +2,7 @@
 with the chance of any false call over the whole family of questions, and over every look at the
 data, held at `ALPHA`.
 
-A question is one factor level against its reference (src/sweep/effects.py estimates its effect and
+A question is one factor level against its reference (src/answer/effects.py estimates its effect and
 standard error). Its verdict comes from a repeated confidence interval (Jennison & Turnbull,
 "Group Sequential Methods", ch. 9): at look k, after n_k trainings of a planned maximum N, the
 interval is `effect +- c_k * se`, where the boundaries c_1, c_2, ... spend the error rate along
@@ -117,7 +117,7 @@ def decide(looks: list[dict], direction: str, delta: float, planned: int | None 
 
     Args:
         looks: in order, {"cells": trainings so far, "records": the effects records at that look}
-            (src.sweep.effects: "factor", "level", "reference", "effect", "se", "df", ...).
+            (src.answer.effects: "factor", "level", "reference", "effect", "se", "df", ...).
         direction: "maximize" or "minimize".
         delta: the equivalence margin, in the metric's units.
         planned: the planned maximum of trainings (the budget); None: the last look is the last.

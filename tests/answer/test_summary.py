@@ -4,11 +4,12 @@ verdict codes, and a description that holds the verdict table."""
 import numpy as np
 import pytest
 
-from src.sweep import answer, decision
+from src.answer import decision
+from src.answer import summary as answer
+from src.answer.effects import estimate
+from src.answer.effects import key as config_key
 from src.sweep.definition import load
-from src.sweep.effects import estimate
-from src.sweep.effects import key as config_key
-from tests.sweep.test_effects import FACTORS, fractional
+from tests.answer.test_effects import FACTORS, fractional
 
 
 def answer_of(truth, seeds=3, delta=0.002):
