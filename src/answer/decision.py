@@ -197,9 +197,10 @@ def detectable_curve(se: float, cells: int, per_seed: int, alpha_each: float, se
     return [(s, float(z * se * math.sqrt(cells / (s * per_seed)))) for s in seeds]
 
 
-def next_step(final: list[dict], cells: int, budget: int | None, block_cells: int) -> str:
-    """After a look: "decided" (every question is), "budget" (another block would pass it), or "continue"."""
-    if all(r["verdict"] != "undecided" for r in final):
+def next_step(verdicts: list[str], cells: int, budget: int | None, block_cells: int) -> str:
+    """After a look at its questions' `verdicts`: "decided" (every question is), "budget" (another block would
+    pass it), or "continue"."""
+    if all(v != "undecided" for v in verdicts):
         return "decided"
     if budget is None or cells + block_cells > budget:
         return "budget"

@@ -1,7 +1,8 @@
 """A sweep's answer: each question's effect, the interval its verdict uses, the verdict, and, for an
 undecided question, what deciding it would take; with the noise floor and a plan of what more seeds
-would buy. Built from the study's complete cells by src/answer/effects.py (estimates) and
-src/answer/decision.py (verdicts over every look taken).
+would buy. Built from the study's complete cells (plain dicts the sweep hands over) by src/answer/effects.py
+(estimates) and src/answer/decision.py (verdicts over every look taken); its questions are
+src/answer/records.py's `Question`s. Nothing here knows Optuna or MLflow.
 
 Verdicts are made on `sweep.metric` alone; the same effects on the best epoch's test metric are
 reported beside them, without verdicts.
@@ -11,12 +12,13 @@ from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import dataclass
 
 from src.answer import decision
 from src.answer.effects import estimate
 from src.answer.effects import key as config_key
+from src.answer.records import Question
 
-SLIM = ("factor", "level", "reference", "effect", "se", "df")  # what a look keeps of each question
 SHOWN_SEEDS = (2, 3, 5, 10, 20, 40, 100, 200)  # the seeds per configuration the plan line names
 
 
@@ -40,66 +42,65 @@ def observations(rows: list[dict], which: str = "seed_values") -> list[dict]:
             for seed, v in (r.get(which) or {}).items() if v is not None and math.isfinite(v)]
 
 
-def look(definition, study, planned: int | None) -> list[dict]:
-    """Takes a look: the effects of the complete cells so far, recorded in the study (once per number of
-    trainings), and every question's decision over all the looks recorded."""
-    from src.sweep.study import rows
-
-    s = definition.settings
-    obs = observations(rows(study))
-    records = estimate(obs, factors(definition.params), s.direction)["records"]
-    looks = list(study.user_attrs.get("looks", []))
-    if obs and (not looks or looks[-1]["cells"] < len(obs)):  # a look needs data: none before the first cell
-        looks.append({"cells": len(obs), "records": [{k: _plain(r.get(k)) for k in SLIM} for r in records]})
-        study.set_user_attr("looks", looks)
-    return decision.decide(looks, s.direction, s.equivalence, planned)
+def question(r: dict, verdict: dict, price: dict | None) -> Question:
+    """A question's record from its estimate (`r`, src/answer/effects.py) and its decision over the looks
+    (`verdict`, src/answer/decision.py; empty: not decided yet)."""
+    return Question(
+        factor=r["factor"], level=str(r["level"]), reference=str(r["reference"]), effect=r["effect"], se=r["se"],
+        df=r["df"], method=r["method"], n_pairs=r.get("n_pairs"), p_better=r.get("p_better"),
+        detectable=r.get("detectable"), ci95_low=r["ci_low"], ci95_high=r["ci_high"],
+        verdict=verdict.get("verdict") or "undecided", verdict_low=verdict.get("adj_low"),
+        verdict_high=verdict.get("adj_high"), verdict_method=verdict.get("verdict_method"),
+        adjustment=verdict.get("adjustment"), delta=verdict.get("delta"), decided_at=verdict.get("decided_at"),
+        boundary=verdict.get("boundary"), alpha_each=verdict.get("alpha_each"), price=price)
 
 
-def _plain(v):
-    """A value as the study's JSON storage takes it (NumPy numbers become Python ones)."""
-    if hasattr(v, "item") and not isinstance(v, str | bytes):
-        return v.item()
-    return v
+@dataclass
+class Study:
+    """What the answer needs to know of the sweep besides its cells."""
+
+    factors: dict          # {factor: [reference, levels...]}
+    direction: str        # maximize or minimize
+    metric: str
+    delta: float          # +-delta of "equivalent"
+    looks: list           # the trainings at each look taken
+    planned: int | None   # the planned maximum of trainings (sequential sweeps)
+    seconds_per_cell: float | None
+    design_size: int      # configurations in the design (0: sampled)
 
 
-def build(definition, study, rows: list[dict], planned: int | None, design_size: int) -> dict:
-    """The whole answer: decided records (validation), test-metric records, noise, plan, notes."""
-    s = definition.settings
+def assemble(rows: list[dict], decided: list[dict], st: Study) -> dict:
+    """The whole answer from the study's cells (`rows`: plain dicts, src/sweep/study.py) and the decisions
+    over the looks: the questions (validation metric), the test-metric estimates, noise, plan, notes."""
     obs = observations(rows)
-    eff = estimate(obs, factors(definition.params), s.direction)
-    decided = {decision.question(r): r for r in look(definition, study, planned)}
-    per_cell = study.user_attrs.get("seconds_per_cell") or _seconds_per_cell(rows, s.workers or 1)
-    per_seed = design_size or max(1, len({config_key(o["config"]) for o in obs}))
+    eff = estimate(obs, st.factors, st.direction)
+    by_name = {decision.question(d): d for d in decided}
+    per_seed = st.design_size or max(1, len({config_key(o["config"]) for o in obs}))
     records = []
     for r in eff["records"]:
-        d = decided.get(decision.question(r), {})
-        rec = {**r, "ci95_low": r["ci_low"], "ci95_high": r["ci_high"]}
-        rec.update({k: d.get(k) for k in ("verdict", "adj_low", "adj_high", "decided_at", "boundary", "alpha_each",
-                                          "delta", "adjustment", "verdict_method")})
-        rec["verdict"] = rec["verdict"] or "undecided"
-        rec["ci_low"], rec["ci_high"] = rec.pop("adj_low"), rec.pop("adj_high")
-        rec["price"] = (decision.price(r, s.direction, len(obs), per_seed, rec["alpha_each"] or decision.ALPHA,
-                                       s.equivalence, per_cell) if rec["verdict"] == "undecided" else None)
-        records.append(rec)
+        d = by_name.get(decision.question(r), {})
+        undecided = not d.get("verdict") or d["verdict"] == "undecided"
+        cost = (decision.price(r, st.direction, len(obs), per_seed, d.get("alpha_each") or decision.ALPHA, st.delta,
+                               st.seconds_per_cell) if undecided else None)
+        records.append(question(r, d, cost))
     left = [r for r in rows if r["state"] in ("PRUNED", "FAIL")]
     return {"records": records, "noise": eff["noise"], "notes": eff["notes"], "runs": len(obs),
-            "test": estimate(observations(rows, "test_values"), factors(definition.params), s.direction)["records"],
+            "test": estimate(observations(rows, "test_values"), st.factors, st.direction)["records"],
             "left_out": {"trials": len(left), "pruned": sum(r["state"] == "PRUNED" for r in left),
                          "failed": sum(r["state"] == "FAIL" for r in left)},
-            "attention": attention_summary(rows), "looks": [lk["cells"] for lk in study.user_attrs.get("looks", [])],
-            "planned": planned, "seconds_per_cell": per_cell, "per_seed": per_seed,
-            "plan": plan(records, len(obs), per_seed), "delta": s.equivalence, "metric": s.metric,
-            "sources": noise_sources(rows, definition, records)}
+            "attention": attention_summary(rows), "looks": list(st.looks), "planned": st.planned,
+            "seconds_per_cell": st.seconds_per_cell, "per_seed": per_seed, "plan": plan(records, len(obs), per_seed),
+            "delta": st.delta, "metric": st.metric, "direction": st.direction,
+            "sources": noise_sources(rows, st.factors, st.direction, records)}
 
 
-def noise_sources(rows: list[dict], definition, records: list[dict]) -> dict | None:
+def noise_sources(rows: list[dict], factors_: dict, direction: str, records: list) -> dict | None:
     """Where the noise comes from (Bouthillier et al. 2021): training (initialisation and data order: the
     spread over seeds, which the verdicts' intervals hold) against the evaluation sample (the same trained
     models on resamples of the validation users, the same resamples for every cell, so that each question's
     effect is bootstrapped in pairs). None without the runs' bootstrap (train.eval_bootstrap=0)."""
     import numpy as np
 
-    s = definition.settings
     cells = [(r["params"], seed, b) for r in rows if r["state"] == "COMPLETE"
              for seed, b in (r.get("eval_bootstrap") or {}).items() if b]
     if not cells or min(len(b) for _, _, b in cells) < 10:
@@ -109,18 +110,17 @@ def noise_sources(rows: list[dict], definition, records: list[dict]) -> dict | N
     per_rep = {}
     for k in range(reps):
         obs = [{"config": c, "seed": seed, "value": b[k]} for c, seed, b in cells if math.isfinite(b[k])]
-        for r in estimate(obs, factors(definition.params), s.direction)["records"]:
+        for r in estimate(obs, factors_, direction)["records"]:
             if r["effect"] is not None:
                 per_rep.setdefault(decision.question(r), []).append(r["effect"])
     questions = {}
     for r in records:
-        q = decision.question(r)
-        effects = per_rep.get(q, [])
-        if r.get("se") is None or len(effects) < 10:
+        effects = per_rep.get(r.name, [])
+        if r.se is None or len(effects) < 10:
             continue
         se_eval = float(np.std(effects, ddof=1))
-        questions[q] = {"se_train": r["se"], "se_eval": se_eval,
-                        "dominant": "training (seeds)" if r["se"] >= se_eval else "evaluation sample"}
+        questions[r.name] = {"se_train": r.se, "se_eval": se_eval,
+                             "dominant": "training (seeds)" if r.se >= se_eval else "evaluation sample"}
     return {"model_sd": model_sd, "replicates": reps, "cells": len(cells), "questions": questions}
 
 
@@ -144,7 +144,7 @@ def sources_text(ans: dict) -> str | None:
     return "\n".join(lines)
 
 
-def _seconds_per_cell(rows: list[dict], workers: int) -> float | None:
+def seconds_per_cell(rows: list[dict], workers: int) -> float | None:
     """Wall seconds per training at the sweep's parallelism, from the complete trials' durations."""
     secs = [r["seconds"] / max(len(r.get("seed_values") or {}), 1) for r in rows
             if r["state"] == "COMPLETE" and r.get("seconds")]
@@ -154,8 +154,8 @@ def _seconds_per_cell(rows: list[dict], workers: int) -> float | None:
 def plan(records: list[dict], cells: int, per_seed: int) -> dict:
     """The effect the design detects (80% of the time, at the family's error rate) at each number of seeds per
     configuration, from the questions' median standard error now."""
-    ses = [r["se"] for r in records if r.get("se")]
-    each = next((r["alpha_each"] for r in records if r.get("alpha_each")), decision.ALPHA)
+    ses = [r.se for r in records if r.se]
+    each = next((r.alpha_each for r in records if r.alpha_each), decision.ALPHA)
     if not ses or not cells:
         return {"curve": [], "seeds_now": cells / max(per_seed, 1)}
     seeds = sorted({int(round(1.25 ** k)) for k in range(28)} | set(SHOWN_SEEDS))  # 1 to about 400, log-spaced
@@ -193,14 +193,14 @@ def verdict_table(ans: dict) -> str:
     lines = [f"| question | effect on {m} | interval (adjusted) | verdict | decided at | to decide |",
              "| --- | --- | --- | --- | --- | --- |"]
     for r in ans["records"]:
-        at = f"{r['decided_at']} trainings" if r.get("decided_at") else "-"
-        cost = price_text(r.get("price")) if r["verdict"] == "undecided" else "-"
-        lines.append(f"| {r['factor']}: {r['level']} vs {r['reference']} | {_fmt(r['effect'], signed=True)} | "
-                     f"[{_fmt(r['ci_low'], signed=True)}, {_fmt(r['ci_high'], signed=True)}] | {r['verdict']} | "
+        at = f"{r.decided_at} trainings" if r.decided_at else "-"
+        cost = price_text(r.price) if r.verdict == "undecided" else "-"
+        lines.append(f"| {r.factor}: {r.level} vs {r.reference} | {_fmt(r.effect, signed=True)} | "
+                     f"[{_fmt(r.verdict_low, signed=True)}, {_fmt(r.verdict_high, signed=True)}] | {r.verdict} | "
                      f"{at} | {cost} |")
     lines.append("")
     lines.append(f"equivalent: the interval lies inside +-{delta:g} (`sweep.equivalence`); better / worse: it excludes "
-                 f"0. Intervals: {ans['records'][0]['adjustment'] if ans['records'] else '-'}; the chance of any "
+                 f"0. Intervals: {ans['records'][0].adjustment if ans['records'] else '-'}; the chance of any "
                  f"false call over all questions and looks is at most {decision.ALPHA:.0%}.")
     return "\n".join(lines)
 
@@ -210,11 +210,11 @@ def detail_table(ans: dict) -> str:
     lines = [f"| factor | level vs reference | effect on {ans['metric']} | 95% interval (unadjusted) | P(better) | "
              f"method | effect on test | test 95% interval |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in ans["records"]:
-        t = test.get(decision.question(r), {})
-        method = f"paired ({r['n_pairs']})" if r["method"] == "paired" else r["method"]
-        lines.append(f"| {r['factor']} | {r['level']} vs {r['reference']} | {_fmt(r['effect'], signed=True)} | "
-                     f"[{_fmt(r['ci95_low'], signed=True)}, {_fmt(r['ci95_high'], signed=True)}] | "
-                     f"{_fmt(r['p_better'], 2)} | {method} | {_fmt(t.get('effect'), signed=True)} | "
+        t = test.get(r.name, {})
+        method = f"paired ({r.n_pairs})" if r.method == "paired" else r.method
+        lines.append(f"| {r.factor} | {r.level} vs {r.reference} | {_fmt(r.effect, signed=True)} | "
+                     f"[{_fmt(r.ci95_low, signed=True)}, {_fmt(r.ci95_high, signed=True)}] | "
+                     f"{_fmt(r.p_better, 2)} | {method} | {_fmt(t.get('effect'), signed=True)} | "
                      f"[{_fmt(t.get('ci_low'), signed=True)}, {_fmt(t.get('ci_high'), signed=True)}] |")
     return "\n".join(lines)
 
@@ -274,21 +274,21 @@ def forest(ans: dict, direction: str):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    recs = [r for r in ans["records"] if r["effect"] is not None]
+    recs = [r for r in ans["records"] if r.effect is not None]
     if not recs:
         return None
     fig, ax = plt.subplots(figsize=(8.5, 0.6 * len(recs) + 1.8))
     colors = {"better": "tab:green", "worse": "tab:red", "equivalent": "tab:blue"}
     for i, r in enumerate(reversed(recs)):
-        c = colors.get(r["verdict"], "tab:gray")
-        if r["ci_low"] is not None and math.isfinite(r["ci_low"]):
-            ax.plot([r["ci_low"], r["ci_high"]], [i, i], color=c, lw=2.5)
-        ax.plot([r["effect"]], [i], "o", color=c, ms=7)
+        c = colors.get(r.verdict, "tab:gray")
+        if r.verdict_low is not None and math.isfinite(r.verdict_low):
+            ax.plot([r.verdict_low, r.verdict_high], [i, i], color=c, lw=2.5)
+        ax.plot([r.effect], [i], "o", color=c, ms=7)
     ax.axvline(0, color="black", lw=1)
     ax.axvspan(-ans["delta"], ans["delta"], color="0.88", zorder=0, label=f"+-delta = {ans['delta']:g} (equivalent)")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=8, frameon=False)
     ax.set_yticks(range(len(recs)))
-    ax.set_yticklabels([f"{r['factor']}: {r['level']} vs {r['reference']} ({r['verdict']})" for r in reversed(recs)],
+    ax.set_yticklabels([f"{r.factor}: {r.level} vs {r.reference} ({r.verdict})" for r in reversed(recs)],
                        fontsize=9)
     ax.set_xlabel(f"effect on {ans['metric']} ({'higher' if direction == 'maximize' else 'lower'} is better)")
     ax.set_title("verdicts: green better, red worse, blue equivalent, grey undecided", fontsize=9)
@@ -330,26 +330,25 @@ def print_look(ans: dict) -> None:
     print(f"look at {ans['runs']} trainings" + (f" ({per_cell:.1f} s per training)" if per_cell else "") + ":",
           flush=True)
     for r in ans["records"]:
-        cost = f"; to decide: {price_text(r.get('price'))}" if r["verdict"] == "undecided" else ""
-        print(f"  {decision.question(r)}: {r['verdict']}  effect {_fmt(r.get('effect'), signed=True)}  interval "
-              f"[{_fmt(r.get('ci_low'), signed=True)}, {_fmt(r.get('ci_high'), signed=True)}]{cost}", flush=True)
+        cost = f"; to decide: {price_text(r.price)}" if r.verdict == "undecided" else ""
+        print(f"  {r.name}: {r.verdict}  effect {_fmt(r.effect, signed=True)}  interval "
+              f"[{_fmt(r.verdict_low, signed=True)}, {_fmt(r.verdict_high, signed=True)}]{cost}", flush=True)
     print(f"  {_noise_line(ans)}", flush=True)
     if _plan_line(ans):
         print(f"  {_plan_line(ans)}", flush=True)
 
 
-def note(ans: dict, definition, design_size: int) -> str:
+def note(ans: dict, name: str, sampler: str, design_size: int) -> str:
     """The parent run's description (MLflow renders it as Markdown on the run's Overview): the verdict table,
-    the noise floor, one line on the design."""
-    s = definition.settings
+    the noise floor, one line on the design (sweep `name`, its `sampler`)."""
     seeds = ans["runs"] / max(ans["per_seed"], 1)
     looks = ", ".join(str(c) for c in ans["looks"]) or str(ans["runs"])
-    design = (f"{s.sampler} design, {design_size} configurations x {seeds:.0f} seeds = {ans['runs']} trainings"
-              if design_size else f"{s.sampler} sampler, {ans['runs']} trainings")
+    design = (f"{sampler} design, {design_size} configurations x {seeds:.0f} seeds = {ans['runs']} trainings"
+              if design_size else f"{sampler} sampler, {ans['runs']} trainings")
     return "\n".join([
-        f"## Sweep `{s.name}`: the answer", "", verdict_table(ans), "",
+        f"## Sweep `{name}`: the answer", "", verdict_table(ans), "",
         f"**Design**: {design}; looks at {looks} trainings" + (f" of a planned {ans['planned']}" if ans["planned"]
-                                                                else "") + f"; metric `{s.metric}`.",
+                                                                else "") + f"; metric `{ans['metric']}`.",
         f"**Noise**: {_noise_line(ans)}.", "",
         "Details: `report/effects.md`, `report/effects.png`, `report/plan.png` (Artifacts).",
     ])
@@ -366,9 +365,9 @@ def metrics(ans: dict) -> dict:
     """Every question's effect, interval ends and verdict code (decision.VERDICT_CODE) as parent-run metrics."""
     out = {}
     for r in ans["records"]:
-        values = {"effect": r["effect"], "low": r["ci_low"], "high": r["ci_high"],
-                  "verdict": decision.VERDICT_CODE[r["verdict"]]}
-        out.update({metric_key(k, r["factor"], r["level"]): v for k, v in values.items() if v is not None})
+        values = {"effect": r.effect, "low": r.verdict_low, "high": r.verdict_high,
+                  "verdict": decision.VERDICT_CODE[r.verdict]}
+        out.update({metric_key(k, r.factor, r.level): v for k, v in values.items() if v is not None})
     n = ans["noise"]["sd_median"]
     if n is not None:
         out["seed_noise_sd"] = n

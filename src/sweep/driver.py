@@ -12,9 +12,10 @@ import importlib.util
 import time
 from dataclasses import dataclass, field
 
+from src.answer import decision, summary
 from src.config import compose
 from src.run import interrupts
-from src.sweep import SweepError, answer, decision, launch, placement, report, space, worker
+from src.sweep import SweepError, answer, launch, placement, report, space, worker
 from src.sweep import design as designs
 from src.sweep import study as studies
 from src.sweep import tracking as sweep_tracking
@@ -201,10 +202,10 @@ def _another_block(sw: Sweep, t0: float, cells0: int) -> bool:
     per_cell = (time.time() - t0) / trained if trained else sw.study.user_attrs.get("seconds_per_cell", 0.0)
     sw.study.set_user_attr("seconds_per_cell", per_cell)
     ans = answer.build(sw.definition, sw.study, studies.rows(sw.study), budget(sw), len(sw.design))
-    answer.print_look(ans)
-    sweep_tracking.log_look(sw.parent_run_id, ans["runs"], answer.text(ans), answer.plan_figure(ans))
+    summary.print_look(ans)
+    sweep_tracking.log_look(sw.parent_run_id, ans["runs"], summary.text(ans), summary.plan_figure(ans))
     block = len(sw.design) * s.add_seeds
-    step = decision.next_step(ans["records"], sw.cells, budget(sw), block)
+    step = decision.next_step([q.verdict for q in ans["records"]], sw.cells, budget(sw), block)
     if step == "decided":
         print("every question is decided: the sweep stops here", flush=True)
         return False

@@ -16,9 +16,10 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from src.answer import summary as answer
+from src.answer import records, summary
 from src.answer.effects import key as config_key
 from src.answer.summary import factors
+from src.sweep import answer
 from src.sweep.study import rows as trial_rows
 from src.sweep.tracking import log_answer, log_summary
 
@@ -169,12 +170,12 @@ def write_report(out: Path, rows: list[dict], abl: dict, ans: dict, s) -> list[P
     (out / "trials.json").write_text(json.dumps(rows, indent=1, default=str))
     (out / "ablation.md").write_text(ablation_table(abl, s.metric) + "\n")
     (out / "ablation.json").write_text(json.dumps(abl, indent=1))
-    (out / "effects.json").write_text(json.dumps(ans["records"], indent=1, default=str))
+    (out / "effects.json").write_text(records.dump(ans["records"], s.metric, s.direction))
     (out / "effects_summary.json").write_text(json.dumps({k: v for k, v in ans.items() if k != "records"},
                                                          indent=1, default=str))
-    (out / "effects.md").write_text(answer.text(ans) + "\n")
-    _save_figure(answer.forest(ans, s.direction), out / "effects.png")
-    _save_figure(answer.plan_figure(ans), out / "plan.png")
+    (out / "effects.md").write_text(summary.text(ans) + "\n")
+    _save_figure(summary.forest(ans, s.direction), out / "effects.png")
+    _save_figure(summary.plan_figure(ans), out / "plan.png")
     _save_figure(ablation_figure(abl, s.metric), out / "ablation.png")
     names = ("trials.json", "effects.json", "effects_summary.json", "effects.md", "effects.png", "plan.png",
              "ablation.md", "ablation.json", "ablation.png")
@@ -200,7 +201,7 @@ def _print_summary(rows, abl, best, counts, s, failed, hint, ans) -> None:
           f"best_config.yaml reruns with `python -m src.train --config-path <dir> --config-name best_config`)")
     print()
     print("the answer (report/effects.md, effects.png and plan.png on the parent run):")
-    print(answer.text(ans))
+    print(summary.text(ans))
 
 
 def best_configuration(rows: list[dict], direction: str) -> dict | None:
@@ -236,6 +237,6 @@ def finish(definition, study, parent: str, failed: str | None = None, planned: i
         (out / "optuna").mkdir()
         plots = optuna_plots(study, out / "optuna")
         metrics = {f"trials_{k}": v for k, v in counts.items()}
-        log_answer(parent, answer.note(ans, definition, design_size), answer.metrics(ans))
+        log_answer(parent, summary.note(ans, s.name, s.sampler, design_size), summary.metrics(ans))
         hint = log_summary(parent, files, plots, metrics, best, best_cfg, failed)
     _print_summary(rows, abl, best, counts, s, failed, hint, ans)

@@ -324,3 +324,38 @@ def log_look(parent: str, trainings: int, text: str, plan_figure=None) -> None:
 
         client.log_figure(parent, plan_figure, f"looks/at-{trainings:04d}-plan.png")
         plt.close(plan_figure)
+
+
+def answer_questions(run_id: str, uri: str | None = None) -> list:
+    """A finished sweep's answer, its questions (src/answer/records.py `Question`), from its parent run's
+    `report/effects.json` in the store at `uri` (default: the project's).
+
+    Raises:
+        SweepError: the run or its answer cannot be read; the message says why.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from src.answer import records
+
+    mlflow.set_tracking_uri(tracking.resolve_uri(uri))
+    try:
+        text = mlflow.artifacts.load_text(f"runs:/{run_id}/report/effects.json")
+    except (MlflowException, OSError) as e:
+        raise SweepError(f"no answer on run {run_id} in {redact(mlflow.get_tracking_uri())}: is it a sweep's parent "
+                         f"run, and did the sweep finish? ({redact(str(e)).splitlines()[0]})") from None
+    try:
+        return records.load(text)
+    except ValueError as e:
+        raise SweepError(f"run {run_id}: {e}") from None
+
+
+def answer_frame(run_id: str, uri: str | None = None):
+    """A finished sweep's answer as a pandas DataFrame, one row per question, for a notebook:
+
+        from src.sweep.tracking import answer_frame
+        df = answer_frame("PARENT_RUN_ID")          # the project's store; uri="http://..." for a server
+    """
+    from src.answer import records
+
+    return records.frame(answer_questions(run_id, uri))

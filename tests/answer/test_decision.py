@@ -36,7 +36,7 @@ def one_sweep(truth, delta, rng, sequential=True, max_seeds=MAX_SEEDS):
     while True:
         looks.append({"cells": len(obs), "records": estimate(obs, FACTORS, "maximize")["records"]})
         final = decision.decide(looks, "maximize", delta, planned if sequential else None)
-        step = decision.next_step(final, len(obs), planned, BLOCK * len(configs))
+        step = decision.next_step([r["verdict"] for r in final], len(obs), planned, BLOCK * len(configs))
         if not sequential or step != "continue":
             return final, len(obs)
         new = list(range(len(seeds), len(seeds) + BLOCK))

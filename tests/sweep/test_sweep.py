@@ -239,11 +239,11 @@ def test_planted_truth_gets_the_right_verdicts_and_the_sequential_sweep_stops_ea
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     parent = [r for r in sw.runs() if r.data.tags.get("sweep_role") == "parent"][0]
     records = {r["factor"]: r for r in json.loads(mlflow.artifacts.load_text(
-        f"runs:/{parent.info.run_id}/report/effects.json"))}
+        f"runs:/{parent.info.run_id}/report/effects.json"))["questions"]}
     model, order = records["model"], records["train.shuffle_seed"]
     assert (model["level"], model["reference"], model["method"]) == ("din", "base", "paired"), model
-    assert model["verdict"] == "better" and model["ci_low"] > 0, out.stdout[-2500:]
-    assert order["verdict"] == "equivalent" and -0.05 < order["ci_low"] <= 0 <= order["ci_high"] < 0.05, \
+    assert model["verdict"] == "better" and model["verdict_low"] > 0, out.stdout[-2500:]
+    assert order["verdict"] == "equivalent" and -0.05 < order["verdict_low"] <= 0 <= order["verdict_high"] < 0.05, \
         out.stdout[-2500:]
     assert order["delta"] == 0.05 and "Bonferroni over 2" in order["adjustment"]
     assert "every question is decided" in out.stdout and "look at 12 trainings" in out.stdout
@@ -273,11 +273,23 @@ def test_a_planted_user_feature_is_called_better_and_one_with_no_effect_equivale
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     parent = [r for r in sw.runs() if r.data.tags.get("sweep_role") == "parent"][0]
     records = {r["factor"]: r for r in json.loads(mlflow.artifacts.load_text(
-        f"runs:/{parent.info.run_id}/report/effects.json"))}
+        f"runs:/{parent.info.run_id}/report/effects.json"))["questions"]}
     segment, mood = records["data.features.segment.enabled"], records["data.features.mood.enabled"]
     assert (segment["level"], segment["reference"]) == ("True", "False"), segment
-    assert segment["verdict"] == "better" and segment["ci_low"] > 0, out.stdout[-2500:]
-    assert mood["verdict"] == "equivalent" and -0.03 < mood["ci_low"] <= mood["ci_high"] < 0.03, out.stdout[-2500:]
+    assert segment["verdict"] == "better" and segment["verdict_low"] > 0, out.stdout[-2500:]
+    assert mood["verdict"] == "equivalent" and -0.03 < mood["verdict_low"] <= mood["verdict_high"] < 0.03, \
+        out.stdout[-2500:]
+    # the same answer for a notebook, and as a table for a paper
+    from src.sweep.tracking import answer_frame
+
+    df = answer_frame(parent.info.run_id, f"sqlite:///{sw.db}").set_index("factor")
+    assert df.loc["data.features.segment.enabled", "verdict"] == "better"
+    assert df.loc["data.features.mood.enabled", "verdict_high"] == mood["verdict_high"]
+    tex = subprocess.run([sys.executable, "-m", "src.tools.answer", parent.info.run_id, "--latex",
+                          "--uri", f"sqlite:///{sw.db}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert tex.returncode == 0, tex.stderr[-2000:]
+    assert "\\begin{tabular}" in tex.stdout and "data.features.segment.enabled: True vs False" in tex.stdout
+    assert "better" in tex.stdout and "equivalent" in tex.stdout
 
 
 GRID = ["sweep.sampler=grid", "sweep.pruner=none", "train.epochs=1", "model=din", "~model/evolution",

@@ -1,0 +1,145 @@
+"""A sweep's answer as records: one `Question` per factor level against its reference, each field with one
+meaning, and the file the report writes (`report/effects.json`, schema in docs/answer.md).
+
+    from src.answer import records
+    frame = records.frame(records.load(text))      # a pandas DataFrame, one row per question
+    print(records.latex(records.load(text)))       # a table for a paper
+
+`python -m src.tools.answer RUN_ID [--latex | --markdown | --csv]` prints a finished sweep's answer from its
+MLflow parent run; `src.sweep.tracking.answer_frame(RUN_ID)` returns the DataFrame in a notebook.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+
+SCHEMA = "deep-interest-lab/effects"
+VERSION = 2  # 1: a bare list of records whose ci_low/ci_high were the verdict's interval
+
+
+@dataclass
+class Question:
+    """One question of a sweep: `level` of `factor` against its `reference`, on the sweep's metric.
+
+    effect: the estimated difference, level minus reference (sign as the metric: see `direction`).
+    verdict_low, verdict_high: the interval the verdict uses (adjusted over the family's questions and over
+        the looks taken, see `adjustment`); better / worse when it excludes 0, equivalent when it lies inside
+        +-delta.
+    ci95_low, ci95_high: the unadjusted 95% interval of this look alone (for reading, not for verdicts).
+    verdict: better, worse, equivalent or undecided; decided_at: the trainings at the look that decided it.
+    price: for an undecided question, {"seeds", "trainings", "minutes", "towards"} that would decide it.
+    """
+
+    factor: str
+    level: str
+    reference: str
+    effect: float | None
+    se: float | None
+    df: float | None
+    method: str
+    n_pairs: int | None
+    p_better: float | None
+    detectable: float | None
+    ci95_low: float | None
+    ci95_high: float | None
+    verdict: str
+    verdict_low: float | None
+    verdict_high: float | None
+    verdict_method: str | None
+    adjustment: str | None
+    delta: float | None
+    decided_at: int | None
+    boundary: float | None
+    alpha_each: float | None
+    price: dict | None = None
+
+    @property
+    def name(self) -> str:
+        """`factor=level vs reference`, as the report names a question."""
+        return f"{self.factor}={self.level} vs {self.reference}"
+
+
+def _number(v):
+    """A JSON-safe number: None for a missing or infinite one."""
+    if v is None:
+        return None
+    if hasattr(v, "item") and not isinstance(v, str | bytes):
+        v = v.item()
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def dump(questions: list[Question], metric: str, direction: str) -> str:
+    """`report/effects.json`: {"schema", "version", "metric", "direction", "questions": [...]}."""
+    rows = [{k: (_number(v) if not isinstance(v, dict | str) else v) for k, v in asdict(q).items()}
+            for q in questions]
+    return json.dumps({"schema": SCHEMA, "version": VERSION, "metric": metric, "direction": direction,
+                       "questions": rows}, indent=1, default=str)
+
+
+def load(text: str) -> list[Question]:
+    """The questions of an effects.json, checked against this version of the schema."""
+    doc = json.loads(text)
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise ValueError(f"not an effects.json of this project (schema {SCHEMA!r}); a sweep finished before "
+                         f"version {VERSION} wrote a bare list: finish it again (run the same command) to rewrite it")
+    if doc.get("version") != VERSION:
+        raise ValueError(f"effects.json version {doc.get('version')} is not {VERSION}, the one this code reads")
+    names = {f.name for f in fields(Question)}
+    return [Question(**{k: v for k, v in q.items() if k in names}) for q in doc["questions"]]
+
+
+COLUMNS = ("factor", "level", "reference", "effect", "verdict_low", "verdict_high", "verdict", "decided_at",
+           "ci95_low", "ci95_high", "p_better", "method")
+
+
+def frame(questions: list[Question]):
+    """A pandas DataFrame, one row per question, every field a column (the main ones first)."""
+    import pandas as pd
+
+    rows = [asdict(q) for q in questions]
+    df = pd.DataFrame(rows, columns=[f.name for f in fields(Question)])
+    return df[list(COLUMNS) + [c for c in df.columns if c not in COLUMNS]]
+
+
+def _cell(v, signed=True) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "--"
+    return f"{v:+.4f}" if signed else f"{v}"
+
+
+def _rows(questions: list[Question]) -> list[list[str]]:
+    return [[f"{q.factor}: {q.level} vs {q.reference}", _cell(q.effect),
+             f"[{_cell(q.verdict_low)}, {_cell(q.verdict_high)}]", q.verdict,
+             _cell(q.decided_at, signed=False)] for q in questions]
+
+
+HEADER = ["question", "effect", "interval (adjusted)", "verdict", "decided at (trainings)"]
+
+
+def markdown(questions: list[Question]) -> str:
+    """The verdict table as Markdown."""
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in _rows(questions)])
+
+
+LATEX_SPECIAL = (("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"), ("_", r"\_"), ("{", r"\{"),
+                 ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\^{}"))
+
+
+def _tex(text: str) -> str:
+    """Text with LaTeX's special characters escaped."""
+    out = text.replace("\\", "\0")
+    for char, escaped in LATEX_SPECIAL:
+        out = out.replace(char, escaped)
+    return out.replace("\0", r"\textbackslash{}")
+
+
+def latex(questions: list[Question], caption: str = "Each question's effect, the interval its verdict uses "
+          "(adjusted over the questions and the looks), and the verdict.") -> str:
+    """The verdict table as a LaTeX `table` (booktabs)."""
+    body = [" & ".join(_tex(c) for c in r) + r" \\" for r in _rows(questions)]
+    return "\n".join([r"\begin{table}[t]", r"\centering", r"\begin{tabular}{lrlll}", r"\toprule",
+                      " & ".join(_tex(h) for h in HEADER) + r" \\", r"\midrule", *body, r"\bottomrule",
+                      r"\end{tabular}", rf"\caption{{{_tex(caption)}}}", r"\end{table}"])

@@ -1,0 +1,42 @@
+"""The sweep's side of the answer: its looks, recorded in the study, and the answer assembled from the
+study's cells by src/answer (which knows nothing of Optuna or MLflow)."""
+
+from __future__ import annotations
+
+from src.answer import decision, summary
+from src.answer.effects import estimate
+
+SLIM = ("factor", "level", "reference", "effect", "se", "df")  # what a look keeps of each question
+
+
+def _plain(v):
+    """A value as the study's JSON storage takes it (NumPy numbers become Python ones)."""
+    if hasattr(v, "item") and not isinstance(v, str | bytes):
+        return v.item()
+    return v
+
+
+def look(definition, study, planned: int | None) -> list[dict]:
+    """Takes a look: the effects of the complete cells so far, recorded in the study (once per number of
+    trainings), and every question's decision over all the looks recorded."""
+    from src.sweep.study import rows
+
+    s = definition.settings
+    obs = summary.observations(rows(study))
+    records = estimate(obs, summary.factors(definition.params), s.direction)["records"]
+    looks = list(study.user_attrs.get("looks", []))
+    if obs and (not looks or looks[-1]["cells"] < len(obs)):  # a look needs data: none before the first cell
+        looks.append({"cells": len(obs), "records": [{k: _plain(r.get(k)) for k in SLIM} for r in records]})
+        study.set_user_attr("looks", looks)
+    return decision.decide(looks, s.direction, s.equivalence, planned)
+
+
+def build(definition, study, rows: list[dict], planned: int | None, design_size: int) -> dict:
+    """The whole answer (src/answer/summary.py `assemble`), after a look."""
+    s = definition.settings
+    decided = look(definition, study, planned)
+    per_cell = study.user_attrs.get("seconds_per_cell") or summary.seconds_per_cell(rows, s.workers or 1)
+    st = summary.Study(factors=summary.factors(definition.params), direction=s.direction, metric=s.metric,
+                       delta=s.equivalence, looks=[lk["cells"] for lk in study.user_attrs.get("looks", [])],
+                       planned=planned, seconds_per_cell=per_cell, design_size=design_size)
+    return summary.assemble(rows, decided, st)
