@@ -108,3 +108,18 @@ def test_the_readme_layout_names_every_package():
     assert not missing, missing
     loose = [p.name for p in SRC.glob("*.py") if p.name != "__init__.py"]
     assert all(f"src/{name}" in layout for name in loose), loose
+
+
+def _attribute_uses(mods, names: set[str], under: str = "src", of=lambda value: True) -> list[str]:
+    return [f"{name}:{n.lineno} .{n.attr}" for name, tree in mods.items() if name.startswith(under)
+            for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in names and of(n.value)]
+
+
+def test_what_the_study_remembers_is_read_and_written_through_one_module(mods):
+    uses = _attribute_uses(mods, {"user_attrs", "set_user_attr", "system_attrs", "set_system_attr"})
+    assert uses and {u.split(":")[0] for u in uses} == {"src.sweep.attrs"}, uses
+
+
+def test_a_sweep_tells_the_study_once_per_trial(mods):
+    tells = _attribute_uses(mods, {"tell"}, "src.sweep", lambda v: not (isinstance(v, ast.Name) and v.id == "outcome"))
+    assert len(tells) == 1 and tells[0].startswith("src.sweep.worker:"), tells

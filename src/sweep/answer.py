@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from src.answer import decision, summary
 from src.answer.effects import estimate
+from src.sweep import attrs
 
 SLIM = ("factor", "level", "reference", "effect", "se", "df")  # what a look keeps of each question
 
@@ -24,10 +25,10 @@ def look(definition, study, planned: int | None) -> list[dict]:
     s = definition.settings
     obs = summary.observations(rows(study))
     records = estimate(obs, summary.factors(definition.params), s.direction)["records"]
-    looks = list(study.user_attrs.get("looks", []))
+    looks = list(attrs.LOOKS.get(study))
     if obs and (not looks or looks[-1]["cells"] < len(obs)):  # a look needs data: none before the first cell
         looks.append({"cells": len(obs), "records": [{k: _plain(r.get(k)) for k in SLIM} for r in records]})
-        study.set_user_attr("looks", looks)
+        attrs.LOOKS.set(study, looks)
     return decision.decide(looks, s.direction, s.equivalence, planned)
 
 
@@ -35,8 +36,8 @@ def build(definition, study, rows: list[dict], planned: int | None, design_size:
     """The whole answer (src/answer/summary.py `assemble`), after a look."""
     s = definition.settings
     decided = look(definition, study, planned)
-    per_cell = study.user_attrs.get("seconds_per_cell") or summary.seconds_per_cell(rows, s.workers or 1)
+    per_cell = attrs.SECONDS_PER_CELL.get(study) or summary.seconds_per_cell(rows, s.workers or 1)
     st = summary.Study(factors=summary.factors(definition.params), direction=s.direction, metric=s.metric,
-                       delta=s.equivalence, looks=[lk["cells"] for lk in study.user_attrs.get("looks", [])],
+                       delta=s.equivalence, looks=[lk["cells"] for lk in attrs.LOOKS.get(study)],
                        planned=planned, seconds_per_cell=per_cell, design_size=design_size)
     return summary.assemble(rows, decided, st)

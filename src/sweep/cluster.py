@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from src.config.paths import ROOT
 from src.sweep import SweepError, worker
-from src.sweep.worker import Job
+from src.sweep.worker import Ended, Job
 
 POLL_S = 2.0
 CANCEL_WAIT_S = 60
@@ -129,7 +129,7 @@ def connect(address: str) -> bool:
     return _started_here
 
 
-def _work(job: Job) -> dict:
+def _work(job: Job) -> Ended:
     """A worker, inside its Ray task: the GPU Ray gave it (if any), then the local worker's loop."""
     import ray
 
@@ -205,22 +205,22 @@ class Launcher:
         self.crashes[slot.key] = self.crashes.get(slot.key, 0) + 1
         return None
 
-    def run(self) -> dict:
+    def run(self) -> Ended:
         stop, errors = False, []
         while True:
             if not stop:
                 for slot in self.free():
                     self.launch(slot)
             if not self.live:
-                return errors[0] if errors else {} if stop else {
-                    "error": "the Ray cluster has no live node with the resources of a worker "
-                             f"({self.s.ray_cpus:g} CPU, sweep.ray_cpus, or a GPU)"}
+                return errors[0] if errors else Ended() if stop else Ended(
+                    "the Ray cluster has no live node with the resources of a worker "
+                    f"({self.s.ray_cpus:g} CPU, sweep.ray_cpus, or a GPU)")
             done, _ = self.ray.wait(list(self.live), num_returns=1, timeout=POLL_S)
             for ref in done:
                 outcome = self.ended(ref)
                 if outcome is not None:  # a worker stops only when the study is done or the sweep gives up
                     stop = True
-                    if outcome.get("error"):
+                    if outcome.error:
                         errors.append(outcome)
 
     def cancel(self, why: str) -> None:
@@ -238,9 +238,9 @@ class Launcher:
                       f"are recovered at the next start", file=sys.stderr)
 
 
-def run_workers(sw) -> dict:
-    """Runs the sweep's workers on the Ray cluster until the study holds its target; {"error": message} if
-    the sweep gave up."""
+def run_workers(sw) -> Ended:
+    """Runs the sweep's workers on the Ray cluster until the study holds its target; an `Ended` with its
+    error if the sweep gave up."""
     s = sw.definition.settings
     started = connect(s.ray_address)
     import ray

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 
-from src.sweep import SweepError
+from src.sweep import SweepError, attrs
 from src.sweep import study as studies
 from src.sweep.space import Param, applies, format_value, ordered, structural_combinations
 
@@ -117,7 +117,7 @@ def exhausted(design_cells: int, target: int, trials) -> bool:
 
     if not design_cells or target > design_cells:
         return False
-    asked = [t for t in trials if not t.user_attrs.get("surplus")]
+    asked = [t for t in trials if not attrs.SURPLUS.get(t)]
     waiting = any(t.state == TrialState.WAITING for t in asked)
     tried = {studies.cell_key(t) for t in asked if t.state != TrialState.WAITING}
     return not waiting and len(tried) >= design_cells

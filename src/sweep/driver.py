@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from src.answer import decision, summary
 from src.config import compose
 from src.run import interrupts
-from src.sweep import SweepError, answer, launch, placement, report, space, worker
+from src.sweep import SweepError, answer, attrs, launch, placement, report, space, worker
 from src.sweep import design as designs
 from src.sweep import study as studies
 from src.sweep import tracking as sweep_tracking
@@ -63,7 +63,7 @@ class Sweep:
     def add_seeds(self, seeds: list[int]) -> int:
         """Queues the design's cells for more seeds (a block); returns how many were queued."""
         self.seeds = list(dict.fromkeys([*self.seeds, *seeds]))  # in order, each seed once
-        self.study.set_user_attr("seeds", self.seeds)
+        attrs.SEEDS.set(self.study, self.seeds)
         return studies.enqueue(self.study, designs.cells(self.design, self.seeds))
 
 
@@ -113,7 +113,7 @@ def prepare(d: Definition) -> Sweep:
         sw.closed = reconcile(sw)  # recovers dead workers' trials first (sw.recovered)
         if d.settings.designed:
             # the seeds given, then any a sequential sweep added before (a resume keeps its blocks)
-            sw.queued = sw.add_seeds(list(d.settings.seeds) + list(study.user_attrs.get("seeds", [])))
+            sw.queued = sw.add_seeds(list(d.settings.seeds) + list(attrs.SEEDS.get(study)))
     return sw
 
 
@@ -180,16 +180,16 @@ def _workers_then_report_failure(sw: Sweep) -> bool:
     if studies.counts(sw.study)["finished"] >= sw.target:
         return True
     outcome = launch.run_workers(sw)
-    if not outcome.get("error"):
+    if not outcome.error:
         return True
-    if outcome.get("outage"):  # the report goes to the parent run, on the server that is down: not tried
-        print(f"error: {outcome['error']}\n(no report now: it is logged to the sweep's parent run on that server; "
+    if outcome.outage:  # the report goes to the parent run, on the server that is down: not tried
+        print(f"error: {outcome.error}\n(no report now: it is logged to the sweep's parent run on that server; "
               f"the resumed sweep writes it)", flush=True)
         return False
     try:
-        report.finish(sw.definition, sw.study, sw.parent_run_id, failed=outcome["error"])
+        report.finish(sw.definition, sw.study, sw.parent_run_id, failed=outcome.error)
     except Exception as e:  # noqa: BLE001 - e.g. the tracking server is the thing that is down
-        print(f"error: {outcome['error']}\n(the report could not be written: "
+        print(f"error: {outcome.error}\n(the report could not be written: "
               f"{redact(str(e)).splitlines()[0][:300]})")
     return False
 
@@ -199,8 +199,8 @@ def _another_block(sw: Sweep, t0: float, cells0: int) -> bool:
     why the sweep stops."""
     s = sw.definition.settings
     trained = studies.counts(sw.study)["finished"] - cells0
-    per_cell = (time.time() - t0) / trained if trained else sw.study.user_attrs.get("seconds_per_cell", 0.0)
-    sw.study.set_user_attr("seconds_per_cell", per_cell)
+    per_cell = (time.time() - t0) / trained if trained else (attrs.SECONDS_PER_CELL.get(sw.study) or 0.0)
+    attrs.SECONDS_PER_CELL.set(sw.study, per_cell)
     ans = answer.build(sw.definition, sw.study, studies.rows(sw.study), budget(sw), len(sw.design))
     summary.print_look(ans)
     sweep_tracking.log_look(sw.parent_run_id, ans["runs"], summary.text(ans), summary.plan_figure(ans))

@@ -11,7 +11,7 @@ import sys
 
 from src.run import interrupts
 from src.sweep import worker
-from src.sweep.worker import Job
+from src.sweep.worker import Ended, Job
 
 STOP_WAIT_S = 60  # how long stopped workers get to end their runs and tell their trials, then are killed
 SIGINT_WAIT_S = 5  # after a Ctrl-C, how long before a worker that is still running gets it from the driver
@@ -23,12 +23,11 @@ def _entry(job: Job, queue) -> None:
             queue.put(worker.main(job))
         except KeyboardInterrupt:
             if not job.driver_gone():  # no one would read it
-                queue.put({"error": None})
+                queue.put(Ended())
 
 
-def run_workers(sw) -> dict:
-    """Runs the workers to the end, with the sweep's launcher; returns {"error": message} if the sweep gave up
-    (a worker's outcome: with "outage": True when the tracking server could not be reached)."""
+def run_workers(sw) -> Ended:
+    """Runs the workers to the end, with the sweep's launcher; an `Ended` with its error if the sweep gave up."""
     if sw.definition.settings.launcher == "ray":
         from src.sweep import cluster
 
@@ -44,8 +43,8 @@ def close(sw) -> None:
         cluster.close()
 
 
-def local_workers(sw) -> dict:
-    """Worker processes on this machine (one: in this process); {"error": message} if the sweep gave up."""
+def local_workers(sw) -> Ended:
+    """Worker processes on this machine (one: in this process); an `Ended` with its error if the sweep gave up."""
     s = sw.definition.settings
     n = s.workers
     if n == 1:
@@ -75,12 +74,12 @@ def local_workers(sw) -> dict:
     outcomes = []
     while not queue.empty():
         outcomes.append(queue.get())
-    errors = [o for o in outcomes if o.get("error")]
+    errors = [o for o in outcomes if o.error]
     bad_exit = [p.name for p in procs if p.exitcode not in (0, None)]
     if bad_exit and not errors:
         print(f"warning: worker(s) {bad_exit} exited abnormally; their trials are recovered at the next start",
               file=sys.stderr)
-    return errors[0] if errors else {}
+    return errors[0] if errors else Ended()
 
 
 def stop_workers(procs, signum) -> None:

@@ -24,7 +24,7 @@ from collections import Counter
 
 from src.answer.effects import key
 from src.config.paths import MLRUNS_DIR, resolve
-from src.sweep import SweepError
+from src.sweep import SweepError, attrs
 from src.sweep.definition import Definition, Settings
 
 # the identity of this machine in the study; DIL_HOST sets it (tests simulate a second machine)
@@ -203,11 +203,11 @@ def create_or_resume(definition: Definition, url: str):
             study = optuna.create_study(study_name=s.name, storage=storage, direction=s.direction)
         except optuna.exceptions.DuplicatedStudyError:  # another machine was a moment faster
             return optuna.load_study(study_name=s.name, storage=storage), storage, False, False
-        study.set_user_attr("signature", sig)
-        study.set_user_attr("definition", {"base": [redact(o) for o in definition.base],
-                                           "search": {k: p.expr for k, p in definition.params.items()}})
+        attrs.SIGNATURE.set(study, sig)
+        attrs.DEFINITION.set(study, {"base": [redact(o) for o in definition.base],
+                                     "search": {k: p.expr for k, p in definition.params.items()}})
         return study, storage, False, True
-    old = study.user_attrs.get("signature")
+    old = attrs.SIGNATURE.get(study)
     if old is not None and old != sig:
         raise SweepError(_space_differs(s.name, redact(url), json.loads(old), json.loads(sig)))
     return study, storage, True, False
@@ -224,7 +224,7 @@ def _space_differs(name: str, url: str, old: dict, new: dict) -> str:
 
 def point(trial) -> dict:
     """A trial's configuration: its parameters, or, while it waits in the queue, the ones enqueued."""
-    return dict(trial.params) or dict(trial.system_attrs.get("fixed_params") or {})
+    return dict(trial.params) or attrs.enqueued_params(trial)
 
 
 def _key(p: dict, seed=None) -> str:
@@ -233,7 +233,7 @@ def _key(p: dict, seed=None) -> str:
 
 def cell_key(trial) -> str:
     """A trial's cell as a comparable key: its configuration and, for a designed sweep's trial, its seed."""
-    return _key(point(trial), trial.user_attrs.get("seed"))
+    return _key(point(trial), attrs.SEED.get(trial))
 
 
 def enqueue(study, cells: list[tuple[dict, int]]) -> int:
@@ -246,14 +246,14 @@ def enqueue(study, cells: list[tuple[dict, int]]) -> int:
     n = 0
     for p, seed in cells:
         if _key(p, seed) not in seen:
-            study.enqueue_trial(p, user_attrs={"seed": seed})
+            study.enqueue_trial(p, user_attrs=attrs.enqueued({attrs.SEED: seed}))
             seen.add(_key(p, seed))
             n += 1
     return n
 
 
 def counts(study) -> dict:
-    c = Counter(t.state.name for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus"))
+    c = Counter(t.state.name for t in study.get_trials(deepcopy=False) if not attrs.SURPLUS.get(t))
     return {"finished": c["COMPLETE"] + c["PRUNED"], "complete": c["COMPLETE"], "pruned": c["PRUNED"],
             "failed": c["FAIL"], "running": c["RUNNING"], "waiting": c["WAITING"]}
 
@@ -274,12 +274,12 @@ def pid_alive(pid: int) -> bool:
 
 
 def _dead(trial, grace: float, heartbeat_storage: bool, now: float) -> bool:
-    host, pid = trial.user_attrs.get("host"), trial.user_attrs.get("pid")
+    host, pid = attrs.HOST.get(trial), attrs.PID.get(trial)
     if host == HOST and pid is not None:
         return not pid_alive(int(pid))
     if heartbeat_storage:  # another host's trial: Optuna's heartbeat decides (fail_stale_trials)
         return False
-    beat = trial.user_attrs.get("heartbeat") or (trial.datetime_start.timestamp() if trial.datetime_start else now)
+    beat = attrs.HEARTBEAT.get(trial) or (trial.datetime_start.timestamp() if trial.datetime_start else now)
     return now - float(beat) > grace
 
 
@@ -310,12 +310,13 @@ def recover_stale(study, storage, s: Settings) -> list:
             continue  # finished meanwhile, or recovered by another process
         recovered.append(t)
     for t in recovered:  # a finished trial takes no attributes: the reason goes with the retry
-        reason = (f"worker died while trial {t.number} ran (host {t.user_attrs.get('host')}, pid "
-                  f"{t.user_attrs.get('pid')}); recovered by host {HOST}, pid {os.getpid()}")
-        retried = any(o.user_attrs.get("retry_of") == t.number for o in study.get_trials(deepcopy=False))
+        reason = (f"worker died while trial {t.number} ran (host {attrs.HOST.get(t)}, pid "
+                  f"{attrs.PID.get(t)}); recovered by host {HOST}, pid {os.getpid()}")
+        retried = any(attrs.RETRY_OF.get(o) == t.number for o in study.get_trials(deepcopy=False))
         if t.params and not retried:
-            cell = {"seed": t.user_attrs["seed"]} if "seed" in t.user_attrs else {}
-            study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number, "retry_reason": reason, **cell})
+            cell = {attrs.SEED: attrs.SEED.get(t)} if attrs.SEED.has(t) else {}
+            study.enqueue_trial(dict(t.params), user_attrs=attrs.enqueued(
+                {attrs.RETRY_OF: t.number, attrs.RETRY_REASON: reason, **cell}))
     return recovered
 
 
@@ -326,21 +327,21 @@ def rows(study) -> list[dict]:
 
     rows = []
     for t in study.get_trials(deepcopy=False):
-        if t.user_attrs.get("surplus"):
+        if attrs.SURPLUS.get(t):
             continue
         rows.append({
             "trial": t.number, "state": t.state.name,
             "value": t.value if t.state == TrialState.COMPLETE else None,
-            "spread": t.user_attrs.get("spread"),
-            "seed_values": t.user_attrs.get("seed_values", {}),
-            "test_values": t.user_attrs.get("test_values", {}),
-            "eval_bootstrap": t.user_attrs.get("eval_bootstrap", {}),
-            "seed": t.user_attrs.get("seed"),
-            "overrides": t.user_attrs.get("overrides", []),
+            "spread": attrs.SPREAD.get(t),
+            "seed_values": attrs.SEED_VALUES.get(t),
+            "test_values": attrs.TEST_VALUES.get(t),
+            "eval_bootstrap": attrs.EVAL_BOOTSTRAP.get(t),
+            "seed": attrs.SEED.get(t),
+            "overrides": attrs.OVERRIDES.get(t),
             "params": dict(t.params),
-            "attention": t.user_attrs.get("attention", {}),
-            "pruned_at_epoch": t.user_attrs.get("pruned_at_epoch"),
-            "failure": t.user_attrs.get("failure"),
+            "attention": attrs.ATTENTION.get(t),
+            "pruned_at_epoch": attrs.PRUNED_AT_EPOCH.get(t),
+            "failure": attrs.FAILURE.get(t) or None,
             "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
             if t.datetime_complete and t.datetime_start else None,
         })

@@ -11,7 +11,7 @@ import yaml
 
 from src.redact import redact
 from src.run import logger as tracking
-from src.sweep import SweepError
+from src.sweep import SweepError, attrs
 from src.sweep.definition import Definition
 from src.sweep.study import HOST
 
@@ -81,7 +81,7 @@ def _open_parent(definition: Definition, study, url: str, creator: bool, trackin
     exp_id = tracking.experiment_id(tracking_cfg, experiment)
 
     def stored_id():
-        return study.user_attrs.get("mlflow_parent_run_id")
+        return attrs.MLFLOW_PARENT_RUN_ID.get(study)
 
     # the trials are read before the stored id: the creator stores its parent run before any trial exists,
     # so a trial seen here means the id read next is the creator's. Read the other way round, a worker
@@ -98,7 +98,7 @@ def _open_parent(definition: Definition, study, url: str, creator: bool, trackin
     if run is None:  # the creator, a resume after a store reset, or a creator that died first
         name = definition.settings.name
         parent = create_parent(exp_id, f"sweep {name}", {"study": name, "storage": redact(url)})
-        study.set_user_attr("mlflow_parent_run_id", parent)
+        attrs.MLFLOW_PARENT_RUN_ID.set(study, parent)
         client.log_text(parent, definition_yaml(definition), "sweep.yaml")
     else:
         parent = run.info.run_id
@@ -159,7 +159,7 @@ def _reconcile(study, parent: str) -> int:
         status = run.info.status
         if status not in ("RUNNING", "FINISHED"):
             continue
-        why = t.user_attrs.get("failure") or ("worker died" if t.state == TrialState.FAIL else "pruned")
+        why = attrs.FAILURE.get(t) or ("worker died" if t.state == TrialState.FAIL else "pruned")
         if status == "FINISHED":
             why = f"its trial {t.number} ended {t.state.name}, not COMPLETE ({why})"
         _end(client, run.info.run_id, "KILLED", {"end_reason": redact(str(why))[:5000], "trial_state": t.state.name},

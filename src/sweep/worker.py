@@ -7,6 +7,7 @@ first trials all failed. While a trial runs, a thread beats its heartbeat.
 
 from __future__ import annotations
 
+import enum
 import logging
 import math
 import os
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 
 from src.config import compose
 from src.run import faults, interrupts
-from src.sweep import design, placement, space
+from src.sweep import attrs, design, placement, space
 from src.sweep import study as studies
 from src.sweep import tracking as sweep_tracking
 from src.sweep.definition import Definition
@@ -67,6 +68,30 @@ class Job:
                 "gpu_share": str(self.gpu_share if self.gpu else 0), "placement": self.placement}
 
 
+class Step(enum.Enum):
+    """What a worker does next."""
+
+    TRAIN = "train"      # ask a trial and train it
+    WAIT = "wait"        # the remaining slots are taken by other workers: wait, and step in if one dies
+    STOP = "stop"        # the study holds its trials, the design has run, or the timeout passed
+    GIVE_UP = "give up"  # the sweep should stop spending its budget (`Next.why` says why)
+
+
+@dataclass(frozen=True)
+class Next:
+    step: Step
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Ended:
+    """How a worker's loop ended: with its share done (no error), or with the sweep to give up (`error`
+    says why; `outage`: the tracking server is what cannot be reached, so no report is tried)."""
+
+    error: str | None = None
+    outage: bool = False
+
+
 class TrackingOutage(RuntimeError):
     """The tracking server is unreachable: stop the worker rather than fail trial after trial."""
 
@@ -92,7 +117,7 @@ class Heartbeat:
             if studies.has_heartbeat(self.storage):
                 self.storage.record_heartbeat(self.trial._trial_id)  # no public id of a live trial
             else:
-                self.trial.set_user_attr("heartbeat", time.time())
+                attrs.HEARTBEAT.set(self.trial, time.time())
         except self.expected as e:
             log.warning("trial %d: a heartbeat was missed (%s: %s)", self.trial.number, type(e).__name__,
                         str(e).splitlines()[0][:200] if str(e) else "")
@@ -114,9 +139,8 @@ class Heartbeat:
         self.thread.join(timeout=5)
 
 
-def main(job: Job) -> dict:
-    """One worker's loop on the study; returns {"error": message} if the sweep should give up (with
-    "outage": True when the tracking server is what cannot be reached)."""
+def main(job: Job) -> Ended:
+    """One worker's loop on the study, until its next step is to stop or to give up."""
     placement.take_gpu(job.gpu, job.gpu_share)
     from src.run.runtime import entry_point
 
@@ -139,47 +163,47 @@ def main(job: Job) -> dict:
         recovered = studies.recover_stale(study, storage, s)
         if recovered:
             for t in recovered:
-                sweep_tracking.kill_runs(t.user_attrs.get("mlflow_run_ids", []), "worker died")
+                sweep_tracking.kill_runs(attrs.MLFLOW_RUN_IDS.get(t), "worker died")
             print(f"{tag}trials {[t.number for t in recovered]} lost their worker: marked failed, their cells "
                   f"queued again", flush=True)
         trials = study.get_trials(deepcopy=False)
         step = _next(job, trials, tag)
-        if step == "wait":  # the remaining slots are taken by other workers: wait, and step in if one dies
+        if step.step == Step.WAIT:
             time.sleep(WAIT_S)
             continue
-        if step != "train":
-            return {"error": step[len("error: "):]} if step.startswith("error: ") else {}
+        if step.step != Step.TRAIN:
+            return Ended(step.why or None)
         try:
             if not one_trial(job, study, storage, tag):
                 break
         except TrackingOutage as e:
-            return {"error": str(e), "outage": True}
-    return {}
+            return Ended(str(e), outage=True)
+    return Ended()
 
 
-def _next(job: Job, trials, tag: str) -> str:
-    """What the worker does next: "train", "wait", "stop" or "error: why"."""
+def _next(job: Job, trials, tag: str) -> Next:
+    """What the worker does next, from the study's trials."""
     from optuna.trial import TrialState
 
     s = job.definition.settings
     finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     running = sum(t.state == TrialState.RUNNING for t in trials)
     if finished >= job.target:
-        return "stop"
+        return Next(Step.STOP)
     if s.timeout and time.time() > job.started + float(s.timeout):
         if finished + running < job.target:
             print(f"{tag}timeout: no new trial after {s.timeout}s", flush=True)
-        return "stop"
+        return Next(Step.STOP)
     if finished + running >= job.target:
-        return "wait"
+        return Next(Step.WAIT)
     error = _initial_failures(trials, s.max_initial_failures)
     if error:
-        return f"error: {error}"
+        return Next(Step.GIVE_UP, error)
     if design.exhausted(job.design_cells, job.target, trials):
         print(f"{tag}the design's {job.design_cells} cells have all run; {finished} finished (a failed one is left "
               f"out of the effects, not replaced by a configuration outside the design)", flush=True)
-        return "stop"
-    return "train"
+        return Next(Step.STOP)
+    return Next(Step.TRAIN)
 
 
 def one_trial(job: Job, study, storage, tag: str = "") -> bool:
@@ -190,26 +214,31 @@ def one_trial(job: Job, study, storage, tag: str = "") -> bool:
     a Ctrl-C, SIGTERM or Ray's cancel never leaves a trial RUNNING in the study. A cell whose training
     ended before the interrupt came is told COMPLETE.
     """
+    from optuna.trial import TrialState
+
     with interrupts.held() as hold:
         trial = study.ask()
-        if _surplus(job, study, trial):
-            return False
-        trial.set_user_attr("host", studies.HOST)
-        trial.set_user_attr("pid", os.getpid())
-        if job.node:
-            trial.set_user_attr("node", job.node)
         outcome = Outcome()
         try:
+            if _surplus(job, study, trial):
+                outcome.state, outcome.reason, outcome.surplus = TrialState.FAIL, SURPLUS, True
+                return False
+            attrs.HOST.set(trial, studies.HOST)
+            attrs.PID.set(trial, os.getpid())
+            if job.node:
+                attrs.NODE.set(trial, job.node)
             hold.release()
             _run(job, trial, storage, tag, outcome)
         finally:
             with interrupts.held():
                 outcome.tell(study, trial)
-    _report(study, trial, outcome.state.name, outcome.value, tag, job, outcome.reason,
-            tag_runs=not outcome.lost_tracking)
+    _report(study, trial, outcome, tag, job)
     if outcome.lost_tracking:
         raise TrackingOutage(outcome.reason)
     return True
+
+
+SURPLUS = "surplus: the study already had its trials"
 
 
 def _surplus(job: Job, study, trial) -> bool:
@@ -218,33 +247,31 @@ def _surplus(job: Job, study, trial) -> bool:
 
     ahead = [t for t in study.get_trials(deepcopy=False) if t.number < trial.number and
              t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)]
-    if len(ahead) < job.target:
-        return False
-    trial.set_user_attr("surplus", True)
-    trial.set_user_attr("failure", "surplus: the study already had its trials")
-    study.tell(trial, state=TrialState.FAIL)
-    return True
+    return len(ahead) >= job.target
 
 
 @dataclass
 class Outcome:
-    """How a trial ended, told to the study once."""
+    """How a trial ended, filled while it runs and told to the study once."""
 
     state: object = None      # optuna TrialState; None until known (then FAIL)
     value: float | None = None
     reason: str = ""
     traceback: str = ""
-    lost_tracking: bool = False
+    lost_tracking: bool = False  # the tracking server could not be reached: the worker stops
+    surplus: bool = False        # the trial took a slot another worker already had: not a cell
 
     def tell(self, study, trial) -> None:
         from optuna.trial import TrialState
 
         if self.state is None:  # the trial's code did not get to say: an interrupt, or an error
             self.state = TrialState.FAIL
+        if self.surplus:
+            attrs.SURPLUS.set(trial, True)
         if self.state == TrialState.FAIL:
-            trial.set_user_attr("failure", self.reason or "unknown error")
+            attrs.FAILURE.set(trial, self.reason or "unknown error")
             if self.traceback:
-                trial.set_user_attr("traceback", self.traceback)
+                attrs.TRACEBACK.set(trial, self.traceback)
         study.tell(trial, self.value if self.state == TrialState.COMPLETE else None, state=self.state)
 
 
@@ -281,7 +308,7 @@ def _run(job: Job, trial, storage, tag: str, outcome: Outcome) -> None:
 def stopped(trial) -> bool:
     """Whether a trial failed because its worker was stopped (Ctrl-C, SIGTERM, a dead driver or a dead
     worker, whose cell is queued again), not because of its configuration or the code."""
-    return str(trial.user_attrs.get("failure", "")).startswith(STOPPED)
+    return attrs.FAILURE.get(trial).startswith(STOPPED)
 
 
 def _initial_failures(trials, limit: int) -> str | None:
@@ -289,24 +316,25 @@ def _initial_failures(trials, limit: int) -> str | None:
     or whose worker died, is no failure of its own)."""
     from optuna.trial import TrialState
 
-    retried = {t.user_attrs.get("retry_of") for t in trials}
+    retried = {attrs.RETRY_OF.get(t) for t in trials}
     done = [t for t in sorted(trials, key=lambda t: t.number)
-            if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) and not t.user_attrs.get("surplus")
+            if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) and not attrs.SURPLUS.get(t)
             and not stopped(t) and t.number not in retried]
     if len(done) >= limit and all(t.state == TrialState.FAIL for t in done) and not any(
             t.state == TrialState.COMPLETE for t in trials):
         first = done[0]
         return (f"the first {len(done)} trials all failed; stopping instead of spending the budget. "
-                f"Trial {first.number} failed with: {first.user_attrs.get('failure', 'unknown error')}")
+                f"Trial {first.number} failed with: {attrs.FAILURE.get(first) or 'unknown error'}")
     return None
 
 
-def _report(study, trial, state, value, tag, job: Job, reason="", tag_runs=True):
+def _report(study, trial, outcome: Outcome, tag, job: Job):
+    """Tags the trial's runs with its state (unless the tracking server is down) and prints a line."""
     from optuna.trial import TrialState
 
-    s = job.definition.settings
-    if tag_runs:
-        sweep_tracking.tag_state(trial.user_attrs.get("mlflow_run_ids", []), state)
+    s, state, value = job.definition.settings, outcome.state.name, outcome.value
+    if not outcome.lost_tracking:
+        sweep_tracking.tag_state(attrs.MLFLOW_RUN_IDS.get(trial), state)
     trials = study.get_trials(deepcopy=False)
     finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     best = ""
@@ -315,7 +343,7 @@ def _report(study, trial, state, value, tag, job: Job, reason="", tag_runs=True)
         best = f", best {bt.value:.4f} (trial {bt.number})"
     except ValueError:  # no complete trial yet
         pass
-    what = f"{s.metric} {value:.4f}" if value is not None else reason
+    what = f"{s.metric} {value:.4f}" if value is not None else outcome.reason
     print(f"{tag}trial {trial.number} {state}: {what} | study {finished}/{job.target} finished{best}", flush=True)
 
 
@@ -328,7 +356,7 @@ def run_name(sampled: list[str], seed: int) -> str:
 def trial_seeds(job: Job, trial) -> tuple:
     """The seeds a trial trains: its cell's seed (a designed sweep queues one trial per cell), or every seed
     of the sweep for a trial the sampler proposed."""
-    return (trial.user_attrs["seed"],) if "seed" in trial.user_attrs else job.definition.settings.seeds
+    return (attrs.SEED.get(trial),) if attrs.SEED.has(trial) else job.definition.settings.seeds
 
 
 def run_trial(job: Job, trial, tag="") -> float:
@@ -341,7 +369,7 @@ def run_trial(job: Job, trial, tag="") -> float:
     d = job.definition
     overrides = space.sample(trial, list(d.base), d.params, compose)
     sampled = overrides[len(d.base):]
-    trial.set_user_attr("overrides", sampled)
+    attrs.OVERRIDES.set(trial, sampled)
     seeds = trial_seeds(job, trial)
     print(f"{tag}trial {trial.number} start: {' '.join(sampled) or '(base config)'}"
           + (f" seed={seeds[0]}" if len(seeds) == 1 else ""), flush=True)
@@ -350,19 +378,19 @@ def run_trial(job: Job, trial, tag="") -> float:
         try:
             result = _train_seed(job, trial, overrides, sampled, seed, k, run_ids)
         except Pruned as e:
-            trial.set_user_attr("pruned_at_epoch", e.epoch)
+            attrs.PRUNED_AT_EPOCH.set(trial, e.epoch)
             raise optuna.TrialPruned(f"pruned at epoch {e.epoch} of seed {seed}") from None
         metric = d.settings.metric[len("valid_"):]
         values[str(seed)], tests[str(seed)] = result.valid[metric], result.test[metric]
-        trial.set_user_attr("seed_values", values)
-        trial.set_user_attr("test_values", tests)
+        attrs.SEED_VALUES.set(trial, values)
+        attrs.TEST_VALUES.set(trial, tests)
         if result.eval_bootstrap.get(metric):
-            boot = {**trial.user_attrs.get("eval_bootstrap", {}), str(seed): result.eval_bootstrap[metric]}
-            trial.set_user_attr("eval_bootstrap", boot)
+            boot = {**attrs.EVAL_BOOTSTRAP.get(trial), str(seed): result.eval_bootstrap[metric]}
+            attrs.EVAL_BOOTSTRAP.set(trial, boot)
         if result.attention:
-            trial.set_user_attr("attention", {**trial.user_attrs.get("attention", {}), str(seed): result.attention})
+            attrs.ATTENTION.set(trial, {**attrs.ATTENTION.get(trial), str(seed): result.attention})
     mean = statistics.fmean(values.values())
-    trial.set_user_attr("spread", statistics.pstdev(values.values()) if len(values) > 1 else 0.0)
+    attrs.SPREAD.set(trial, statistics.pstdev(values.values()) if len(values) > 1 else 0.0)
     if not math.isfinite(mean):
         raise ValueError(f"validation {d.settings.metric} is not a number")
     return mean
@@ -387,7 +415,7 @@ def _train_seed(job: Job, trial, overrides: list[str], sampled: list[str], seed:
 
     def started(run_id):
         run_ids.append(run_id)
-        trial.set_user_attr("mlflow_run_ids", list(run_ids))
+        attrs.MLFLOW_RUN_IDS.set(trial, list(run_ids))
 
     return train_run(compose(run_overrides), run_overrides,
                      tags={**sweep_tracking.trial_tags(d, job.parent_run_id, trial.number, seed), **job.where},

@@ -367,6 +367,7 @@ def _bookkeeping_worker(job: dict) -> list[dict]:
     from omegaconf import OmegaConf
 
     from src.run.logger import RunLogger
+    from src.sweep import attrs
     from src.sweep.study import open_storage, quiet
     from src.sweep.tracking import tag_state
 
@@ -381,8 +382,9 @@ def _bookkeeping_worker(job: dict) -> list[dict]:
         t_store = t_track = 0.0
         t = time.perf_counter()
         trial = study.ask()
-        for k in ("host", "pid", "heartbeat", "overrides"):
-            trial.set_user_attr(k, str(k))
+        for k, v in ((attrs.HOST, "bench"), (attrs.PID, os.getpid()), (attrs.HEARTBEAT, time.time()),
+                     (attrs.OVERRIDES, ["model/activation=dice"])):  # what a worker writes as a trial starts
+            k.set(trial, v)
         trial.suggest_categorical("model/activation", ["sigmoid", "dice"])
         trial.suggest_int("model.mlp.depth", 1, 3)
         trial.suggest_float("train.optimizer.lr", 1e-4, 1e-2, log=True)
@@ -400,7 +402,7 @@ def _bookkeeping_worker(job: dict) -> list[dict]:
                 t = time.perf_counter()
                 trial.report(0.5 + 0.01 * epoch, epoch)
                 trial.should_prune()
-                trial.set_user_attr("heartbeat", time.time())
+                attrs.HEARTBEAT.set(trial, time.time())
                 t_store += time.perf_counter() - t
             t = time.perf_counter()
             runlog.final({k: 0.5 for k in ("best_valid_auc", "test_auc", "test_gauc", "test_logloss")})

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from src.config.paths import ROOT
+from src.sweep import attrs
 from src.sweep.tracking import run_seconds
 from src.tools import netns
 
@@ -69,7 +70,7 @@ def measure(nodes: int, seeds: int, tmp: Path) -> dict:
     first = min(t.datetime_start.timestamp() for t in trials)
     span = max(t.datetime_complete.timestamp() for t in trials) - first
     trial_s = [(t.datetime_complete - t.datetime_start).total_seconds() for t in trials]
-    run_s = [sum(runs[i] for i in t.user_attrs["mlflow_run_ids"]) for t in trials]
+    run_s = [sum(runs[i] for i in attrs.MLFLOW_RUN_IDS.get(t)) for t in trials]
     return {"nodes": nodes, "workers": nodes, "cells": len(trials), "wall_s": wall, "span_s": span,
             "cells_per_min": 60 * len(trials) / span, "startup_s": first - t0,
             "training_s": statistics.fmean(run_s), "bookkeeping_s": statistics.fmean(t - r for t, r in zip(trial_s,
