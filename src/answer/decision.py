@@ -1,27 +1,33 @@
 """Decisions, not only intervals: every question of a sweep ends better, worse, equivalent or undecided,
-with the chance of any false call over the whole family of questions, and over every look at the
-data, held at `ALPHA`.
+with the chance of any false call over the whole family of questions, over every look at the data, and
+over every way of going on after a look (more seeds, a larger budget, a resume) held at `ALPHA`.
 
-A question is one factor level against its reference (src/answer/effects.py estimates its effect and
-standard error). Its verdict comes from a repeated confidence interval (Jennison & Turnbull,
-"Group Sequential Methods", ch. 9): at look k, after n_k trainings of a planned maximum N, the
-interval is `effect +- c_k * se`, where the boundaries c_1, c_2, ... spend the error rate along
-the looks by the Lan-DeMets O'Brien-Fleming function alpha(t) = 2 - 2 Phi(z_{a/2} / sqrt(t)) of the
-information fraction t = n_k / N: early looks get wide intervals, the last one nearly the
-fixed-sample width. The boundaries come from the joint normal law of the looks' statistics
-(corr(Z_i, Z_j) = sqrt(t_i / t_j), scipy.stats.multivariate_normal), then become t quantiles at
-each look's degrees of freedom. The family: each of the m questions gets alpha/m (Bonferroni), so
-all the intervals of all the questions at all the looks cover their true effects together with
-probability at least 1 - alpha, and every verdict read off them is right on that event:
+A question is one factor level against its reference (src/answer/effects.py estimates its effect, its
+standard error, its degrees of freedom and its information `n_eff`, the squared ratio of the residual
+SD to the standard error). Its verdict comes from an anytime-valid confidence sequence for that
+regression coefficient: Lindon, Ham, Tingley and Bojinov, "Anytime-valid linear models and regression
+adjusted causal inference in randomized experiments" (arXiv 2210.08589), the normal-mixture Bayes
+factor of the coefficient's t statistic, as in their avlm package. At a look with t = (effect - x) / se,
+nu residual degrees of freedom and information z2,
+
+    log BF(x) = 1/2 log(r) + (nu + 1)/2 * (log(1 + t^2/nu) - log(1 + r t^2/nu)),  r = phi / (phi + z2),
+
+and the interval is every x with BF(x) < 1/alpha: `effect +- c * se`, with c from `multiplier`. It is
+valid at every look at once, with no planned maximum: the study may add seeds forever and stop
+whenever, for any reason, the results so far included. The running intersection of a question's
+intervals is valid too, and is what the verdict reads. The family: each of the m questions gets
+alpha/m (Bonferroni), so all the intervals of all the questions at all the looks cover their true
+effects together with probability at least 1 - alpha, and every verdict read off them is right on
+that event:
 
 - better / worse: the interval excludes 0 (on the better side / the worse side);
 - equivalent: the interval lies inside +-delta (`sweep.equivalence`; for AUC-like metrics the
   CTR literature's 0.001, DIN paper section 6.6);
-- undecided: neither, yet; with what deciding it would take (`price`).
+- undecided: neither, yet; with what deciding it would take and the chance of it (`price`).
 
-A question decided at a look keeps that verdict and that look's interval (repeated confidence
-intervals are valid at whichever look one stops). A sweep without sequential looks has one look at
-t = 1, where the boundary is the fixed-sample Bonferroni interval.
+A look's decisions are recorded with it (src/sweep/answer.py) and never recomputed: a question decided
+at a look keeps that verdict, that interval and that `decided_at`, whatever the budget is later.
+docs/answer.md says why this procedure and not a group-sequential one, with the simulations.
 """
 
 from __future__ import annotations
@@ -29,68 +35,48 @@ from __future__ import annotations
 import functools
 import math
 
-import numpy as np
 from scipy import optimize, stats
 
 ALPHA = 0.05
 POWER = 0.8
+PHI = 1.0  # the mixture's precision on the standardized effect (effect / residual SD); chosen by simulation
 DELTA_DEFAULT = 0.001  # AUC: "0.001 absolute AUC gain is significant" (DIN paper 6.6; AutoInt, DCN say the same)
 VERDICTS = ("better", "worse", "equivalent", "undecided")
 VERDICT_CODE = {"worse": -1, "undecided": 0, "better": 1, "equivalent": 2}
+PROCEDURE = "anytime-valid confidence sequence (Lindon et al.)"
 
 
-def spent(t: float, alpha: float) -> float:
-    """Lan-DeMets O'Brien-Fleming alpha spending: the error rate spent by information fraction t."""
-    if t <= 0:
-        return 0.0
-    return float(2 - 2 * stats.norm.cdf(stats.norm.ppf(1 - alpha / 2) / math.sqrt(min(t, 1.0))))
+def log_bf(t2: float, nu: float, n_eff: float, phi: float = PHI) -> float:
+    """The log Bayes factor of a coefficient's squared t statistic against no effect (normal mixture)."""
+    r = phi / (phi + n_eff)
+    return 0.5 * math.log(r) + 0.5 * (nu + 1) * (math.log1p(t2 / nu) - math.log1p(r * t2 / nu))
 
 
-def _inside(bounds: tuple, fractions: tuple) -> float:
-    """P(|Z_i| < bounds_i for every look i) for the looks' statistics at these information fractions."""
-    k = len(bounds)
-    if k == 1:
-        return float(2 * stats.norm.cdf(bounds[0]) - 1)
-    t = np.asarray(fractions)
-    cov = np.sqrt(np.minimum.outer(t, t) / np.maximum.outer(t, t))
-    b = np.asarray(bounds)
-    # seeded: the integration is quasi-Monte Carlo, and a verdict must not change between two reports
-    return float(stats.multivariate_normal.cdf(b, mean=np.zeros(k), cov=cov, lower_limit=-b,
-                                               rng=np.random.default_rng(0)))
+@functools.lru_cache(maxsize=8192)  # every question at every look asks again for the same few
+def multiplier(df: float, n_eff: float, alpha: float, phi: float = PHI) -> float:
+    """The confidence sequence's half-width in standard errors at this look: the |t| at which the Bayes
+    factor reaches 1/alpha; infinite when no |t| does (too few degrees of freedom)."""
+    if df is None or n_eff is None or df < 1 or n_eff <= 0:
+        return math.inf
+    target = math.log(1 / alpha)
+
+    def gap(t):
+        return log_bf(t * t, df, n_eff, phi) - target
+
+    hi = 2.0
+    while gap(hi) < 0:
+        hi *= 2
+        if hi > 1e6:
+            return math.inf
+    return float(optimize.brentq(gap, 0.0, hi, xtol=1e-7))
 
 
-def _excess(c: float, before: tuple, fractions: tuple, target: float) -> float:
-    """How much more than `target` the looks spend with boundary c at the last one."""
-    return (1 - _inside(before + (c,), fractions)) - target
-
-
-@functools.lru_cache(maxsize=256)
-def boundaries(fractions: tuple, alpha: float) -> tuple:
-    """Two-sided z boundaries c_1..c_K for looks at these increasing information fractions (t_K <= 1),
-    spending alpha by O'Brien-Fleming: P(some |Z_k| >= c_k under no effect) = alpha(t_K).
-
-    Each look's boundary depends only on the looks before it, so the boundaries of a prefix of the
-    looks are a prefix of these (and are computed once, by the recursion)."""
-    k = len(fractions) - 1
-    target = spent(fractions[-1], alpha)
-    if k == 0:
-        return (float(stats.norm.ppf(1 - target / 2)),)
-    before = boundaries(fractions[:-1], alpha)
-    if target - (1 - _inside(before, fractions[:-1])) <= 1e-9:  # nothing left to spend: it cannot reject
-        return before + (float("inf"),)
-    c = optimize.brentq(_excess, 1.0, 10.0, args=(before, fractions, target), xtol=1e-5)
-    return before + (float(c),)
-
-
-@functools.lru_cache(maxsize=4096)  # every question at every look asks again for the same few
-def critical(fractions: tuple, alpha: float, df: float | None) -> float:
-    """The last look's multiplier of the standard error: its z boundary as a t quantile at df."""
-    z = boundaries(tuple(round(f, 6) for f in fractions), round(alpha, 12))[-1]
-    if not math.isfinite(z):
-        return z
-    if df is None or not math.isfinite(df):
-        return z
-    return float(stats.t.ppf(stats.norm.cdf(z), max(df, 1)))
+def boundary(r: dict, alpha: float) -> float:
+    """A record's multiplier of its standard error; `n_eff` defaults to df + 1 (a paired comparison's) for
+    the looks of studies recorded before it was kept."""
+    df = r.get("df")
+    n_eff = r.get("n_eff") or (df + 1 if df else None)
+    return multiplier(round(float(df), 6), round(float(n_eff), 6), round(alpha, 12)) if df else math.inf
 
 
 def verdict(lo: float, hi: float, direction: str, delta: float) -> str:
@@ -104,97 +90,142 @@ def verdict(lo: float, hi: float, direction: str, delta: float) -> str:
     return "undecided"
 
 
-def fractions_of(looks: list[int], planned: int | None) -> tuple:
-    """Information fractions of the looks (trainings so far at each) against the planned maximum."""
-    top = max([planned or 0, *looks])
-    return tuple(n / top for n in looks)
+def decide(looks: list[dict], direction: str, delta: float, alpha: float = ALPHA) -> list[dict]:
+    """Every question's verdict over the looks taken so far: the first look whose interval (the running
+    intersection of its confidence sequence) decides it, else undecided with the last look's interval.
 
-
-def decide(looks: list[dict], direction: str, delta: float, planned: int | None = None,
-           alpha: float = ALPHA) -> list[dict]:
-    """Every question's verdict over the looks taken so far: the first look whose repeated confidence
-    interval decides it, else undecided with the last look's interval.
+    A look may carry the decisions taken when it was taken (`"decisions"`: {question: decision}, as this
+    function returns them); those are kept as they are, never recomputed.
 
     Args:
-        looks: in order, {"cells": trainings so far, "records": the effects records at that look}
-            (src.answer.effects: "factor", "level", "reference", "effect", "se", "df", ...).
+        looks: in order, {"cells": trainings so far, "records": the effects records at that look
+            (src/answer/effects.py: "factor", "level", "reference", "effect", "se", "df", "n_eff"),
+            optionally "decisions"}.
         direction: "maximize" or "minimize".
         delta: the equivalence margin, in the metric's units.
-        planned: the planned maximum of trainings (the budget); None: the last look is the last.
         alpha: the family-wise error rate.
 
     Returns:
         the last look's records, each with "adj_low", "adj_high" (the interval the verdict uses),
         "verdict", "decided_at" (trainings at the deciding look, or None), "boundary" (the multiplier
-        of se), "alpha_each", "delta", "adjustment", "verdict_method".
+        of se), "alpha_each", "delta", "looks", "adjustment", "verdict_method".
     """
     looks = [lk for lk in looks if lk["cells"] > 0]  # a look at no data spends nothing and tells nothing
     if not looks:
         return []
     last = looks[-1]["records"]
-    m = max(1, len(last))
-    each = alpha / m
-    fr = fractions_of([lk["cells"] for lk in looks], planned)
-    how = (f"Bonferroni over {m} question(s), O'Brien-Fleming spending over {len(looks)} look(s) "
-           f"(information {fr[-1]:.2f} of the planned trainings)")
-    by_look = [{question(r): r for r in lk["records"]} for lk in looks]
+    each = alpha / max(1, len(last))
+    how = (f"Bonferroni over {len(last)} question(s); {PROCEDURE}, valid at each of the {len(looks)} look(s) "
+           f"taken and at any later one, whatever the budget")
     out = []
     for r in last:
         q = question(r)
-        final = dict(r, adj_low=None, adj_high=None, verdict="undecided", decided_at=None, boundary=None)
-        for k, look in enumerate(by_look):
-            rk = look.get(q)
-            if rk is None or rk.get("effect") is None or rk.get("se") is None:
+        final = dict(r, adj_low=None, adj_high=None, verdict="undecided", decided_at=None, boundary=None,
+                     alpha_each=each)
+        for look in looks:
+            d = (look.get("decisions") or {}).get(q) or _decision(_find(look, q), look["cells"], final, each,
+                                                                 direction, delta)
+            if d is None:
                 continue
-            c = critical(fr[: k + 1], each, rk.get("df"))
-            lo, hi = rk["effect"] - c * rk["se"], rk["effect"] + c * rk["se"]
-            v = verdict(lo, hi, direction, delta)
-            final.update(adj_low=lo, adj_high=hi, verdict=v, boundary=c)
-            if v != "undecided":
-                final.update({k2: rk[k2] for k2 in ("effect", "se", "df") if k2 in rk},
-                             decided_at=looks[k]["cells"])
+            final.update(d)
+            if d["verdict"] != "undecided":
                 break
-        final.update(alpha_each=each, delta=delta, adjustment=how,
-                     verdict_method="repeated confidence interval vs 0 and +-delta")
+        final.update(delta=delta, looks=len(looks), adjustment=how,
+                     verdict_method="anytime-valid interval vs 0 and +-delta")
         out.append(final)
     return out
+
+
+def _find(look: dict, q: str) -> dict | None:
+    return next((r for r in look["records"] if question(r) == q), None)
+
+
+def _decision(rk: dict | None, cells: int, before: dict, each: float, direction: str, delta: float) -> dict | None:
+    """One look's decision on one question, from its record and the interval before it (intersected)."""
+    if rk is None or rk.get("effect") is None or rk.get("se") is None:
+        return None
+    c = boundary(rk, each)
+    lo, hi = rk["effect"] - c * rk["se"], rk["effect"] + c * rk["se"]
+    if before.get("adj_low") is not None:
+        lo, hi = max(lo, before["adj_low"]), min(hi, before["adj_high"])
+    v = verdict(lo, hi, direction, delta)
+    d = {"adj_low": lo, "adj_high": hi, "verdict": v, "boundary": c, "alpha_each": each,
+         "decided_at": cells if v != "undecided" else None}
+    if v != "undecided":
+        d.update({k: rk[k] for k in ("effect", "se", "df", "n_eff") if k in rk})
+    return d
 
 
 def question(r: dict) -> str:
     return f"{r['factor']}={r['level']} vs {r['reference']}"
 
 
+def _at(r: dict, cells: int, n: int, alpha_each: float) -> tuple[float, float, float]:
+    """At a future look after n trainings, if the effect and noise stay as estimated now: the standard error,
+    the boundary the confidence sequence will use then, and the SD of that look's estimate given today's."""
+    grow = n / cells
+    se_n = r["se"] / math.sqrt(grow)
+    df, n_eff = r.get("df") or cells - 1, r.get("n_eff") or (r.get("df") or cells - 1) + 1
+    c = multiplier(round(df * grow, 3), round(n_eff * grow, 3), round(alpha_each, 12))
+    return se_n, c, r["se"] * math.sqrt(cells * max(n - cells, 0)) / n
+
+
+def chance(r: dict, direction: str, cells: int, n: int, alpha_each: float, delta: float) -> tuple[str, float]:
+    """The verdict a look after n trainings would most likely reach, and the chance that it does, if the
+    true effect is the one estimated now (conditional power, given the results so far)."""
+    est = r["effect"]
+    se_n, c, sd = _at(r, cells, n, alpha_each)
+    if not math.isfinite(c) or sd <= 0:
+        return "undecided", 0.0
+    side = "better" if (est >= 0) == (direction == "maximize") else "worse"
+    out = [(side, float(stats.norm.cdf((abs(est) - c * se_n) / sd)))]
+    room = delta - c * se_n
+    if room > 0:
+        out.append(("equivalent", float(stats.norm.cdf((room - est) / sd) - stats.norm.cdf((-room - est) / sd))))
+    return max(out, key=lambda x: x[1])
+
+
 def price(r: dict, direction: str, cells: int, per_seed: int, alpha_each: float, delta: float,
-          seconds_per_cell: float | None) -> dict | None:
-    """What deciding an undecided question would take, if its effect and noise stay as estimated:
-    the trainings (and seeds per configuration, and minutes at the measured rate) at which its
-    interval at the fixed-sample boundary would exclude zero or fit inside +-delta."""
-    est, se = r.get("effect"), r.get("se")
-    if est is None or se is None or se <= 0:
+          seconds_per_cell: float | None, power: float = POWER, most_seeds: int = 10_000) -> dict | None:
+    """What deciding an undecided question would take, if its effect and noise stay as estimated: the
+    fewest whole seeds per configuration (trainings, minutes at the measured rate) at which the look
+    reaches a verdict with at least `power` chance, with the boundary the confidence sequence will use
+    at that look; with that chance. None when no number of seeds up to `most_seeds` gets there."""
+    if r.get("effect") is None or not r.get("se") or r["se"] <= 0 or cells < 1:
         return None
-    c = float(stats.norm.ppf(1 - alpha_each / 2))
-    need = []
-    if abs(est) > 0:
-        need.append(("better" if (est > 0) == (direction == "maximize") else "worse",
-                     cells * (c * se / abs(est)) ** 2))
-    if abs(est) < delta:
-        need.append(("equivalent", cells * (c * se / (delta - abs(est))) ** 2))
-    if not need:
-        return None
-    towards, n = min(need, key=lambda x: x[1])
-    seeds = int(math.ceil(max(n, cells) / max(per_seed, 1)))  # whole seeds: a block covers the design
-    n = seeds * max(per_seed, 1)
-    out = {"towards": towards, "trainings": n, "seeds": seeds, "more_trainings": n - cells}
+    per = max(per_seed, 1)
+    now = max(1, math.floor(cells / per))
+
+    def enough(seeds):
+        return chance(r, direction, cells, seeds * per, alpha_each, delta)[1] >= power
+
+    lo, hi = now, now + 1
+    while not enough(hi):  # doubling, then bisection: the chance grows with the seeds
+        lo, hi = hi, 2 * hi
+        if hi > most_seeds:
+            return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if enough(mid) else (mid, hi)
+    n = hi * per
+    towards, p = chance(r, direction, cells, n, alpha_each, delta)
+    out = {"towards": towards, "trainings": n, "seeds": hi, "more_trainings": n - cells, "chance": p}
     if seconds_per_cell:
         out["minutes"] = (n - cells) * seconds_per_cell / 60
     return out
 
 
-def detectable_curve(se: float, cells: int, per_seed: int, alpha_each: float, seeds=range(1, 41)) -> list:
-    """[(seeds per configuration, smallest effect found 80% of the time)] for an estimate whose standard
-    error is `se` at `cells` trainings, scaling as 1/sqrt(trainings)."""
-    z = stats.norm.ppf(1 - alpha_each / 2) + stats.norm.ppf(POWER)
-    return [(s, float(z * se * math.sqrt(cells / (s * per_seed)))) for s in seeds]
+def detectable_curve(r: dict, cells: int, per_seed: int, alpha_each: float, seeds=range(1, 41)) -> list:
+    """[(seeds per configuration, smallest effect found 80% of the time)] for an estimate like `r` (its se,
+    df and n_eff at `cells` trainings), with the boundary the confidence sequence uses at that many seeds."""
+    z = stats.norm.ppf(POWER)
+    out = []
+    for s in seeds:
+        n = s * max(per_seed, 1)
+        se_n = r["se"] * math.sqrt(cells / n)
+        c = _at(r, cells, n, alpha_each)[1]
+        out.append((s, float((c + z) * se_n) if math.isfinite(c) else math.inf))
+    return out
 
 
 def next_step(verdicts: list[str], cells: int, budget: int | None, block_cells: int) -> str:

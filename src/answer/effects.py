@@ -107,7 +107,7 @@ def paired(observations: list[dict], factor: str, level, reference, direction: s
     sign = _better_sign(direction)
     wins = float(np.mean((sign * d > 0) + 0.5 * (d == 0)))
     return {"effect": mean, "ci_low": mean - half, "ci_high": mean + half, "se": se, "df": n - 1,
-            "p_better": wins, "n_pairs": n, "method": "paired",
+            "p_better": wins, "n_pairs": n, "method": "paired", "n_eff": float(n),
             "detectable": _detectable(n - 1, None if noise is None else noise * math.sqrt(2 / n))}
 
 
@@ -168,7 +168,7 @@ def _fit(obs: list[dict], factors: dict, terms: tuple, direction: str, noise: fl
         n_level = levels[factor].count(name[1])
         out.setdefault(factor, {})[name[1]] = {
             "effect": est, "ci_low": est - half, "ci_high": est + half, "se": se, "df": df, "p_better": p,
-            "n_pairs": 0, "n_runs": n_level, "method": "regression",
+            "n_pairs": 0, "n_runs": n_level, "method": "regression", "n_eff": float(1 / xtx_inv[j, j]),
             "detectable": _detectable(df, None if noise is None else noise * math.sqrt(xtx_inv[j, j]))}
     return out
 

@@ -16,7 +16,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 SCHEMA = "deep-interest-lab/effects"
-VERSION = 2  # 1: a bare list of records whose ci_low/ci_high were the verdict's interval
+VERSION = 3  # 1: a bare list of records whose ci_low/ci_high were the verdict's interval; 2: group-sequential
+READS = (2, 3)  # verdicts, no n_eff or looks; 3: anytime-valid verdicts, with n_eff, looks and the price's chance
 
 
 @dataclass
@@ -29,7 +30,9 @@ class Question:
         +-delta.
     ci95_low, ci95_high: the unadjusted 95% interval of this look alone (for reading, not for verdicts).
     verdict: better, worse, equivalent or undecided; decided_at: the trainings at the look that decided it.
-    price: for an undecided question, {"seeds", "trainings", "minutes", "towards"} that would decide it.
+    price: for an undecided question, {"seeds", "trainings", "minutes", "towards", "chance"}: the fewest seeds
+        whose look reaches `towards` with that chance (at least 80%), if the effect and noise stay as estimated.
+    n_eff: the estimate's information, (residual SD / se) squared; looks: the looks the verdict accounts for.
     """
 
     factor: str
@@ -54,6 +57,8 @@ class Question:
     boundary: float | None
     alpha_each: float | None
     price: dict | None = None
+    n_eff: float | None = None
+    looks: int | None = None
 
     @property
     def name(self) -> str:
@@ -84,8 +89,8 @@ def load(text: str) -> list[Question]:
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise ValueError(f"not an effects.json of this project (schema {SCHEMA!r}); a sweep finished before "
                          f"version {VERSION} wrote a bare list: finish it again (run the same command) to rewrite it")
-    if doc.get("version") != VERSION:
-        raise ValueError(f"effects.json version {doc.get('version')} is not {VERSION}, the one this code reads")
+    if doc.get("version") not in READS:
+        raise ValueError(f"effects.json version {doc.get('version')} is not one this code reads {READS}")
     names = {f.name for f in fields(Question)}
     return [Question(**{k: v for k, v in q.items() if k in names}) for q in doc["questions"]]
 

@@ -52,7 +52,8 @@ def question(r: dict, verdict: dict, price: dict | None) -> Question:
         verdict=verdict.get("verdict") or "undecided", verdict_low=verdict.get("adj_low"),
         verdict_high=verdict.get("adj_high"), verdict_method=verdict.get("verdict_method"),
         adjustment=verdict.get("adjustment"), delta=verdict.get("delta"), decided_at=verdict.get("decided_at"),
-        boundary=verdict.get("boundary"), alpha_each=verdict.get("alpha_each"), price=price)
+        boundary=verdict.get("boundary"), alpha_each=verdict.get("alpha_each"), price=price, n_eff=r.get("n_eff"),
+        looks=verdict.get("looks"))
 
 
 @dataclass
@@ -64,7 +65,7 @@ class Study:
     metric: str
     delta: float          # +-delta of "equivalent"
     looks: list           # the trainings at each look taken
-    planned: int | None   # the planned maximum of trainings (sequential sweeps)
+    planned: int | None   # the budget of trainings (sequential sweeps), for the report; verdicts ignore it
     seconds_per_cell: float | None
     design_size: int      # configurations in the design (0: sampled)
 
@@ -153,14 +154,19 @@ def seconds_per_cell(rows: list[dict], workers: int) -> float | None:
 
 def plan(records: list[dict], cells: int, per_seed: int) -> dict:
     """The effect the design detects (80% of the time, at the family's error rate) at each number of seeds per
-    configuration, from the questions' median standard error now."""
-    ses = [r.se for r in records if r.se]
+    configuration, for the question of median standard error now, with the boundary the verdicts will use then;
+    and each undecided question's price (seeds, its effect), the same numbers as its line of the table."""
+    known = sorted((r for r in records if r.se), key=lambda r: r.se)
     each = next((r.alpha_each for r in records if r.alpha_each), decision.ALPHA)
-    if not ses or not cells:
-        return {"curve": [], "seeds_now": cells / max(per_seed, 1)}
+    if not known or not cells:
+        return {"curve": [], "seeds_now": cells / max(per_seed, 1), "prices": []}
+    mid = known[len(known) // 2]
     seeds = sorted({int(round(1.25 ** k)) for k in range(28)} | set(SHOWN_SEEDS))  # 1 to about 400, log-spaced
-    return {"curve": decision.detectable_curve(statistics.median(ses), cells, per_seed, each, seeds),
-            "seeds_now": cells / max(per_seed, 1)}
+    prices = [(r.name, r.price["seeds"], abs(r.effect), r.price["chance"]) for r in records
+              if r.verdict == "undecided" and r.price]
+    return {"curve": decision.detectable_curve({"se": mid.se, "df": mid.df, "n_eff": mid.n_eff}, cells, per_seed,
+                                               each, seeds),
+            "seeds_now": cells / max(per_seed, 1), "prices": prices}
 
 
 def attention_summary(rows: list[dict]) -> dict:
@@ -183,9 +189,10 @@ def _fmt(v, digits=4, signed=False):
 
 def price_text(p: dict | None) -> str:
     if not p:
-        return "cannot be decided at this effect and margin"
+        return "not within 10000 seeds at this effect and margin"
     minutes = f", about {p['minutes']:.0f} min more" if p.get("minutes") is not None else ""
-    return f"{p['seeds']} seeds ({p['trainings']} trainings{minutes}) to call it {p['towards']}"
+    return (f"{p['seeds']} seeds ({p['trainings']} trainings{minutes}): a {p['chance']:.0%} chance to call it "
+            f"{p['towards']}")
 
 
 def verdict_table(ans: dict) -> str:
@@ -241,8 +248,9 @@ def text(ans: dict) -> str:
     noise, the plan and the notes."""
     lo = ans["left_out"]
     looks = ", ".join(str(c) for c in ans["looks"]) or str(ans["runs"])
-    parts = [verdict_table(ans), "", f"{ans['runs']} trainings; looks at {looks} trainings"
-             + (f" of a planned {ans['planned']}" if ans["planned"] else "") + f"; {_noise_line(ans)}.",
+    parts = [verdict_table(ans), "", f"{ans['runs']} trainings; the verdicts account for {len(ans['looks']) or 1} "
+             f"look(s), at {looks} trainings" + (f", within a budget of {ans['planned']}" if ans["planned"] else "")
+             + f"; {_noise_line(ans)}.",
              _plan_line(ans), "", "Estimates, unadjusted, beside the same best epochs' test metric (verdicts use "
              f"{ans['metric']} alone):", "", detail_table(ans), sources_text(ans)]
     if lo["trials"]:
@@ -312,6 +320,10 @@ def plan_figure(ans: dict):
     ax.plot(xs, ys, color="tab:blue", label="smallest effect found 80% of the time")
     ax.axhline(ans["delta"], color="tab:red", ls="--", label=f"delta = {ans['delta']:g}")
     ax.axvline(ans["plan"]["seeds_now"], color="0.4", ls=":", label=f"now: {ans['plan']['seeds_now']:.0f} seeds")
+    for name, seeds, effect, chance in ans["plan"].get("prices", []):  # the table's "to decide", question by question
+        ax.plot([seeds], [effect], "o", color="tab:orange")
+        ax.annotate(f"{name}: {seeds} seeds, {chance:.0%}", (seeds, effect), fontsize=7, xytext=(4, 4),
+                    textcoords="offset points")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("seeds per configuration")
@@ -347,8 +359,8 @@ def note(ans: dict, name: str, sampler: str, design_size: int) -> str:
               if design_size else f"{sampler} sampler, {ans['runs']} trainings")
     return "\n".join([
         f"## Sweep `{name}`: the answer", "", verdict_table(ans), "",
-        f"**Design**: {design}; looks at {looks} trainings" + (f" of a planned {ans['planned']}" if ans["planned"]
-                                                                else "") + f"; metric `{ans['metric']}`.",
+        f"**Design**: {design}; looks at {looks} trainings"
+        + (f", within a budget of {ans['planned']}" if ans["planned"] else "") + f"; metric `{ans['metric']}`.",
         f"**Noise**: {_noise_line(ans)}.", "",
         "Details: `report/effects.md`, `report/effects.png`, `report/plan.png` (Artifacts).",
     ])

@@ -7,7 +7,8 @@ from src.answer import decision, summary
 from src.answer.effects import estimate
 from src.sweep import attrs
 
-SLIM = ("factor", "level", "reference", "effect", "se", "df")  # what a look keeps of each question
+SLIM = ("factor", "level", "reference", "effect", "se", "df", "n_eff")  # what a look keeps of each question
+KEPT = ("adj_low", "adj_high", "verdict", "boundary", "alpha_each", "decided_at", "effect", "se", "df", "n_eff")
 
 
 def _plain(v):
@@ -17,9 +18,10 @@ def _plain(v):
     return v
 
 
-def look(definition, study, planned: int | None) -> list[dict]:
-    """Takes a look: the effects of the complete cells so far, recorded in the study (once per number of
-    trainings), and every question's decision over all the looks recorded."""
+def look(definition, study) -> list[dict]:
+    """Takes a look: the effects of the complete cells so far and every question's decision, recorded in the
+    study with the look (once per number of trainings) and never recomputed; returns the decisions over all
+    the looks recorded. Nothing here depends on the budget: a larger one later changes no verdict."""
     from src.sweep.study import rows
 
     s = definition.settings
@@ -28,14 +30,16 @@ def look(definition, study, planned: int | None) -> list[dict]:
     looks = list(attrs.LOOKS.get(study))
     if obs and (not looks or looks[-1]["cells"] < len(obs)):  # a look needs data: none before the first cell
         looks.append({"cells": len(obs), "records": [{k: _plain(r.get(k)) for k in SLIM} for r in records]})
+        decided = decision.decide(looks, s.direction, s.equivalence)
+        looks[-1]["decisions"] = {decision.question(d): {k: _plain(d.get(k)) for k in KEPT} for d in decided}
         attrs.LOOKS.set(study, looks)
-    return decision.decide(looks, s.direction, s.equivalence, planned)
+    return decision.decide(looks, s.direction, s.equivalence)
 
 
 def build(definition, study, rows: list[dict], planned: int | None, design_size: int) -> dict:
     """The whole answer (src/answer/summary.py `assemble`), after a look."""
     s = definition.settings
-    decided = look(definition, study, planned)
+    decided = look(definition, study)
     per_cell = attrs.SECONDS_PER_CELL.get(study) or summary.seconds_per_cell(rows, s.workers or 1)
     st = summary.Study(factors=summary.factors(definition.params), direction=s.direction, metric=s.metric,
                        delta=s.equivalence, looks=[lk["cells"] for lk in attrs.LOOKS.get(study)],

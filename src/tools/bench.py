@@ -23,6 +23,10 @@
         how long a process that has trained a model takes to exit, with the
         garbage collector as Python leaves it and as the project's entry points
         set it (runtime.py), fresh processes alternating
+    python -m src.bench decisions [--sims 2000]
+        the verdicts on simulated sweeps of the default shape (src/answer/simulate.py): false calls, coverage,
+        power and trainings, with the first budget and under a user who raises it whenever a question is
+        undecided; the boundary against the fixed-sample one; how often following a price decides
     python -m src.bench backends [--backend tensorflow,tensorflow-xla,jax] [--precision float32]
     python -m src.bench --backend jax,tensorflow          (the same: a --backend list compares backends)
         training throughput of the project's DIN and DIEN on each Keras backend (and
@@ -481,7 +485,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", nargs="?", default="models",
                    choices=["models", "pipeline", "preprocess", "sweep-overhead", "bookkeeping", "backends",
-                            "backend-child", "ray", "shutdown"])
+                            "backend-child", "ray", "shutdown", "decisions"])
     p.add_argument("--backend", default=None,
                    help=f"backends: which to compare, the first is the reference ({', '.join(BACKENDS)})")
     p.add_argument("--precision", default="float32", help="backends: float32, mixed_float16, mixed_bfloat16")
@@ -490,6 +494,7 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=3, help="bookkeeping: epochs reported per trial")
     p.add_argument("--nodes", default="1,2,4", help="ray: simulated node counts, one CPU each")
     p.add_argument("--seeds", type=int, default=3, help="ray: seeds of the 4-configuration design")
+    p.add_argument("--sims", type=int, default=2000, help="decisions: simulated sweeps per setting")
     p.add_argument("--models", default="din,dien")
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--history", type=int, default=50)
@@ -514,7 +519,47 @@ def main(argv=None):
         a.what = "backends"
     return {"models": bench_models, "pipeline": bench_pipeline, "preprocess": bench_preprocess,
             "sweep-overhead": bench_sweep_overhead, "bookkeeping": bench_bookkeeping, "backends": bench_backends,
-            "backend-child": _backend_child, "ray": _ray, "shutdown": bench_shutdown}[a.what](a)
+            "backend-child": _backend_child, "ray": _ray, "shutdown": bench_shutdown,
+            "decisions": bench_decisions}[a.what](a)
+
+
+def bench_decisions(a) -> dict:
+    """Simulated sweeps of the default shape: four two-level factors in a 2^(4-1) design, run noise 0.008 and
+    seed luck 0.004, three seeds first and a budget of twelve, delta 0.002."""
+    import numpy as np
+
+    from src.answer import decision, simulate
+    from src.sweep import space
+    from src.sweep.design import fractional
+
+    names = ("a", "b", "c", "d")
+    levels = np.array([[int(c[k] == 1) for k in names] for c in fractional(
+        {k: space.Param(k, "categorical", choices=(0, 1)) for k in names})])
+    out = {"sims": a.sims, "widths": [], "sweeps": [], "prices": []}
+    for seeds in (3, 6, 12, 48, 192):
+        f = simulate.fit(simulate.runs(simulate.Setting(levels, (0,) * 4, 0.002), 1, np.random.default_rng(0),
+                                       seeds), levels)
+        c = decision.multiplier(f["df"], float(f["n_eff"][0]), decision.ALPHA / 4)
+        fixed = float(decision.stats.t.ppf(1 - decision.ALPHA / 8, f["df"]))
+        out["widths"].append({"seeds": seeds, "trainings": 8 * seeds, "boundary": c, "fixed_sample": fixed,
+                              "ratio": c / fixed})
+        print(f"{8 * seeds:5d} trainings: boundary {c:.2f} se, fixed-sample {fixed:.2f} se, ratio {c / fixed:.2f}")
+    for label, truth in (("null", (0.0,) * 4), ("one SD on a", (0.008, 0.0, 0.0, 0.0))):
+        for raises in (0, 3):
+            s = simulate.Setting(levels, truth, 0.002, raises=raises)
+            row = {"truth": label, "raises": raises, **simulate.summary(s, simulate.sweeps(s, a.sims, seed=1))}
+            out["sweeps"].append(row)
+            print(f"{label:12s} raises {raises}: false calls {row['false_call_rate']:.3f}, coverage "
+                  f"{row['coverage']:.3f}, a called better {row['called_better'][0]:.3f}, trainings "
+                  f"{row['trainings']:.0f}, a decided at {row['decided_at'][0]:.0f}", flush=True)
+    for effect in (0.0, 0.001, 0.004, 0.006):
+        s = simulate.Setting(levels, (effect, 0.0, 0.0, 0.0), 0.002)
+        row = {"effect": effect, **simulate.follow_price(s, min(a.sims, 1000), seed=5)}
+        out["prices"].append(row)
+        print(f"price followed, effect {effect}: {row['priced']} priced, stated chance {row['stated_chance']:.3f}, "
+              f"decided {row['decided']:.3f}", flush=True)
+    print(json.dumps(out))
+    return out
 
 
 def _ray(a) -> dict:

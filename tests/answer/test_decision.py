@@ -1,18 +1,20 @@
 """Decisions on simulated sweeps whose truth is known, with the same looks the sequential mode takes:
-the family-wise false-call rate, equivalence for a factor that does nothing, coverage at stopping,
-and what the sequential mode saves against a fixed design of the same power."""
+the family-wise false-call rate and the coverage at stopping under a user who raises the budget whenever a
+question is undecided, equivalence for a factor that does nothing, what the sequential mode saves against
+a fixed design, an honest price, and a verdict that stays once reached."""
 
 import math
 
 import numpy as np
 import pytest
 
-from src.answer import decision
+from src.answer import decision, simulate
 from src.answer.effects import estimate
 from tests.answer.test_effects import FACTORS, fractional
 
 NOISE = 0.008
 FIRST, BLOCK, MAX_SEEDS = 3, 1, 8  # seeds: a first block, one more per look, at most 8 (64 trainings)
+LEVELS = np.array([[int(c[k] == FACTORS[k][1]) for k in FACTORS] for c in fractional()])
 
 
 def observations(configs, seeds, truth, rng, luck):
@@ -35,7 +37,7 @@ def one_sweep(truth, delta, rng, sequential=True, max_seeds=MAX_SEEDS):
     looks = []
     while True:
         looks.append({"cells": len(obs), "records": estimate(obs, FACTORS, "maximize")["records"]})
-        final = decision.decide(looks, "maximize", delta, planned if sequential else None)
+        final = decision.decide(looks, "maximize", delta)
         step = decision.next_step([r["verdict"] for r in final], len(obs), planned, BLOCK * len(configs))
         if not sequential or step != "continue":
             return final, len(obs)
@@ -55,15 +57,30 @@ def final_se(truth, n_sims=200):
     return float(np.mean(ses))
 
 
-def test_boundaries_spend_exactly_alpha_over_the_looks():
-    t = (0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
-    c = np.array(decision.boundaries(t, 0.05))
-    assert c[0] > c[-1] > 1.96 and all(np.diff(c) < 0)  # O'Brien-Fleming: wide early, near 1.96 at the end
+def test_the_boundary_is_where_the_mixture_bayes_factor_reaches_one_over_alpha():
+    c = decision.multiplier(30, 32.0, 0.0125)
+    assert decision.log_bf(c * c, 30, 32.0) == pytest.approx(math.log(1 / 0.0125), abs=1e-6)
+    assert c > decision.multiplier(300, 302.0, 0.0125) * 0.9 > 2.5  # wider than a fixed-sample t interval
+    assert math.isinf(decision.multiplier(0, 1.0, 0.05))
+
+
+def test_one_confidence_sequence_covers_at_every_look_at_once():
+    """A mean of normal draws looked at after every draw, from the 3rd to the 400th: the chance that any
+    look's interval misses the true mean stays under alpha (a fixed-sample t interval misses far more)."""
     rng = np.random.default_rng(0)
-    steps = rng.normal(size=(200_000, len(t))) * np.sqrt(np.diff(np.r_[0, t]))
-    z = steps.cumsum(1) / np.sqrt(t)
-    assert abs((np.abs(z) >= c).any(1).mean() - 0.05) < 0.003
-    assert decision.boundaries((1.0,), 0.05)[0] == pytest.approx(1.959964, abs=1e-5)
+    sims, n = 4000, 400
+    x = rng.normal(0.3, 1.0, (sims, n))
+    k = np.arange(1, n + 1)
+    mean = x.cumsum(1) / k
+    sd = np.sqrt(np.maximum((np.cumsum(x ** 2, 1) - k * mean ** 2) / np.maximum(k - 1, 1), 1e-12))
+    miss_cs = np.zeros(sims, bool)
+    miss_t = np.zeros(sims, bool)
+    for j in range(2, n):
+        c = decision.multiplier(j, float(j + 1), 0.05)
+        se = sd[:, j] / math.sqrt(j + 1)
+        miss_cs |= np.abs(mean[:, j] - 0.3) > c * se
+        miss_t |= np.abs(mean[:, j] - 0.3) > 1.96 * se
+    assert miss_cs.mean() <= 0.05 and miss_t.mean() > 0.3, (miss_cs.mean(), miss_t.mean())
 
 
 def test_four_null_factors_are_called_better_or_worse_in_at_most_five_percent_of_sweeps():
@@ -75,9 +92,11 @@ def test_four_null_factors_are_called_better_or_worse_in_at_most_five_percent_of
     assert false_calls / n <= 0.05, false_calls / n
 
 
-def test_a_factor_that_does_nothing_is_called_equivalent_when_delta_is_four_standard_errors():
+def test_a_factor_that_does_nothing_is_called_equivalent_when_delta_is_six_standard_errors():
+    """Six, not the four of a fixed-sample interval: the confidence sequence, valid at every look and every
+    extension, is about 1.5 times as wide."""
     truth = {"a": 0.012, "b": 0.0, "c": -0.004, "d": 0.002}
-    delta = 4 * final_se(truth)
+    delta = 6 * final_se(truth)
     rng = np.random.default_rng(2)
     n = 600
     equivalent = sum(by_factor(one_sweep(truth, delta, rng)[0])["b"]["verdict"] == "equivalent" for _ in range(n))
@@ -122,20 +141,78 @@ def test_the_sequential_mode_decides_a_planted_effect_with_fewer_trainings_than_
     assert ratio < 1, ratio
 
 
-def test_price_says_how_many_seeds_would_decide():
-    r = {"effect": 0.002, "se": 0.002, "df": 20}
-    p = decision.price(r, "maximize", cells=24, per_seed=8, alpha_each=0.0125, delta=0.001,
-                       seconds_per_cell=10.0)
-    z = 2.4977  # the two-sided 0.0125 quantile
-    assert p["towards"] == "better" and p["seeds"] == math.ceil(24 * (z * 0.002 / 0.002) ** 2 / 8)
-    assert p["trainings"] == 8 * p["seeds"] and p["minutes"] == pytest.approx(
-        (p["trainings"] - 24) * 10 / 60)
-    eq = decision.price({"effect": 0.0002, "se": 0.001, "df": 20}, "maximize", 24, 8, 0.0125, 0.001, None)
+def test_price_is_the_fewest_seeds_whose_look_decides_with_the_chance_it_states():
+    r = {"effect": 0.002, "se": 0.002, "df": 20, "n_eff": 12.0}
+    p = decision.price(r, "maximize", cells=24, per_seed=8, alpha_each=0.0125, delta=0.001, seconds_per_cell=10.0)
+    assert p["towards"] == "better" and p["trainings"] == 8 * p["seeds"] and p["seeds"] > 3
+    assert p["chance"] >= decision.POWER > decision.chance(r, "maximize", 24, 8 * (p["seeds"] - 1), 0.0125, 0.001)[1]
+    assert p["minutes"] == pytest.approx((p["trainings"] - 24) * 10 / 60)
+    # the boundary at that look is the confidence sequence's, not the fixed-sample one
+    se_n, c, _ = decision._at(r, 24, p["trainings"], 0.0125)
+    assert c == decision.multiplier(round(20 * p["trainings"] / 24, 3), round(12.0 * p["trainings"] / 24, 3), 0.0125)
+    eq = decision.price({"effect": 0.0002, "se": 0.001, "df": 20, "n_eff": 12.0}, "maximize", 24, 8, 0.0125, 0.001,
+                        None)
     assert eq["towards"] == "equivalent"
 
 
+def test_an_undecided_question_is_never_priced_at_what_was_already_spent():
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        se = rng.uniform(0.0005, 0.005)
+        r = {"effect": rng.normal(0, 2 * se), "se": se, "df": 23, "n_eff": 24.0}
+        [d] = decision.decide([{"cells": 24, "records": [dict(r, factor="a", level="on", reference="off")]}],
+                              "maximize", 0.001, alpha=0.0125)
+        p = decision.price(r, "maximize", 24, 8, 0.0125, 0.001, None)
+        if d["verdict"] == "undecided" and p is not None:
+            assert p["more_trainings"] > 0
+
+
+def test_a_verdict_once_reached_stays_and_a_recorded_decision_is_not_recomputed():
+    q = {"factor": "a", "level": "on", "reference": "off", "df": 40, "n_eff": 42.0}
+    early = {"cells": 48, "records": [dict(q, effect=0.02, se=0.003)]}
+    later = {"cells": 400, "records": [dict(q, effect=0.0, se=0.001)]}
+    [d] = decision.decide([early, later], "maximize", 0.001)
+    assert (d["verdict"], d["decided_at"], d["effect"]) == ("better", 48, 0.02)
+    recorded = dict(early, decisions={"a=on vs off": dict(d, verdict="worse", adj_low=-1.0, adj_high=-0.5)})
+    [again] = decision.decide([recorded, later], "maximize", 0.001)
+    assert (again["verdict"], again["decided_at"], again["adj_high"]) == ("worse", 48, -0.5)
+
+
+def test_the_fast_simulation_fits_the_effects_as_the_report_does():
+    rng = np.random.default_rng(3)
+    s = simulate.Setting(LEVELS, (0.006, 0.0, -0.004, 0.002), 0.002)
+    y = simulate.runs(s, 1, rng, seeds=5)
+    f = simulate.fit(y, LEVELS)
+    obs = [{"config": cfg, "seed": k, "value": float(y[0, i, k])} for i, cfg in enumerate(fractional())
+           for k in range(5)]
+    recs = {r["factor"]: r for r in estimate(obs, FACTORS, "maximize")["records"]}
+    for j, k in enumerate(FACTORS):
+        assert recs[k]["method"] == "regression" and recs[k]["df"] == f["df"]
+        assert (recs[k]["effect"], recs[k]["se"], recs[k]["n_eff"]) == pytest.approx(
+            (f["effect"][0, j], f["se"][0, j], f["n_eff"][j]), rel=1e-9)
+
+
+def test_a_user_who_raises_the_budget_whenever_a_question_is_undecided_keeps_the_error_rate():
+    """2000 sweeps each, the budget raised fourfold up to three times while any question is undecided."""
+    null = simulate.Setting(LEVELS, (0.0, 0.0, 0.0, 0.0), 0.002)
+    out = simulate.summary(null, simulate.sweeps(null, 2000, seed=1))
+    assert out["false_call_rate"] <= 0.05 and out["coverage"] >= 0.95, out
+    planted = simulate.Setting(LEVELS, (0.008, 0.0, -0.004, 0.002), 0.003)
+    out = simulate.summary(planted, simulate.sweeps(planted, 2000, seed=2))
+    assert out["false_call_rate"] <= 0.05 and out["coverage"] >= 0.95, out
+    assert out["called_better"][0] >= 0.99, out
+
+
+@pytest.mark.parametrize("truth", [(0.0, 0.0, 0.0, 0.0), (0.004, 0.0, 0.0, 0.0), (0.006, 0.0, 0.0, 0.0)])
+def test_following_the_price_literally_decides_at_least_as_often_as_it_says(truth):
+    s = simulate.Setting(LEVELS, truth, 0.002)
+    out = simulate.follow_price(s, 1000, seed=5)
+    error = 2 * math.sqrt(0.8 * 0.2 / out["priced"])  # two standard errors of the rate
+    assert out["priced"] >= 100 and out["decided"] >= out["stated_chance"] - error, out
+
+
 def test_a_look_at_no_data_is_ignored():
-    r = {"factor": "a", "level": "on", "reference": "off", "effect": 0.01, "se": 0.001, "df": 20}
+    r = {"factor": "a", "level": "on", "reference": "off", "effect": 0.01, "se": 0.001, "df": 20, "n_eff": 21.0}
     final = decision.decide([{"cells": 0, "records": []}, {"cells": 24, "records": [r]}], "maximize", 0.001)
     assert final[0]["verdict"] == "better" and final[0]["decided_at"] == 24
     assert decision.decide([{"cells": 0, "records": []}], "maximize", 0.001) == []

@@ -26,10 +26,12 @@ def test_a_look_is_recorded_in_a_real_study_storage_and_read_back(tmp_path):
             v = 0.7 + 0.01 * (c["a"] == "on") + rng.normal(0, 0.004)
             study.add_trial(optuna.trial.create_trial(params=c, distributions=dists, value=v,
                                                       user_attrs={"seed": seed, "seed_values": {str(seed): v}}))
-    final = answer.look(d, study, planned=32)
+    final = answer.look(d, study)
     reread = optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(str(tmp_path / "j"))))
     [stored] = reread.user_attrs["looks"]
     assert stored["cells"] == 16 and len(stored["records"]) == 4 and isinstance(stored["records"][0]["df"], int)
     assert {r["factor"] for r in final} == set(FACTORS) and all(r["verdict"] in decision.VERDICTS for r in final)
-    answer.look(d, reread, planned=32)  # the same cells: no second look
+    assert set(stored["decisions"]) == {decision.question(r) for r in final}  # taken with the look, kept
+    assert [stored["decisions"][decision.question(r)]["verdict"] for r in final] == [r["verdict"] for r in final]
+    answer.look(d, reread)  # the same cells: no second look
     assert len(reread.user_attrs["looks"]) == 1

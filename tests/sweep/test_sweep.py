@@ -255,6 +255,34 @@ def test_planted_truth_gets_the_right_verdicts_and_the_sequential_sweep_stops_ea
     assert {"report/effects.json", "report/effects.md", "report/effects.png", "report/plan.png"} <= files
 
 
+def _answer(sw) -> dict:
+    parent = [r for r in sw.runs() if r.data.tags.get("sweep_role") == "parent"][0]
+    return {r["factor"]: r for r in json.loads(mlflow.artifacts.load_text(
+        f"runs:/{parent.info.run_id}/report/effects.json"))["questions"]}
+
+
+def test_a_verdict_reached_within_a_budget_is_kept_when_a_resume_raises_the_budget(sw):
+    # what an undecided question's price invites: the sweep ends at its budget of 16 trainings with the model
+    # question decided and the order question not (a margin this data cannot resolve); the same command with
+    # a budget of 200 (and a timeout that keeps the test short) keeps that verdict and its decided_at, and goes
+    # on from the looks recorded
+    args = ("sweep.name=raise", "sweep.until=decided", "sweep.equivalence=0.0001")
+    first = sw.run(*args, "sweep.budget=16", base=PLANTED)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    before = _answer(sw)
+    assert before["model"]["verdict"] == "better" and before["model"]["decided_at"], first.stdout[-2500:]
+    assert before["train.shuffle_seed"]["verdict"] == "undecided" and before["train.shuffle_seed"]["price"]
+    assert "another block would pass the budget of 16" in first.stdout
+    looks = len(sw.study("raise").user_attrs["looks"])
+    again = sw.run(*args, "sweep.budget=200", "sweep.timeout=40", base=PLANTED)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    after = _answer(sw)
+    assert len(sw.study("raise").user_attrs["looks"]) > looks, again.stdout[-2500:]  # it went on, and looked
+    for k in ("verdict", "decided_at", "verdict_low", "verdict_high"):  # the effect is the latest estimate
+        assert after["model"][k] == before["model"][k], (k, before["model"], after["model"])
+    assert after["model"]["looks"] > before["model"]["looks"]
+
+
 FEATURES = ["sweep=none", "data=synthetic_features", "data.users=1000", "data.items=200", "data.cats=8",
             "data.seq_len=40", "data.samples_per_user=16", "data.split.valid=2", "data.split.test=2", "data.max_len=20",
             "data.cache=false", "data.partner=4", "data.current=1", "model.embedding.item=8", "model.embedding.cat=4",

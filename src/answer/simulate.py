@@ -1,0 +1,149 @@
+"""Simulated sweeps whose truth is known, many at once: the check that the verdicts keep their promise
+under the way people use the product (look, then spend more), and the figures docs/answer.md gives.
+
+A sweep here is a balanced two-level design (full or 2^(k-p), its configurations as 0/1 rows) trained
+seed by seed: value = 0.7 + the true effects of the levels on + a luck shared by a seed's runs + noise.
+Its looks are the sequential mode's, one after each seed from `first` on, and at each the effects are
+the least-squares main effects with the seed as a term, as src/answer/effects.py fits them (a test
+holds the two together), decided by src/answer/decision.py's confidence sequence. At the budget, a
+user who still sees an undecided question raises the budget fourfold, up to `raises` times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from src.answer import decision
+
+UNDECIDED, BETTER, WORSE, EQUIVALENT = 0, 1, -1, 2
+
+
+@dataclass(frozen=True)
+class Setting:
+    levels: np.ndarray        # (configurations, factors) of 0/1: a balanced design whose columns are orthogonal
+    truth: tuple              # each factor's true effect (level 1 minus level 0), metric maximized
+    delta: float              # the equivalence margin
+    noise: float = 0.008      # a run's own noise (SD)
+    luck: float = 0.004       # a seed's luck, shared by its runs (SD)
+    first: int = 3            # seeds before the first look
+    budget: int = 12          # seeds the first budget allows (4 times the first block: sweep.budget's default)
+    raises: int = 3           # times the user raises an exhausted budget fourfold while a question is undecided
+    alpha: float = decision.ALPHA
+
+    @property
+    def most_seeds(self) -> int:
+        return self.budget * 4 ** self.raises
+
+
+def runs(s: Setting, sims: int, rng: np.random.Generator, seeds: int | None = None) -> np.ndarray:
+    """(sims, configurations, seeds) simulated values."""
+    seeds = seeds or s.most_seeds
+    mean = 0.7 + s.levels @ np.asarray(s.truth, dtype=float)
+    return (mean[None, :, None] + rng.normal(0, s.luck, (sims, 1, seeds))
+            + rng.normal(0, s.noise, (sims, len(s.levels), seeds)))
+
+
+def fit(y: np.ndarray, levels: np.ndarray) -> dict:
+    """Main effects of the first `seeds` seeds of every simulated sweep, with the seed as a term: effect and se
+    (sims, factors), and the df and n_eff the whole batch shares."""
+    sims, configs, seeds = y.shape
+    on = levels.T.astype(float)                                   # (factors, configs)
+    per_config = y.mean(2)                                        # (sims, configs)
+    n_on = on.sum(1)
+    effect = per_config @ on.T / n_on - per_config @ (1 - on).T / (configs - n_on)
+    grand = y.mean((1, 2))
+    fitted = grand[:, None] + effect @ (on - on.mean(1, keepdims=True))
+    resid = y - fitted[:, :, None] - (y.mean(1) - grand[:, None])[:, None, :]
+    df = configs * seeds - on.shape[0] - seeds
+    s2 = (resid ** 2).sum((1, 2)) / df
+    n_eff = 1 / (1 / (n_on * seeds) + 1 / ((configs - n_on) * seeds))  # per factor: equal in a balanced design
+    return {"effect": effect, "se": np.sqrt(s2[:, None] / n_eff[None, :]), "df": int(df), "n_eff": n_eff}
+
+
+def _verdicts(lo: np.ndarray, hi: np.ndarray, delta: float) -> np.ndarray:
+    v = np.full(lo.shape, UNDECIDED)
+    v[lo > 0], v[hi < 0] = BETTER, WORSE
+    v[(v == UNDECIDED) & (lo > -delta) & (hi < delta)] = EQUIVALENT
+    return v
+
+
+def sweeps(s: Setting, sims: int, seed: int = 0, y: np.ndarray | None = None) -> dict:
+    """`sims` sequential sweeps under the user who raises the budget: each question's verdict, interval and
+    decided_at (trainings), and the trainings each sweep spent (`y`: their runs, else simulated here)."""
+    y = runs(s, sims, np.random.default_rng(seed)) if y is None else y
+    k, per_seed = len(s.truth), len(s.levels)
+    each = s.alpha / k
+    verdict = np.full((sims, k), UNDECIDED)
+    decided_at = np.zeros((sims, k), dtype=int)
+    lo, hi = np.full((sims, k), -np.inf), np.full((sims, k), np.inf)
+    spent = np.zeros(sims, dtype=int)
+    budget, raised, live = np.full(sims, s.budget), np.zeros(sims, dtype=int), np.ones(sims, dtype=bool)
+    for seeds in range(s.first, min(s.most_seeds, y.shape[2]) + 1):
+        f = fit(y[live, :, :seeds], s.levels)
+        c = np.array([decision.multiplier(f["df"], round(float(n), 6), each) for n in f["n_eff"]])
+        open_ = verdict[live] == UNDECIDED  # a decided question keeps its verdict and interval
+        l_now = np.where(open_, np.maximum(lo[live], f["effect"] - c * f["se"]), lo[live])
+        h_now = np.where(open_, np.minimum(hi[live], f["effect"] + c * f["se"]), hi[live])
+        v = np.where(open_, _verdicts(l_now, h_now, s.delta), verdict[live])
+        decided_at[live] = np.where(open_ & (v != UNDECIDED), seeds * per_seed, decided_at[live])
+        verdict[live], lo[live], hi[live] = v, l_now, h_now
+        spent[live] = seeds * per_seed
+        done = (verdict[live] != UNDECIDED).all(1)
+        at_budget = ~done & (seeds >= budget[live])
+        more = at_budget & (raised[live] < s.raises)
+        budget[live] = np.where(more, budget[live] * 4, budget[live])
+        raised[live] += more
+        idx = np.flatnonzero(live)
+        live[idx[done | (at_budget & ~more)]] = False
+        if not live.any():
+            break
+    return {"verdict": verdict, "decided_at": decided_at, "low": lo, "high": hi, "trainings": spent}
+
+
+def summary(s: Setting, out: dict) -> dict:
+    """The family-wise false-call rate, the coverage of the intervals at stopping, each factor's power (called
+    better) and the trainings spent on average."""
+    truth = np.asarray(s.truth, dtype=float)
+    v = out["verdict"]
+    false = ((v == BETTER) & (truth <= 0)) | ((v == WORSE) & (truth >= 0)) | \
+            ((v == EQUIVALENT) & (np.abs(truth) >= s.delta))
+    return {"false_call_rate": float(false.any(1).mean()),
+            "coverage": float(((out["low"] <= truth) & (truth <= out["high"])).mean()),
+            "called_better": [float(x) for x in (v == BETTER).mean(0)],
+            "undecided": float((v == UNDECIDED).mean()),
+            "trainings": float(out["trainings"].mean()),
+            "decided_at": [float(x) for x in np.where(out["decided_at"] > 0, out["decided_at"],
+                                                        out["trainings"][:, None]).mean(0)]}
+
+
+def follow_price(s: Setting, sims: int, seed: int = 0, question: int = 0) -> dict:
+    """Sweeps that stop at their first budget; where `question` is undecided there, the user follows its price
+    literally (resumes until the priced seeds, looking after each). Returns the mean chance the prices stated
+    and how often the question was then decided, over the sweeps that were priced."""
+    y = runs(s, sims, np.random.default_rng(seed))
+    first = sweeps(Setting(**{**s.__dict__, "raises": 0}), sims, y=y)  # stops at the first budget
+    k, per_seed = len(s.truth), len(s.levels)
+    each = s.alpha / k
+    stated, decided = [], []
+    for i in np.flatnonzero(first["verdict"][:, question] == UNDECIDED):
+        f = fit(y[i:i + 1, :, :s.budget], s.levels)
+        r = {"effect": float(f["effect"][0, question]), "se": float(f["se"][0, question]), "df": f["df"],
+             "n_eff": float(f["n_eff"][question])}
+        p = decision.price(r, "maximize", s.budget * per_seed, per_seed, each, s.delta, None)
+        if p is None or p["seeds"] > y.shape[2]:
+            continue
+        lo, hi, v = first["low"][i, question], first["high"][i, question], UNDECIDED
+        for seeds in range(s.budget + 1, p["seeds"] + 1):
+            f = fit(y[i:i + 1, :, :seeds], s.levels)
+            c = decision.multiplier(f["df"], round(float(f["n_eff"][question]), 6), each)
+            e, se = f["effect"][0, question], f["se"][0, question]
+            lo, hi = max(lo, e - c * se), min(hi, e + c * se)
+            v = _verdicts(np.array([lo]), np.array([hi]), s.delta)[0]
+            if v != UNDECIDED:
+                break
+        stated.append(p["chance"])
+        decided.append(v != UNDECIDED)
+    return {"priced": len(stated), "stated_chance": float(np.mean(stated)) if stated else None,
+            "decided": float(np.mean(decided)) if decided else None}
