@@ -341,7 +341,7 @@ def test_more_seeds_on_a_finished_design_train_only_the_new_cells(sw):
     assert len(children) == 8 and len({r.info.run_name for r in children}) == 8
     assert all(r.info.run_name.endswith(f"seed={r.data.tags['trial_seed']}") for r in children)
     after = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/report/effects.md")
-    assert after != before and "8 trainings" in after and "looks at 4, 8 trainings" in after
+    assert after != before and "the verdicts account for 2 look(s), at 4, 8 trainings" in after  # a resume is a look
     # the answer where users look: the parent's description and its numbers as metrics, found by search
     parent = sw.client().get_run(parent.info.run_id)
     note = parent.data.tags["mlflow.note.content"]
