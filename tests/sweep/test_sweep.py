@@ -347,7 +347,11 @@ def test_more_seeds_on_a_finished_design_train_only_the_new_cells(sw):
     note = parent.data.tags["mlflow.note.content"]
     assert "| model/activation: dice vs sigmoid |" in note and "8 trainings" in note
     assert parent.data.metrics["trainings"] == 8 and "verdict.model/activation.dice" in parent.data.metrics
-    assert {"effect.model.mlp.depth.2", "low.model.mlp.depth.2", "high.model.mlp.depth.2"} <= set(parent.data.metrics)
+    assert "effect.model.mlp.depth.2" in parent.data.metrics
+    # 4 pairs are too few for the confidence sequence to bound the interval: its ends are infinite, not logged
+    depth = {r["factor"]: r for r in json.loads(mlflow.artifacts.load_text(
+        f"runs:/{parent.info.run_id}/report/effects.json"))["questions"]}["model.mlp.depth"]
+    assert ("low.model.mlp.depth.2" in parent.data.metrics) == (depth["verdict_low"] is not None)
     found = mlflow.search_runs(search_all_experiments=True, filter_string=(
         "tags.sweep_role = 'parent' and metrics.`verdict.model/activation.dice` >= -1"))
     assert list(found["run_id"]) == [parent.info.run_id]
