@@ -44,6 +44,7 @@ DELTA_DEFAULT = 0.001  # AUC: "0.001 absolute AUC gain is significant" (DIN pape
 VERDICTS = ("better", "worse", "equivalent", "undecided")
 VERDICT_CODE = {"worse": -1, "undecided": 0, "better": 1, "equivalent": 2}
 PROCEDURE = "anytime-valid confidence sequence (Lindon et al.)"
+MOST_SEEDS = 10_000  # the most seeds per configuration a price looks at
 
 
 def log_bf(t2: float, nu: float, n_eff: float, phi: float = PHI) -> float:
@@ -71,12 +72,15 @@ def multiplier(df: float, n_eff: float, alpha: float, phi: float = PHI) -> float
     return float(optimize.brentq(gap, 0.0, hi, xtol=1e-7))
 
 
+def _information(r: dict, df: float) -> float:
+    """A record's `n_eff`; df + 1 (a paired comparison's) for the looks of studies recorded before it was kept."""
+    return r.get("n_eff") or df + 1
+
+
 def boundary(r: dict, alpha: float) -> float:
-    """A record's multiplier of its standard error; `n_eff` defaults to df + 1 (a paired comparison's) for
-    the looks of studies recorded before it was kept."""
+    """A record's multiplier of its standard error."""
     df = r.get("df")
-    n_eff = r.get("n_eff") or (df + 1 if df else None)
-    return multiplier(round(float(df), 6), round(float(n_eff), 6), round(alpha, 12)) if df else math.inf
+    return multiplier(round(float(df), 6), round(float(_information(r, df)), 6), round(alpha, 12)) if df else math.inf
 
 
 def verdict(lo: float, hi: float, direction: str, delta: float) -> str:
@@ -165,8 +169,8 @@ def _at(r: dict, cells: int, n: int, alpha_each: float) -> tuple[float, float, f
     the boundary the confidence sequence will use then, and the SD of that look's estimate given today's."""
     grow = n / cells
     se_n = r["se"] / math.sqrt(grow)
-    df, n_eff = r.get("df") or cells - 1, r.get("n_eff") or (r.get("df") or cells - 1) + 1
-    c = multiplier(round(df * grow, 3), round(n_eff * grow, 3), round(alpha_each, 12))
+    df = r.get("df") or cells - 1
+    c = multiplier(round(df * grow, 3), round(_information(r, df) * grow, 3), round(alpha_each, 12))
     return se_n, c, r["se"] * math.sqrt(cells * max(n - cells, 0)) / n
 
 
@@ -186,7 +190,7 @@ def chance(r: dict, direction: str, cells: int, n: int, alpha_each: float, delta
 
 
 def price(r: dict, direction: str, cells: int, per_seed: int, alpha_each: float, delta: float,
-          seconds_per_cell: float | None, power: float = POWER, most_seeds: int = 10_000) -> dict | None:
+          seconds_per_cell: float | None, power: float = POWER, most_seeds: int = MOST_SEEDS) -> dict | None:
     """What deciding an undecided question would take, if its effect and noise stay as estimated: the
     fewest whole seeds per configuration (trainings, minutes at the measured rate) at which the look
     reaches a verdict with at least `power` chance, with the boundary the confidence sequence will use
@@ -221,9 +225,7 @@ def detectable_curve(r: dict, cells: int, per_seed: int, alpha_each: float, seed
     z = stats.norm.ppf(POWER)
     out = []
     for s in seeds:
-        n = s * max(per_seed, 1)
-        se_n = r["se"] * math.sqrt(cells / n)
-        c = _at(r, cells, n, alpha_each)[1]
+        se_n, c, _ = _at(r, cells, s * max(per_seed, 1), alpha_each)
         out.append((s, float((c + z) * se_n) if math.isfinite(c) else math.inf))
     return out
 

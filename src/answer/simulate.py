@@ -17,7 +17,8 @@ import numpy as np
 
 from src.answer import decision
 
-UNDECIDED, BETTER, WORSE, EQUIVALENT = 0, 1, -1, 2
+UNDECIDED, BETTER, WORSE, EQUIVALENT = (decision.VERDICT_CODE[v] for v in ("undecided", "better", "worse",
+                                                                         "equivalent"))
 
 
 @dataclass(frozen=True)

@@ -189,7 +189,7 @@ def _fmt(v, digits=4, signed=False):
 
 def price_text(p: dict | None) -> str:
     if not p:
-        return "not within 10000 seeds at this effect and margin"
+        return f"not within {decision.MOST_SEEDS} seeds at this effect and margin"
     minutes = f", about {p['minutes']:.0f} min more" if p.get("minutes") is not None else ""
     return (f"{p['seeds']} seeds ({p['trainings']} trainings{minutes}): {p['chance']:.0%} chance to call it "
             f"{p['towards']}")

@@ -28,12 +28,14 @@ def look(definition, study) -> list[dict]:
     obs = summary.observations(rows(study))
     records = estimate(obs, summary.factors(definition.params), s.direction)["records"]
     looks = list(attrs.LOOKS.get(study))
-    if obs and (not looks or looks[-1]["cells"] < len(obs)):  # a look needs data: none before the first cell
+    new = obs and (not looks or looks[-1]["cells"] < len(obs))  # a look needs data: none before the first cell
+    if new:
         looks.append({"cells": len(obs), "records": [{k: _plain(r.get(k)) for k in SLIM} for r in records]})
-        decided = decision.decide(looks, s.direction, s.equivalence)
+    decided = decision.decide(looks, s.direction, s.equivalence)
+    if new:
         looks[-1]["decisions"] = {decision.question(d): {k: _plain(d.get(k)) for k in KEPT} for d in decided}
         attrs.LOOKS.set(study, looks)
-    return decision.decide(looks, s.direction, s.equivalence)
+    return decided
 
 
 def build(definition, study, rows: list[dict], planned: int | None, design_size: int) -> dict:
