@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 
-.PHONY: install system-deps test test-fast sweep train ui dashboard bench gpu-check wheelhouse lint clean-cache
+.PHONY: install system-deps test test-fast sweep train ui dashboard tracking-server bench gpu-check wheelhouse lint clean-cache
 
 ## the project and its pinned dependencies, installed by uv (pinned in requirements.lock too): the same
 ## packages at the same versions as pip installs them (pip freeze compared), in half pip's time
@@ -24,10 +24,10 @@ $(STAMP): pyproject.toml requirements.lock
 install: $(STAMP)
 
 ## the Debian packages the tests need (the one place that says which): Chromium for the browser test of
-## the MLflow UI, PostgreSQL's server binaries for the scale-out tests, iproute2 and util-linux for the
-## loopback-only network namespace the Ray tests run in. As root, installs what is missing; as another
-## user, stops with the command to run.
-SYSTEM_PACKAGES ?= chromium postgresql iproute2 util-linux
+## the MLflow UI, PostgreSQL's server binaries for the scale-out tests (openssl for its TLS certificate),
+## iproute2 and util-linux for the loopback-only network namespace the Ray tests run in. As root, installs
+## what is missing; as another user, stops with the command to run.
+SYSTEM_PACKAGES ?= chromium postgresql openssl iproute2 util-linux
 system-deps:
 	@missing=""; \
 	for pkg in $(SYSTEM_PACKAGES); do \
@@ -69,6 +69,11 @@ train: $(STAMP)
 ## the MLflow UI on the project's store, http://127.0.0.1:5000
 ui: $(STAMP)
 	$(PY) -m src.tools.ui $(ARGS)
+
+## the shared MLflow tracking server with basic authentication (admin password from MLFLOW_AUTH_ADMIN_PASSWORD),
+## on 127.0.0.1 unless ARGS name a --host (docs/scale-out.md, docs/security.md)
+tracking-server: $(STAMP)
+	$(PY) -m src.tools.server $(ARGS)
 
 ## Optuna's dashboard on the local study journal, read-only, http://127.0.0.1:8080
 ## (another study storage: make dashboard ARGS="postgresql://lab@DBHOST/optuna")

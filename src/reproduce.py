@@ -34,7 +34,7 @@ def compare(original: dict, new: dict) -> tuple[str, bool]:
 def main(argv=None) -> int:
     from omegaconf import OmegaConf
 
-    from src.run.logger import FetchError, fetch_run, run_metrics
+    from src.run.logger import AccessError, FetchError, check_access, fetch_run, resolve_uri, run_metrics
     from src.train import run_cli
 
     argv = sys.argv[1:] if argv is None else argv
@@ -44,7 +44,11 @@ def main(argv=None) -> int:
     run_id, overrides = argv[0], argv[1:]
     uri = next((o.split("=", 1)[1] for o in overrides if o.startswith("tracking.uri=")), None)
     try:
+        check_access(resolve_uri(uri))
         cfg, original = fetch_run(run_id, uri)
+    except AccessError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     except FetchError as e:  # unknown run id, unreachable store: say so plainly
         print(f"error: cannot fetch run {run_id}: {e}", file=sys.stderr)
         return 2

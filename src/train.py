@@ -30,6 +30,13 @@ def run_cli(cfg: DictConfig, overrides: list[str], result: dict | None = None, *
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    from src.run.logger import AccessError, check_access, resolve_uri
+
+    try:
+        check_access(resolve_uri(cfg.tracking.get("uri")))
+    except AccessError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     from src.data import DataError
     from src.run import interrupts
     from src.run.training import Diverged, train_run

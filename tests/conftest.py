@@ -179,7 +179,7 @@ def session_commands(sid: int) -> list[str]:
 
 
 def job_runner_processes(sid: int) -> list[str]:
-    """The processes of MLflow's job runner in a server's session (none: src/tools/services.py, mlflow_server_env)."""
+    """The processes of MLflow's job runner in a server's session (none: src/tools/server.py, environment)."""
     return [c for c in session_commands(sid) if "huey" in c or "server.jobs" in c]
 
 

@@ -78,6 +78,83 @@ def setup(tracking_cfg) -> str:
     return uri
 
 
+def outage(exc: BaseException) -> bool:
+    """Whether an exception (or its cause) says the tracking server cannot be reached."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        name = type(exc).__name__
+        text = str(exc)
+        if name in ("ConnectionError", "MaxRetryError", "NewConnectionError", "ConnectTimeout", "ReadTimeout"):
+            return True
+        if "API request to" in text and ("Max retries exceeded" in text or "Connection refused" in text
+                                         or "failed with exception" in text):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+class AccessError(RuntimeError):
+    """The tracking server refused this client, or cannot be reached; one line that says which."""
+
+
+def _credentials(uri: str):
+    from mlflow.utils.credentials import get_default_host_creds
+
+    return get_default_host_creds(uri)
+
+
+def check_access(uri: str | None) -> None:
+    """One authenticated request to a tracking server (a search for one experiment), before anything is
+    trained or created: the credentials (MLFLOW_TRACKING_USERNAME/PASSWORD, or MLFLOW_TRACKING_TOKEN)
+    are refused, or the server cannot be reached, is then one line. A store on this disk passes.
+
+    Raises:
+        AccessError: says what is wrong with which server and user, and what to set.
+    """
+    if not is_server(uri):
+        return
+    from mlflow.utils.rest_utils import http_request
+
+    creds, shown = _credentials(uri), redact(uri)
+    try:
+        r = http_request(creds, "/api/2.0/mlflow/experiments/search", "GET", params={"max_results": 1},
+                         max_retries=0, timeout=20, raise_on_status=False)
+    except Exception as e:  # requests' and urllib3's connection errors, under MLflow's wrapping
+        if not outage(e):
+            raise
+        raise AccessError(f"the tracking server {shown} cannot be reached; nothing was "
+                          f"started: check the address and that the server runs") from None
+    if r.status_code == 401:
+        if creds.username or creds.token:
+            who = f"user {creds.username}" if creds.username else "the token in MLFLOW_TRACKING_TOKEN"
+            raise AccessError(f"the tracking server {shown} refused the credentials of {who}; nothing was started")
+        raise AccessError(f"the tracking server {shown} asks for a user and password: set "
+                          f"MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD; nothing was started")
+    if r.status_code == 403:
+        raise AccessError(f"the tracking server {shown} refused user {creds.username} access to its "
+                          f"experiments (HTTP 403); nothing was started")
+    if r.status_code != 200:
+        raise AccessError(f"the tracking server {shown} answered HTTP {r.status_code} to a search for "
+                          f"experiments ({redact(r.text[:200])!r}); nothing was started")
+
+
+def create_user(uri: str, name: str, password: str) -> None:
+    """Adds a user to a basic-auth tracking server, as the admin whose credentials are in the environment.
+
+    Raises:
+        RuntimeError: the server refused (not the admin, a short password, a user that exists).
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.server.auth.client import AuthServiceClient
+
+    check_access(uri)
+    try:
+        AuthServiceClient(uri).create_user(name, password)
+    except MlflowException as e:
+        raise RuntimeError(f"the server refused to add user {name}: {redact(e.message).splitlines()[0]}") from None
+
+
 # MLflow 3's UI opens an experiment in its GenAI view unless told otherwise: the experiment tag says
 # what kind it is, and the URL parameter opens the "Model training" view directly
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}

@@ -119,14 +119,61 @@ def connect(address: str) -> bool:
     _started_here = False
     if address == "auto":
         try:
-            ray.init(address="auto", **options)
+            _init("auto", options)
         except ConnectionError:  # no running cluster: a local one, on this machine's cores and GPUs
             ray.init(address="local", include_dashboard=False, **options)
             _started_here = True
     else:
-        ray.init(address=address, **options)
+        try:
+            _init(address, options)
+        except ConnectionError:
+            raise SweepError(f"no Ray cluster answers at {address} (sweep.ray_address): start it "
+                             f"(ray start --head) or name the head node's address") from None
     interrupts.reclaim()  # SIGTERM stops the sweep as Ctrl-C does, not as ray.init's handler would (exit)
     return _started_here
+
+
+def _answers(address: str) -> bool:
+    """Whether something accepts connections at host:port."""
+    import socket
+
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=3):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+TOKEN_HELP = ("Ray's token authentication: set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN to the cluster's token "
+              "(`ray get-auth-token` on the head node prints it), or put it in ~/.ray/auth_token; nothing was "
+              "trained")
+
+
+def _init(address: str, options: dict) -> None:
+    """ray.init at an address. A cluster that refuses this driver (no token, or another token than the
+    cluster's) is one line; one that cannot be found stays a ConnectionError.
+
+    Raises:
+        SweepError: the cluster asks for a token this driver does not have, or refused the one it has.
+    """
+    import re
+
+    import ray
+    from ray.exceptions import AuthenticationError
+
+    try:
+        ray.init(address=address, **options)
+    except AuthenticationError:
+        raise SweepError(f"the Ray cluster at {address} asks for a token and this driver has none: "
+                         f"{TOKEN_HELP}") from None
+    except ConnectionError as e:
+        # Ray says only "Failed to connect" when a running cluster refused the token: its GCS answers
+        found = re.search(r"Failed to connect to Ray cluster at (\S+)", str(e))
+        if found and _answers(found[1]):
+            raise SweepError(f"the Ray cluster at {found[1]} refused this driver: its token is missing or not the "
+                             f"cluster's. {TOKEN_HELP}") from None
+        raise
 
 
 def _work(job: Job) -> Ended:

@@ -85,6 +85,20 @@ def warm_data(d: Definition) -> None:
             load_data(data_cfg, progress=lambda m: print(m, flush=True))
 
 
+def check_tracking(uri: str | None) -> None:
+    """A tracking server must accept this process's credentials before the study exists or data is built.
+
+    Raises:
+        SweepError: the server refused them or cannot be reached (one line, from the logger's check).
+    """
+    from src.run.logger import AccessError, check_access, resolve_uri
+
+    try:
+        check_access(resolve_uri(uri))
+    except AccessError as e:
+        raise SweepError(str(e)) from None
+
+
 def prepare(d: Definition) -> Sweep:
     """Checks the space, opens or creates the study (refusing a different space under the same
     name), recovers dead trials, opens the MLflow parent run and queues the design's cells."""
@@ -95,12 +109,17 @@ def prepare(d: Definition) -> Sweep:
         raise SweepError("sweep.launcher=ray needs Ray, which is not installed here: pip install -e '.[ray]' "
                          "(make install installs it)")
     space.check(list(d.base), d.params, compose, validate)
+    base_cfg = compose(list(d.base) + space.structural_combinations(d.params)[0])
+    check_tracking(base_cfg.tracking.get("uri"))
+    if d.settings.launcher == "ray":  # a cluster that refuses this driver is refused before the study exists
+        from src.sweep import cluster
+
+        cluster.connect(d.settings.ray_address)
     warm_data(d)
     gpus = [None]
     if d.settings.launcher == "local" and d.settings.workers > 1:
         gpus = placement.placement(d.settings.workers, placement.gpu_ids(), d.settings.trials_per_gpu)
     design = designs.points(d.settings, list(d.base), d.params, compose)
-    base_cfg = compose(list(d.base) + space.structural_combinations(d.params)[0])
     epochs = int(base_cfg.train.epochs)
     url = studies.storage_url(d.settings.storage)
     study, storage, resumed, creator = studies.create_or_resume(d, url)

@@ -11,6 +11,7 @@ import yaml
 
 from src.redact import redact
 from src.run import logger as tracking
+from src.run.logger import outage
 from src.sweep import SweepError, attrs
 from src.sweep.definition import Definition
 from src.sweep.study import HOST
@@ -192,22 +193,6 @@ def create_parent(experiment: str, name: str, tags: dict) -> str:
     run = _client().create_run(experiment, run_name=name, tags={**tags, "sweep_role": "parent",
                                                                 **tracking.git_info(), **tracking.versions()})
     return run.info.run_id
-
-
-def outage(exc: BaseException) -> bool:
-    """Whether an exception (or its cause) says the tracking server cannot be reached."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        name = type(exc).__name__
-        text = str(exc)
-        if name in ("ConnectionError", "MaxRetryError", "NewConnectionError", "ConnectTimeout", "ReadTimeout"):
-            return True
-        if "API request to" in text and ("Max retries exceeded" in text or "Connection refused" in text
-                                         or "failed with exception" in text):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
 
 
 def kill_runs(run_ids, reason: str) -> None:

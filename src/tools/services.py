@@ -19,8 +19,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 USER = "lab"
@@ -50,8 +48,22 @@ def _as_postgres(cmd: list[str], **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
 
+def certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key (openssl), readable by the server alone: TLS as
+    the scale-out recipe asks of its database (sslmode=require), on a throwaway server."""
+    crt, key = folder / "server.crt", folder / "server.key"
+    if not crt.exists():
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "7", "-subj",
+                        "/CN=127.0.0.1", "-keyout", str(key), "-out", str(crt)], check=True, capture_output=True)
+        key.chmod(0o600)
+        if os.geteuid() == 0:
+            for f in (crt, key):
+                shutil.chown(f, "postgres")
+    return crt, key
+
+
 def start_postgres(folder: Path, port: int, password: str | None = None) -> str:
-    """initdb + start on 127.0.0.1:port; databases optuna and mlflow; returns a URL template with {db}."""
+    """initdb + start on 127.0.0.1:port with TLS; databases optuna and mlflow; returns a URL template with {db}."""
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / "data"
     if os.geteuid() == 0:
@@ -60,7 +72,9 @@ def start_postgres(folder: Path, port: int, password: str | None = None) -> str:
     auth = ["--auth-local=trust", "--auth-host=" + ("scram-sha-256" if password else "trust")]
     if not data.exists():
         _as_postgres([str(b / "initdb"), "-D", str(data), "-U", USER, *auth, "--no-sync"])
-    opts = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+    crt, key = certificate(folder)
+    opts = (f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 "
+            f"-c ssl=on -c ssl_cert_file={crt} -c ssl_key_file={key}")
     _as_postgres([str(b / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(folder / "server.log"), "-w", "start"])
     psql = [str(b / "psql"), "-h", str(folder), "-p", str(port), "-U", USER, "-d", "postgres", "-q", "-c"]
     for db in ("optuna", "mlflow"):
@@ -88,35 +102,27 @@ def postgres(password: str | None = None):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def mlflow_server_env() -> dict:
-    """The environment of an `mlflow server` this project starts: bound to loopback, and without MLflow's job
-    runner unless the caller's environment asks for it (MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true). The runner
-    (huey consumer processes beside the server) runs MLflow's GenAI jobs, scorers and trace roll-ups, which
-    nothing of this project submits; it made each start seconds longer and its processes kept polling."""
-    return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ, "MLFLOW_HOST": "127.0.0.1"}
-
-
 def start_mlflow_server(backend_uri: str, artifacts: Path, port: int, log: Path | None = None,
-                        workers: int = 2) -> subprocess.Popen:
+                        workers: int = 2, auth: Path | None = None) -> subprocess.Popen:
     """`mlflow server` on 127.0.0.1:port serving artifacts from `artifacts`, with `workers` server
     processes; waits until it answers. One worker serves a few sweep workers' requests (it answers
-    them on threads) and starts in one process instead of a supervisor and two."""
+    them on threads) and starts in one process instead of a supervisor and two. `auth`: the folder of
+    a basic-auth server's users (src/tools/server.py; the admin password from MLFLOW_AUTH_ADMIN_PASSWORD)."""
+    from src.tools import server
+
     artifacts.mkdir(parents=True, exist_ok=True)
     out = open(log, "ab") if log else subprocess.DEVNULL
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri, "--artifacts-destination",
-         str(artifacts), "--serve-artifacts", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-        stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=mlflow_server_env())
-    deadline = time.time() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5):
-                return proc
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                raise RuntimeError(f"mlflow server on port {port} did not start") from None
-            time.sleep(0.5)
+    env = server.environment(MLFLOW_HOST="127.0.0.1")
+    if auth is not None:
+        env.update(server.auth_environment(server.auth_config(auth, None)))
+    cmd = server.command(backend_uri, artifacts, "127.0.0.1", port, workers, auth=auth is not None,
+                         hosts=server.allowed_hosts("127.0.0.1", port) if auth is not None else None)
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    try:
+        server.wait_until_up(proc, "127.0.0.1", port)
+    except server.ServerError as e:
+        raise RuntimeError(str(e)) from None
+    return proc
 
 
 def stop_process(proc: subprocess.Popen) -> None:

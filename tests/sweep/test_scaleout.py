@@ -180,8 +180,9 @@ def test_tracking_server_unreachable_at_start(tmp_path, sweep_main, monkeypatch)
                      f"tracking.uri=http://127.0.0.1:{port}")
     assert out.returncode == 2, out.stderr[-3000:]
     assert "Traceback" not in out.stderr, out.stderr[-3000:]
-    assert f"the MLflow tracking store http://127.0.0.1:{port} cannot be reached before any trial" in out.stderr
+    assert f"the tracking server http://127.0.0.1:{port} cannot be reached; nothing was started" in out.stderr
     assert "trial 0 start" not in out.stdout
+    assert not (tmp_path / "j").exists()  # refused before the study exists
 
 
 def test_second_host_heartbeat(pg_db, tmp_path, empty_mlflow_db):
