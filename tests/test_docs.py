@@ -63,34 +63,42 @@ def test_the_timing_check_finds_what_it_looks_for():
         assert not TIMING.search(text), text
 
 
+def code_lines(page):
+    """The lines of the code blocks (fenced or indented) of a page, continuation lines joined and trailing
+    comments dropped, in order."""
+    out = []
+    fenced, lines = False, page.read_text().splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        if fenced or line.startswith("    "):
+            text = line.strip()
+            while text.endswith("\\") and i + 1 < len(lines):
+                i += 1
+                text = text[:-1] + " " + lines[i].strip()
+            out.append(re.sub(r"\s+#.*$", "", text))
+        i += 1
+    return out
+
+
 def shown_commands():
     """(page, command) of every `python -m ...` and `make ...` line in the code blocks of the README and docs/,
-    continuation lines joined, environment assignments and `.venv/bin/` dropped."""
+    environment assignments and `.venv/bin/` dropped."""
     import shlex
 
     out = []
     for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
-        fenced, lines = False, page.read_text().splitlines()
-        i = 0
-        while i < len(lines):
-            line = lines[i]
-            if line.lstrip().startswith("```"):
-                fenced = not fenced
-            if fenced or line.startswith("    "):
-                text = line.strip()
-                while text.endswith("\\") and i + 1 < len(lines):
-                    i += 1
-                    text = text[:-1] + " " + lines[i].strip()
-                text = re.sub(r"\s+#.*$", "", text).replace(".venv/bin/", "")
-                try:
-                    words = shlex.split(text)
-                except ValueError:
-                    words = []
-                while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
-                    words = words[1:]
-                if words[:2] == ["python", "-m"] or (words[:1] == ["make"] and len(words) > 1):
-                    out.append((page.name, words))
-            i += 1
+        for text in code_lines(page):
+            try:
+                words = shlex.split(text.replace(".venv/bin/", ""))
+            except ValueError:
+                words = []
+            while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
+                words = words[1:]
+            if words[:2] == ["python", "-m"] or (words[:1] == ["make"] and len(words) > 1):
+                out.append((page.name, words))
     return out
 
 

@@ -35,6 +35,10 @@ from src.config.paths import MLRUNS_DIR, ROOT, resolve
 from src.redact import redact
 from src.run import faults, interrupts
 
+# MLflow's telemetry off unless the user turns it on: it is read when mlflow is first imported, and the
+# project's modules that import mlflow (this one, src/sweep/tracking.py, src/tools/ui.py) import this one first
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
 LIBRARIES = ("tensorflow", "jax", "jaxlib", "keras", "mlflow", "optuna", "hydra-core", "omegaconf", "numpy",
              "pandas")
 def default_uri() -> str:
