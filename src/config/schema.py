@@ -102,6 +102,15 @@ class EventColumns(Strict):
     time: str
     category: str | None = None  # else the item table's, else one category for all
     label: str | None = None     # None: implicit feedback (every row a click, negatives sampled)
+    kind: str | None = None      # None: every row is a sample and a later behaviour; else data.kinds says which
+
+
+class RowKinds(Strict):
+    """The values of the kind column: an impression is a sample (with its label) and never a behaviour; a
+    behaviour is history and never a sample."""
+
+    impression: str = "impression"
+    behaviour: str = "behaviour"
 
 
 class ItemColumns(Strict):
@@ -128,6 +137,7 @@ class EventLog(RealData):
     format: Literal["auto", "csv", "tsv", "parquet"]
     columns: EventColumns
     positive_at: float | None = None  # a label column of ratings: label = rating >= positive_at
+    kinds: RowKinds = RowKinds()
     time_format: Literal["auto", "s", "ms", "iso"]
     items: ItemTable
     users: UserTable

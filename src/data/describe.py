@@ -20,6 +20,7 @@ def summary(data: SequenceData) -> dict:
         "items": data.meta.get("items", data.vocab["item"] - 2),
         "categories": data.meta.get("cats", data.vocab["cat"] - 2),
         "events": int(len(data.events["item"])),
+        "impressions": data.meta.get("impressions"),  # a log with row kinds: its events are its behaviours
         "max_len": data.max_len,
         "features": [{k: f[k] for k in ("name", "of", "kind", "size")} for f in data.features],
         "splits": {},
@@ -42,8 +43,11 @@ def summary(data: SequenceData) -> dict:
 
 
 def render(info: dict, data: SequenceData) -> str:
+    events = f"{info['events']:,} events"
+    if info.get("impressions") is not None:
+        events = f"{info['events']:,} behaviours and {info['impressions']:,} impressions"
     lines = [f"data set {info['name']}: {info['users']:,} users, {info['items']:,} items, "
-             f"{info['categories']:,} categories, {info['events']:,} events, histories up to {info['max_len']}"]
+             f"{info['categories']:,} categories, {events}, histories up to {info['max_len']}"]
     lines.append(f"{'split':<6} {'samples':>10} {'positive':>9} {'hist min':>8} {'p25':>5} {'median':>6} "
                  f"{'p75':>5} {'max':>5} {'mean':>6} {'at T':>6}")
     for split, s in info["splits"].items():

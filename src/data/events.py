@@ -114,7 +114,7 @@ def _chunks(path: Path, fmt: str, wanted: dict, chunk_rows: int, categorical=())
     try:
         # every column is parsed (usecols would drop a line's extra fields without a word), a chunk at a time;
         ids = {col: str for role, col in wanted.items()
-               if role in ("user", "item", "category", "item_category", "table_user") or role in categorical}
+               if role in ("user", "item", "category", "item_category", "table_user", "kind") or role in categorical}
         with pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", dtype=ids, chunksize=chunk_rows,
                          keep_default_na=False, na_values=[""]) as reader:  # ids as written ("007" is not 7)
             for df in reader:
@@ -167,10 +167,26 @@ def _times(col, where, fmt: str) -> tuple[np.ndarray, str]:
     return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64), "iso"
 
 
-def _labels(col, where, positive_at) -> np.ndarray:
+def _kinds(col, where, kinds: dict) -> np.ndarray:
+    """Whether each row is an impression (a sample), from the kind column's values (data.kinds)."""
+    values = col.fillna("").astype(str).to_numpy()
+    impression = values == str(kinds.get("impression", "impression"))
+    bad = ~impression & (values != str(kinds.get("behaviour", "behaviour")))
+    if bad.any():
+        i = _first_bad(bad)
+        raise DataError(f"{where(i)}: kind {values[i]!r} is neither data.kinds.impression="
+                        f"{kinds.get('impression', 'impression')!r} nor data.kinds.behaviour="
+                        f"{kinds.get('behaviour', 'behaviour')!r}")
+    return impression
+
+
+def _labels(col, where, positive_at, shown=None) -> np.ndarray:
+    """The labels, 0 or 1; with row kinds (`shown`: the impressions) a behaviour's label is not read."""
     import pandas as pd
 
     num = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64)
+    if shown is not None:
+        num = np.where(shown, num, 0.0)
     bad = np.isnan(num)
     if positive_at is None:
         bad |= (num != 0) & (num != 1)
@@ -318,7 +334,8 @@ def _read_log(cfg, log_paths: list[Path], wanted: dict, progress):
     roles, categorical = _feature_roles(feats)
     positive_at, time_fmt = cfg.get("positive_at"), cfg.get("time_format", "auto")
     codes = {"user": Codes(), "item": Codes(), "category": Codes(), **{n: Codes() for n in feats}}
-    parts: dict[str, list] = {k: [] for k in ("user", "item", "cat", "time", "label", *roles)}
+    parts: dict[str, list] = {k: [] for k in ("user", "item", "cat", "time", "label", "kind", *roles)}
+    kinds = (cfg.get("kinds") or {}) if "kind" in wanted else None
     rows = 0
     for path in log_paths:
         for where, df in _chunks(path, _format(path, cfg), {**wanted, **roles}, int(cfg.get("chunk_rows", 1_000_000)),
@@ -333,8 +350,12 @@ def _read_log(cfg, log_paths: list[Path], wanted: dict, progress):
             parts["time"].append(t)
             if "category" in wanted:
                 parts["cat"].append(codes["category"](df["category"].fillna("unknown")))
+            shown = None
+            if kinds is not None:
+                shown = _kinds(df["kind"], where, kinds)
+                parts["kind"].append(shown)
             if "label" in wanted:
-                parts["label"].append(_labels(df["label"], where, positive_at))
+                parts["label"].append(_labels(df["label"], where, positive_at, shown))
             for n, f in feats.items():
                 col = df[f"feature:{n}"]
                 parts[f"feature:{n}"].append(codes[n](col) if f["kind"] == "categorical" else _numbers(col, where, n))
@@ -349,10 +370,14 @@ def _read_log(cfg, log_paths: list[Path], wanted: dict, progress):
 def load_events(cfg, paths: list[Path], progress=None):
     """The log's events, coded, with their provenance; `progress(rows)` after each chunk."""
     columns = cfg.get("columns") or {}
-    wanted = {role: columns[role] for role in ("user", "item", "time", "category", "label") if columns.get(role)}
+    wanted = {role: columns[role] for role in ("user", "item", "time", "category", "label", "kind")
+              if columns.get(role)}
     for role in ("user", "item", "time"):
         if role not in wanted:
             raise DataError(f"`data.columns.{role}` is not set: name the log's {role} column")
+    if "kind" in wanted and "label" not in wanted:
+        raise DataError("`data.columns.kind` is set but `data.columns.label` is not: a log of impressions and "
+                        "behaviours needs each impression's label")
     positive_at = cfg.get("positive_at")
     log_paths, item_paths, user_paths = _split_paths(cfg, paths)
     parts, codes, event_raw, rows, time_fmt = _read_log(cfg, log_paths, wanted, progress)
@@ -365,16 +390,23 @@ def load_events(cfg, paths: list[Path], progress=None):
     cat, item_raw = _item_side(cfg, item_paths, codes["item"], codes["category"], parts["cat"], item, meta, steps)
     user_raw = _user_side(cfg, user_paths, codes["user"], user)
     label = None
+    kind = np.concatenate(parts["kind"]) if parts["kind"] else None
+    if kind is not None and not kind.any():
+        raise DataError(f"{', '.join(map(str, log_paths))}: no row is an impression (column {wanted['kind']!r} "
+                        f"= {(cfg.get('kinds') or {}).get('impression', 'impression')!r}): nothing to predict")
     if parts["label"]:
         label = np.concatenate(parts["label"])
-        if label.min() == label.max():
-            raise DataError(f"{', '.join(map(str, log_paths))}: every label is {int(label[0])} (column "
+        shown = label if kind is None else label[kind]
+        if shown.min() == shown.max():
+            raise DataError(f"{', '.join(map(str, log_paths))}: every label is {int(shown[0])} (column "
                             f"{wanted['label']!r}{f', positive_at={positive_at}' if positive_at is not None else ''}): "
                             f"a click model needs both classes")
     meta["filtering"] = steps
     order = {n: i for i, n in enumerate(side.declared(cfg))}  # the features in the config's order
     feats = sorted(item_raw + user_raw + event_raw, key=lambda f: order[f.name])
-    return Events(user, item, cat, time, label, feats), meta
+    if kind is not None:
+        meta["impressions"] = int(kind.sum())
+    return Events(user, item, cat, time, label, feats, kind), meta
 
 
 def protocol_overrides(cfg) -> dict:

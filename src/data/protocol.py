@@ -30,7 +30,8 @@ from src.data.dataset import OOV, PAD, SPLITS, DataError, SequenceData, filterin
 class Events:
     """Raw events, one row each: integer codes for user, item and category, a timestamp
     and, for explicit feedback, a label. Codes are arbitrary non-negative ints. `features` holds the
-    declared side features' raw values, one per event (src/data/features.py)."""
+    declared side features' raw values, one per event (src/data/features.py). With `kind`, an impression
+    is a sample whose history is the user's behaviours strictly before it, and a behaviour is history only."""
 
     user: np.ndarray
     item: np.ndarray
@@ -38,6 +39,7 @@ class Events:
     time: np.ndarray
     label: np.ndarray | None = None
     features: list = field(default_factory=list)
+    kind: np.ndarray | None = None  # True: an impression (a sample, never history); None: every event is both
 
     def __len__(self):
         return len(self.user)
@@ -97,39 +99,64 @@ class _Sorted:
     starts: np.ndarray   # first event of each user
     counts: np.ndarray   # events per user
     user_of: np.ndarray  # user index of each event
-    pos: np.ndarray      # position of each event in its user's history
+    pos: np.ndarray      # position of each event in its user's events
+    kind: np.ndarray | None = None  # impressions (samples only); None: every event is a sample and a behaviour
+    seen: np.ndarray | None = None  # behaviours of its user before each event (the history it can have)
+    end: np.ndarray | None = None   # where each event's history ends in the behaviours' arrays
 
     def __len__(self) -> int:
         return len(self.user)
 
+    @property
+    def behaviours(self) -> np.ndarray | slice:
+        """The events that are history (all, without kinds)."""
+        return slice(None) if self.kind is None else ~self.kind
+
 
 def _sort(events: Events, extra: dict | None) -> _Sorted:
-    order = np.lexsort((events.item, events.time, events.user))
+    """Events by (user, time, item); with kinds an impression comes before its time's behaviours, which are
+    not its history."""
+    keys = (events.item, events.time, events.user) if events.kind is None else \
+        (events.item, np.where(events.kind, 0, 1), events.time, events.user)
+    order = np.lexsort(keys)
     user = events.user[order]
     starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
     counts = np.diff(np.r_[starts, len(user)])
     user_of = np.repeat(np.arange(len(starts)), counts)
+    pos = np.arange(len(user)) - starts[user_of]
+    kind, seen, end = None, pos, np.arange(len(user))
+    if events.kind is not None:
+        kind = events.kind[order]
+        end = np.cumsum(~kind) - ~kind  # behaviours before each event, over all users
+        seen = end - end[starts][user_of]
     return _Sorted(user, events.item[order], events.cat[order], None if events.label is None else events.label[order],
                    {k: v[order] for k, v in (extra or {}).items()},
                    [replace(f, values=np.asarray(f.values)[order]) for f in events.features], starts, counts, user_of,
-                   np.arange(len(user)) - starts[user_of])
+                   pos, kind, seen, end)
 
 
 def _samples(ev: _Sorted, min_history: int, per_user) -> tuple[np.ndarray, list]:
-    """The sample events (every event with enough history, optionally only a user's last k) and the
-    filtering record of that choice."""
-    is_sample = ev.pos >= min_history
-    short = int((~is_sample).sum())
+    """The sample events (every event, or every impression, with enough history; optionally only a user's
+    last k) and the filtering record of that choice."""
+    candidate = np.ones(len(ev), bool) if ev.kind is None else ev.kind
+    steps = [filtering_step("events", len(ev), "events")]
+    if ev.kind is not None:
+        steps.append(filtering_step("not_samples_behaviours", -int((~candidate).sum()), "behaviours (history only)"))
+    is_sample = candidate & (ev.seen >= min_history)
+    short = int((candidate & ~is_sample).sum())
+    steps.append(filtering_step("not_samples_short_history", -short,
+                                f"events with fewer than data.min_history={min_history} earlier events (history only)"))
     if per_user:
-        is_sample &= ev.pos >= ev.counts[ev.user_of] - int(per_user)
-    sample_idx = np.flatnonzero(is_sample)
-    steps = [filtering_step("events", len(ev), "events"),
-             filtering_step("not_samples_short_history", -short,
-                            f"events with fewer than data.min_history={min_history} earlier events (history only)")]
-    if per_user:
-        steps.append(filtering_step("not_samples_beyond_per_user", -(len(ev) - short - len(sample_idx)),
+        # rank of each candidate within its user's candidates, from the end
+        n_u = np.bincount(ev.user_of[candidate], minlength=len(ev.starts))
+        before = np.cumsum(candidate) - candidate
+        rank_from_end = n_u[ev.user_of] - 1 - (before - before[ev.starts][ev.user_of])
+        kept = is_sample & (rank_from_end < int(per_user))
+        steps.append(filtering_step("not_samples_beyond_per_user", -int((is_sample & ~kept).sum()),
                                     f"events before each user's last data.samples_per_user={per_user} "
                                     f"(history only)"))
+        is_sample = kept
+    sample_idx = np.flatnonzero(is_sample)
     steps.append(filtering_step("samples", len(sample_idx), "events that are samples (train, valid and test)"))
     return sample_idx, steps
 
@@ -184,8 +211,8 @@ def _split_columns(e: np.ndarray, ev: _Sorted, ids: dict, max_len: int, implicit
         "user": ids["user"](ev.user[e]),
         "target_item": ids["item"][e],
         "target_cat": ids["cat"][e],
-        "hist_end": e.astype(np.int64),
-        "hist_len": np.minimum(ev.pos[e], max_len).astype(np.int32),
+        "hist_end": ev.end[e].astype(np.int64),
+        "hist_len": np.minimum(ev.seen[e], max_len).astype(np.int32),
         "label": (np.ones(len(e)) if implicit else ev.label[e]).astype(np.float32),
     }
     cols.update({k: v[e] for k, v in ev.extra.items()})
@@ -218,6 +245,8 @@ def build(events: Events, cfg, name: str, implicit: bool, meta: dict | None = No
         raise DataError(f"`data.max_len` must be >= 1, got {max_len}")
     min_history = int(cfg.get("min_history", 1))
     rng = np.random.default_rng(int(cfg.get("seed", 0)))
+    if events.kind is not None and implicit:
+        raise DataError(f"data set {name!r}: a log of impressions and behaviours needs each impression's label")
     ev = _sort(events, extra)
     per_user = cfg.get("samples_per_user")
     sample_idx, steps = _samples(ev, min_history, per_user)
@@ -229,8 +258,9 @@ def build(events: Events, cfg, name: str, implicit: bool, meta: dict | None = No
     neg_cfg = cfg.get("negatives", {}) or {}
     neg = _negative_pool(item_vocab, ev_item[in_train_period], ev_cat[in_train_period], neg_cfg)
     neg_rng = np.random.default_rng(int(neg_cfg.get("seed", cfg.get("seed", 0))))
-    neg_item = _sample_excluding(neg_rng, neg.pool, neg.probs, ev_item, "negative behaviours").astype(np.int32)
-    arrays = {"item": ev_item, "cat": ev_cat, "neg_item": neg_item, "neg_cat": neg.cat_of_item[neg_item]}
+    hist_item, hist_cat = ev_item[ev.behaviours], ev_cat[ev.behaviours]
+    neg_item = _sample_excluding(neg_rng, neg.pool, neg.probs, hist_item, "negative behaviours").astype(np.int32)
+    arrays = {"item": hist_item, "cat": hist_cat, "neg_item": neg_item, "neg_cat": neg.cat_of_item[neg_item]}
     tables, columns, specs = side.encode(ev.features, in_train_period, ev_item, len(item_vocab))
     ev.extra.update({side.input_name(k): v for k, v in columns.items()})
 
@@ -240,7 +270,8 @@ def build(events: Events, cfg, name: str, implicit: bool, meta: dict | None = No
     info = dict(meta or {})
     info["filtering"] = list(info.get("filtering") or []) + steps
     info.update(
-        events=int(len(ev)), users=int(len(ev.starts)), items=len(item_vocab) - 2, cats=len(cat_vocab) - 2,
+        events=int(len(ev)), behaviours=int(len(hist_item)), users=int(len(ev.starts)), items=len(item_vocab) - 2,
+        cats=len(cat_vocab) - 2,
         users_in_vocab=len(user_vocab) - 2, implicit=implicit, features=specs,
         protocol={"max_len": max_len, "min_history": min_history, "split": dict(split_cfg),
                   "samples_per_user": per_user, "negatives": dict(neg_cfg)},

@@ -122,6 +122,15 @@ BAD = [
     ("bad label", "user_id,item_id,timestamp,y\nu1,1,5,1\nu1,2,6,yes\n", {"columns.label": "y"},
      r"log.csv:3: label 'yes' is not 0 or 1"),
     ("ragged line", "user_id,item_id,timestamp\nu1,1,5\nu1,2,6,7,8\n", {}, r"log.csv: .*line 3"),
+    ("unknown kind", "user_id,item_id,timestamp,y,k\nu1,1,5,,b\nu1,2,6,1,i\nu1,3,7,0,view\n",
+     {"columns.label": "y", "columns.kind": "k", "kinds": {"impression": "i", "behaviour": "b"}},
+     r"log.csv:4: kind 'view' is neither data.kinds.impression='i' nor data.kinds.behaviour='b'"),
+    ("kinds without labels", "user_id,item_id,timestamp,k\nu1,1,5,behaviour\n", {"columns.kind": "k"},
+     r"data.columns.kind` is set but `data.columns.label` is not"),
+    ("no impression", "user_id,item_id,timestamp,y,k\nu1,1,5,,behaviour\nu1,2,6,,behaviour\n",
+     {"columns.label": "y", "columns.kind": "k"}, r"log.csv: no row is an impression"),
+    ("impressions of one class", "user_id,item_id,timestamp,y,k\nu1,1,5,0,behaviour\nu1,2,6,1,impression\n",
+     {"columns.label": "y", "columns.kind": "k"}, r"every label is 1 \(column 'y'\)"),
 ]
 
 
@@ -198,3 +207,56 @@ def test_the_example_log_of_the_docs_reads_as_the_docs_say(capsys, tmp_path):
     conf = (ROOT / "conf" / "data" / "clicks_example.yaml").read_text()
     strip = [re.sub(r"\s*#.*", "", line).rstrip() for line in conf.splitlines() if not line.startswith("#")]
     assert [re.sub(r"\s*#.*", "", line).rstrip() for line in yaml.splitlines()] == [s for s in strip if s], conf
+
+
+SYNTH = {"source": "synthetic", "name": "syn", "users": 60, "items": 80, "cats": 4, "seq_len": 25,
+         "samples_per_user": 6, "max_len": 20, "seed": 3, "split": {"valid": 1, "test": 1}, "cache": False}
+
+
+def synthetic_log(data):
+    """The synthetic data set written as a log: each user's behaviours (time = step) and each sample as a
+    labelled impression at its step (its history: the behaviours before that step)."""
+    steps, n_users = SYNTH["seq_len"], SYNTH["users"]
+    user = np.repeat(np.arange(n_users), steps)
+    rows = [pd.DataFrame({"u": user, "i": data.events["item"], "c": data.events["cat"], "t": np.tile(np.arange(steps),
+                          n_users), "y": np.nan, "k": "behaviour"})]
+    for split in SPLITS:
+        s = data.splits[split]
+        at = s["hist_end"] - (s["user"] - 2) * steps
+        rows.append(pd.DataFrame({"u": s["user"] - 2, "i": s["target_item"], "c": s["target_cat"], "t": at,
+                                  "y": s["label"], "k": "impression"}))
+    log = pd.concat(rows).sort_values(["u", "t", "k"], kind="stable")
+    return log.assign(u=lambda d: "user" + d["u"].astype(str), i=lambda d: "item" + d["i"].astype(str),
+                      c=lambda d: "cat" + d["c"].astype(str))
+
+
+def renamed(a: np.ndarray, b: np.ndarray, seen: dict) -> None:
+    """b is a with its ids renamed one to one (padding stays padding), consistently with what `seen` holds."""
+    for x, y in zip(a.ravel().tolist(), b.ravel().tolist()):
+        assert seen.setdefault(("a", x), y) == y and seen.setdefault(("b", y), x) == x, (x, y)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_the_synthetic_data_written_as_a_log_of_impressions_and_behaviours_reads_back_the_same(tmp_path, fmt):
+    syn = load_data(SYNTH)
+    log = synthetic_log(syn)
+    path = tmp_path / f"log.{fmt}"
+    log.to_csv(path, index=False) if fmt == "csv" else log.to_parquet(path, row_group_size=500)
+    ev = load_data(events_cfg(path, columns={"user": "u", "item": "i", "time": "t", "category": "c", "label": "y",
+                                             "kind": "k"}, max_len=SYNTH["max_len"], time_format="s"))
+    assert ev.meta["behaviours"] == SYNTH["users"] * SYNTH["seq_len"] and ev.meta["impressions"] == len(log) - \
+        ev.meta["behaviours"]
+    from src.data.describe import render, summary
+
+    assert f"{ev.meta['behaviours']:,} behaviours and {ev.meta['impressions']:,} impressions" in render(summary(ev), ev)
+    seen = {}
+    for split in SPLITS:
+        a, b = syn.histories(split), ev.histories(split)
+        assert a.keys() == b.keys() and syn.size(split) == ev.size(split) > 0
+        np.testing.assert_array_equal(syn.splits[split]["label"], ev.splits[split]["label"])
+        np.testing.assert_array_equal(a["hist_len"], b["hist_len"])
+        for k in ("user", "target_item", "hist_item"):
+            assert (b[k] != 1).all(), f"{split}/{k}: an unseen id"  # every id was seen in training
+            renamed(a[k], b[k], seen.setdefault(k.split("_")[-1], {}))
+        for k in ("target_cat", "hist_cat"):
+            renamed(a[k], b[k], seen.setdefault("cat", {}))
