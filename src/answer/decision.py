@@ -110,7 +110,8 @@ def decide(looks: list[dict], direction: str, delta: float, alpha: float = ALPHA
         alpha: the family-wise error rate.
 
     Returns:
-        the last look's records, each with "adj_low", "adj_high" (the interval the verdict uses),
+        the last look's records, each with "adj_low", "adj_high" (the interval the verdict uses), "now_low",
+        "now_high" (the running intersection at the last look, which goes on narrowing after a decision),
         "verdict", "decided_at" (trainings at the deciding look, or None), "boundary" (the multiplier
         of se), "alpha_each", "delta", "looks", "adjustment", "verdict_method".
     """
@@ -135,9 +136,19 @@ def decide(looks: list[dict], direction: str, delta: float, alpha: float = ALPHA
             if d["verdict"] != "undecided":
                 break
         final.update(delta=delta, looks=len(looks), adjustment=how,
-                     verdict_method="anytime-valid interval vs 0 and +-delta")
+                     verdict_method="anytime-valid interval vs 0 and +-delta", **_running(looks, q, each))
         out.append(final)
     return out
+
+
+def _running(looks: list[dict], q: str, each: float) -> dict:
+    """The confidence sequence's running intersection over every look, past a decision too (a decided
+    question keeps the interval that decided it; src/answer/blocks.py compares blocks on this one)."""
+    now = {}
+    for look in looks:
+        d = _decision(_find(look, q), look["cells"], now, each, "maximize", 0.0)
+        now = d or now
+    return {"now_low": now.get("adj_low"), "now_high": now.get("adj_high")}
 
 
 def _find(look: dict, q: str) -> dict | None:
@@ -161,7 +172,9 @@ def _decision(rk: dict | None, cells: int, before: dict, each: float, direction:
 
 
 def question(r: dict) -> str:
-    return f"{r['factor']}={r['level']} vs {r['reference']}"
+    """A question's name; within a block (src/answer/blocks.py), the block's name after an @."""
+    block = r.get("block")
+    return f"{r['factor']}={r['level']} vs {r['reference']}" + (f" @ {block}" if block else "")
 
 
 def _at(r: dict, cells: int, n: int, alpha_each: float) -> tuple[float, float, float]:

@@ -16,8 +16,9 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 SCHEMA = "deep-interest-lab/effects"
-VERSION = 3  # 1: a bare list of records whose ci_low/ci_high were the verdict's interval; 2: group-sequential
-READS = (2, 3)  # verdicts, no n_eff or looks; 3: anytime-valid verdicts, with n_eff, looks and the price's chance
+VERSION = 4  # 1: a bare list of records whose ci_low/ci_high were the verdict's interval; 2: group-sequential
+READS = (2, 3, 4)  # verdicts, no n_eff or looks; 3: anytime-valid verdicts, with n_eff, looks and the price's
+# chance; 4: a question's block, and the "pooled" records of the questions asked in several blocks
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Question:
     price: for an undecided question, {"seeds", "trainings", "minutes", "towards", "chance"}: the fewest seeds
         whose look reaches `towards` with that chance (at least 80%), if the effect and noise stay as estimated.
     n_eff: the estimate's information, (residual SD / se) squared; looks: the looks the verdict accounts for.
+    block: the block (`sweep.block`) the question is answered within, e.g. `data=movielens`; None: no blocks.
     """
 
     factor: str
@@ -59,11 +61,12 @@ class Question:
     price: dict | None = None
     n_eff: float | None = None
     looks: int | None = None
+    block: str | None = None
 
     @property
     def name(self) -> str:
-        """`factor=level vs reference`, as the report names a question."""
-        return f"{self.factor}={self.level} vs {self.reference}"
+        """`factor=level vs reference` (and ` @ block` within a block), as the report names a question."""
+        return f"{self.factor}={self.level} vs {self.reference}" + (f" @ {self.block}" if self.block else "")
 
 
 def _number(v):
@@ -75,12 +78,20 @@ def _number(v):
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
-def dump(questions: list[Question], metric: str, direction: str) -> str:
-    """`report/effects.json`: {"schema", "version", "metric", "direction", "questions": [...]}."""
+def _plain(d: dict) -> dict:
+    return {k: (_plain(v) if isinstance(v, dict) else v if isinstance(v, str | list) or v is None else _number(v))
+            for k, v in d.items()}
+
+
+def dump(questions: list[Question], metric: str, direction: str, pooled: list[dict] | None = None,
+         blocks: list[str] | None = None) -> str:
+    """`report/effects.json`: {"schema", "version", "metric", "direction", "blocks", "questions": [...],
+    "pooled": [...]} (pooled: src/answer/blocks.py, one record per question asked in several blocks)."""
     rows = [{k: (_number(v) if not isinstance(v, dict | str) else v) for k, v in asdict(q).items()}
             for q in questions]
     return json.dumps({"schema": SCHEMA, "version": VERSION, "metric": metric, "direction": direction,
-                       "questions": rows}, indent=1, default=str)
+                       "blocks": list(blocks or []), "questions": rows, "pooled": [_plain(p) for p in pooled or []]},
+                      indent=1, default=str)
 
 
 def load(text: str) -> list[Question]:
@@ -115,7 +126,7 @@ def _cell(v, signed=True) -> str:
 
 
 def _rows(questions: list[Question]) -> list[list[str]]:
-    return [[f"{q.factor}: {q.level} vs {q.reference}", _cell(q.effect),
+    return [[f"{q.factor}: {q.level} vs {q.reference}" + (f" [{q.block}]" if q.block else ""), _cell(q.effect),
              f"[{_cell(q.verdict_low)}, {_cell(q.verdict_high)}]", q.verdict,
              _cell(q.decided_at, signed=False)] for q in questions]
 

@@ -148,3 +148,27 @@ def follow_price(s: Setting, sims: int, seed: int = 0, question: int = 0) -> dic
         decided.append(v != UNDECIDED)
     return {"priced": len(stated), "stated_chance": float(np.mean(stated)) if stated else None,
             "decided": float(np.mean(decided)) if decided else None}
+
+
+def block_sweep(truths: tuple, rng: np.random.Generator, looks_at=(3, 5, 8, 12), delta: float = 0.005,
+                noise: float = 0.008, luck: float = 0.004) -> tuple[list[dict], list[dict]]:
+    """One simulated sweep of a two-level factor (reference "a", level "b") crossed with blocks, whose true
+    effect in block i is truths[i]: its cells taken seed by seed, a look after each seed in `looks_at`, each
+    look estimated and decided as the sweep does it (src/answer/blocks.py, src/answer/decision.py, the
+    decisions of a look kept). Returns the last look's per-block decisions and the pooled records."""
+    from src.answer import blocks
+
+    obs, looks = [], []
+    for seed in range(1, max(looks_at) + 1):
+        for i, effect in enumerate(truths):
+            shared = rng.normal(0, luck)
+            for level, mean in (("a", 0.7), ("b", 0.7 + effect)):
+                obs.append({"config": {"f": level, "blk": i}, "seed": seed,
+                            "value": mean + shared + rng.normal(0, noise)})
+        if seed in looks_at:
+            recs = blocks.estimate(obs, {"f": ["a", "b"], "blk": list(range(len(truths)))}, "maximize",
+                                   ("blk",))["records"]
+            looks.append({"cells": len(obs), "records": recs})
+            decided = decision.decide(looks, "maximize", delta)
+            looks[-1]["decisions"] = {decision.question(d): d for d in decided}
+    return decided, blocks.pooled(decided, "maximize", delta)

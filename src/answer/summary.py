@@ -14,8 +14,7 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from src.answer import decision
-from src.answer.effects import estimate
+from src.answer import blocks, decision
 from src.answer.effects import key as config_key
 from src.answer.records import Question
 
@@ -53,7 +52,7 @@ def question(r: dict, verdict: dict, price: dict | None) -> Question:
         verdict_high=verdict.get("adj_high"), verdict_method=verdict.get("verdict_method"),
         adjustment=verdict.get("adjustment"), delta=verdict.get("delta"), decided_at=verdict.get("decided_at"),
         boundary=verdict.get("boundary"), alpha_each=verdict.get("alpha_each"), price=price, n_eff=r.get("n_eff"),
-        looks=verdict.get("looks"))
+        looks=verdict.get("looks"), block=r.get("block"))
 
 
 @dataclass
@@ -68,13 +67,14 @@ class Study:
     planned: int | None   # the budget of trainings (sequential sweeps), for the report; verdicts ignore it
     seconds_per_cell: float | None
     design_size: int      # configurations in the design (0: sampled)
+    blocks: tuple = ()    # the block dimensions (sweep.block): questions are answered within each block
 
 
 def assemble(rows: list[dict], decided: list[dict], st: Study) -> dict:
     """The whole answer from the study's cells (`rows`: plain dicts, src/sweep/study.py) and the decisions
     over the looks: the questions (validation metric), the test-metric estimates, noise, plan, notes."""
     obs = observations(rows)
-    eff = estimate(obs, st.factors, st.direction)
+    eff = blocks.estimate(obs, st.factors, st.direction, st.blocks)
     by_name = {decision.question(d): d for d in decided}
     per_seed = st.design_size or max(1, len({config_key(o["config"]) for o in obs}))
     records = []
@@ -86,16 +86,17 @@ def assemble(rows: list[dict], decided: list[dict], st: Study) -> dict:
         records.append(question(r, d, cost))
     left = [r for r in rows if r["state"] in ("PRUNED", "FAIL")]
     return {"records": records, "noise": eff["noise"], "notes": eff["notes"], "runs": len(obs),
-            "test": estimate(observations(rows, "test_values"), st.factors, st.direction)["records"],
+            "test": blocks.estimate(observations(rows, "test_values"), st.factors, st.direction, st.blocks)["records"],
+            "pooled": blocks.pooled(decided, st.direction, st.delta), "blocks": list(st.blocks),
             "left_out": {"trials": len(left), "pruned": sum(r["state"] == "PRUNED" for r in left),
                          "failed": sum(r["state"] == "FAIL" for r in left)},
             "attention": attention_summary(rows), "looks": list(st.looks), "planned": st.planned,
             "seconds_per_cell": st.seconds_per_cell, "per_seed": per_seed, "plan": plan(records, len(obs), per_seed),
             "delta": st.delta, "metric": st.metric, "direction": st.direction,
-            "sources": noise_sources(rows, st.factors, st.direction, records)}
+            "sources": noise_sources(rows, st.factors, st.direction, records, st.blocks)}
 
 
-def noise_sources(rows: list[dict], factors_: dict, direction: str, records: list) -> dict | None:
+def noise_sources(rows: list[dict], factors_: dict, direction: str, records: list, blocks_=()) -> dict | None:
     """Where the noise comes from (Bouthillier et al. 2021): training (initialisation and data order: the
     spread over seeds, which the verdicts' intervals hold) against the evaluation sample (the same trained
     models on resamples of the validation users, the same resamples for every cell, so that each question's
@@ -111,7 +112,7 @@ def noise_sources(rows: list[dict], factors_: dict, direction: str, records: lis
     per_rep = {}
     for k in range(reps):
         obs = [{"config": c, "seed": seed, "value": b[k]} for c, seed, b in cells if math.isfinite(b[k])]
-        for r in estimate(obs, factors_, direction)["records"]:
+        for r in blocks.estimate(obs, factors_, direction, blocks_)["records"]:
             if r["effect"] is not None:
                 per_rep.setdefault(decision.question(r), []).append(r["effect"])
     questions = {}
@@ -195,6 +196,37 @@ def price_text(p: dict | None) -> str:
             f"{p['towards']}")
 
 
+def _label(r) -> str:
+    """A question as the tables name it: `factor: level vs reference`, and `[block]` within a block."""
+    return f"{r.factor}: {r.level} vs {r.reference}" + (f" [{r.block}]" if r.block else "")
+
+
+def pooled_table(ans: dict) -> str | None:
+    """The questions asked in several blocks, across them: the average effect and the interval its verdict
+    uses, whether the effect depends on the block, and the random-effects reading with its heterogeneity."""
+    pooled = ans.get("pooled") or []
+    if not pooled:
+        return None
+    lines = ["", f"Across the blocks ({', '.join(ans.get('blocks') or [])}): the average of the blocks' effects, its "
+             "interval the average of theirs (valid with them, at no cost to the family); whether the effect depends "
+             "on the block (two intervals apart: depends; all within delta: the same everywhere); and, for reading, "
+             "the random-effects mean over such blocks:", "",
+             "| question | average effect | interval | verdict | depends on the block? | random effects, 95% | "
+             "Q (p) | I^2 | tau^2 |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for p in pooled:
+        re = p.get("random_effects") or {}
+        rand = (f"{_fmt(re.get('mu'), signed=True)} [{_fmt(re.get('low'), signed=True)}, "
+                f"{_fmt(re.get('high'), signed=True)}]" if re else "-")
+        q = f"{re['q']:.2f} ({re['q_p']:.3f})" if re else "-"
+        lines.append(f"| {p['factor']}: {p['level']} vs {p['reference']} | {_fmt(p['effect'], signed=True)} | "
+                     f"[{_fmt(p['low'], signed=True)}, {_fmt(p['high'], signed=True)}] | {p['verdict']} | "
+                     f"{p['interaction']} | {rand} | {q} | {_fmt(re.get('i2'), 2)} | {_fmt(re.get('tau2'), 6)} |")
+    lines.append("")
+    lines.append("Random effects: " + (next((p["random_effects"]["estimator"] for p in pooled if p["random_effects"]),
+                                             "-")) + "; it speaks of blocks like these, the verdicts of these blocks.")
+    return "\n".join(lines)
+
+
 def verdict_table(ans: dict) -> str:
     m, delta = ans["metric"], ans["delta"]
     lines = [f"| question | effect on {m} | interval (adjusted) | verdict | decided at | to decide |",
@@ -202,7 +234,7 @@ def verdict_table(ans: dict) -> str:
     for r in ans["records"]:
         at = f"{r.decided_at} trainings" if r.decided_at else "-"
         cost = price_text(r.price) if r.verdict == "undecided" else "-"
-        lines.append(f"| {r.factor}: {r.level} vs {r.reference} | {_fmt(r.effect, signed=True)} | "
+        lines.append(f"| {_label(r)} | {_fmt(r.effect, signed=True)} | "
                      f"[{_fmt(r.verdict_low, signed=True)}, {_fmt(r.verdict_high, signed=True)}] | {r.verdict} | "
                      f"{at} | {cost} |")
     lines.append("")
@@ -248,8 +280,9 @@ def text(ans: dict) -> str:
     noise, the plan and the notes."""
     lo = ans["left_out"]
     looks = ", ".join(str(c) for c in ans["looks"]) or str(ans["runs"])
-    parts = [verdict_table(ans), "", f"{ans['runs']} trainings; the verdicts account for {len(ans['looks']) or 1} "
-             f"look(s), at {looks} trainings" + (f", within a budget of {ans['planned']}" if ans["planned"] else "")
+    parts = [verdict_table(ans), pooled_table(ans), "",
+             f"{ans['runs']} trainings; the verdicts account for {len(ans['looks']) or 1} look(s), at {looks} "
+             f"trainings" + (f", within a budget of {ans['planned']}" if ans["planned"] else "")
              + f"; {_noise_line(ans)}.",
              _plan_line(ans), "", "Estimates, unadjusted, beside the same best epochs' test metric (verdicts use "
              f"{ans['metric']} alone):", "", detail_table(ans), sources_text(ans)]
@@ -296,7 +329,7 @@ def forest(ans: dict, direction: str):
     ax.axvspan(-ans["delta"], ans["delta"], color="0.88", zorder=0, label=f"+-delta = {ans['delta']:g} (equivalent)")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=8, frameon=False)
     ax.set_yticks(range(len(recs)))
-    ax.set_yticklabels([f"{r.factor}: {r.level} vs {r.reference} ({r.verdict})" for r in reversed(recs)],
+    ax.set_yticklabels([f"{_label(r)} ({r.verdict})" for r in reversed(recs)],
                        fontsize=9)
     ax.set_xlabel(f"effect on {ans['metric']} ({'higher' if direction == 'maximize' else 'lower'} is better)")
     ax.set_title("verdicts: green better, red worse, blue equivalent, grey undecided", fontsize=9)
@@ -358,7 +391,7 @@ def note(ans: dict, name: str, sampler: str, design_size: int) -> str:
     design = (f"{sampler} design, {design_size} configurations x {seeds:.0f} seeds = {ans['runs']} trainings"
               if design_size else f"{sampler} sampler, {ans['runs']} trainings")
     return "\n".join([
-        f"## Sweep `{name}`: the answer", "", verdict_table(ans), "",
+        f"## Sweep `{name}`: the answer", "", verdict_table(ans), pooled_table(ans) or "", "",
         f"**Design**: {design}; looks at {looks} trainings"
         + (f", within a budget of {ans['planned']}" if ans["planned"] else "") + f"; metric `{ans['metric']}`.",
         f"**Noise**: {_noise_line(ans)}.", "",
@@ -366,11 +399,15 @@ def note(ans: dict, name: str, sampler: str, design_size: int) -> str:
     ])
 
 
-def metric_key(stat: str, factor: str, level) -> str:
-    """`effect.model/activation.dice`: a question's number as an MLflow metric key (what the UI compares)."""
+def metric_key(stat: str, factor: str, level, block: str | None = None) -> str:
+    """`effect.model/activation.dice`: a question's number as an MLflow metric key (what the UI compares);
+    within a block `effect.model/activation.dice in data_movielens`, across them `... in all blocks`."""
     import re
 
-    return re.sub(r"[^/\w.\- :]", "_", f"{stat}.{factor}.{level}")
+    return re.sub(r"[^/\w.\- :]", "_", f"{stat}.{factor}.{level}" + (f" in {block}" if block else ""))
+
+
+DEPENDS_CODE = {blocks.DEPENDS: 1, blocks.SAME: 0, blocks.UNDECIDED: -1}  # `depends.F.L in all blocks`, searchable
 
 
 def metrics(ans: dict) -> dict:
@@ -379,7 +416,12 @@ def metrics(ans: dict) -> dict:
     for r in ans["records"]:
         values = {"effect": r.effect, "low": r.verdict_low, "high": r.verdict_high,
                   "verdict": decision.VERDICT_CODE[r.verdict]}
-        out.update({metric_key(k, r.factor, r.level): v for k, v in values.items() if v is not None})
+        out.update({metric_key(k, r.factor, r.level, r.block): v for k, v in values.items() if v is not None})
+    for p in ans.get("pooled") or []:
+        values = {"effect": p["effect"], "low": p["low"], "high": p["high"],
+                  "verdict": decision.VERDICT_CODE[p["verdict"]], "depends": DEPENDS_CODE[p["interaction"]]}
+        out.update({metric_key(k, p["factor"], p["level"], "all blocks"): v for k, v in values.items()
+                    if v is not None})
     n = ans["noise"]["sd_median"]
     if n is not None:
         out["seed_noise_sd"] = n

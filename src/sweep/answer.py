@@ -3,11 +3,10 @@ study's cells by src/answer (which knows nothing of Optuna or MLflow)."""
 
 from __future__ import annotations
 
-from src.answer import decision, summary
-from src.answer.effects import estimate
+from src.answer import blocks, decision, summary
 from src.sweep import attrs
 
-SLIM = ("factor", "level", "reference", "effect", "se", "df", "n_eff")  # what a look keeps of each question
+SLIM = ("factor", "level", "reference", "block", "effect", "se", "df", "n_eff")  # what a look keeps of each question
 KEPT = ("adj_low", "adj_high", "verdict", "boundary", "alpha_each", "decided_at", "effect", "se", "df", "n_eff")
 
 
@@ -26,7 +25,7 @@ def look(definition, study) -> list[dict]:
 
     s = definition.settings
     obs = summary.observations(rows(study))
-    records = estimate(obs, summary.factors(definition.params), s.direction)["records"]
+    records = blocks.estimate(obs, summary.factors(definition.params), s.direction, s.block)["records"]
     looks = list(attrs.LOOKS.get(study))
     new = obs and (not looks or looks[-1]["cells"] < len(obs))  # a look needs data: none before the first cell
     if new:
@@ -45,5 +44,5 @@ def build(definition, study, rows: list[dict], planned: int | None, design_size:
     per_cell = attrs.SECONDS_PER_CELL.get(study) or summary.seconds_per_cell(rows, s.workers or 1)
     st = summary.Study(factors=summary.factors(definition.params), direction=s.direction, metric=s.metric,
                        delta=s.equivalence, looks=[lk["cells"] for lk in attrs.LOOKS.get(study)],
-                       planned=planned, seconds_per_cell=per_cell, design_size=design_size)
+                       planned=planned, seconds_per_cell=per_cell, design_size=design_size, blocks=s.block)
     return summary.assemble(rows, decided, st)

@@ -60,6 +60,16 @@ class Settings(BaseModel):
     until: Literal["design", "decided"] = "design"  # decided: add blocks of seeds until every question is decided
     budget: PosInt | None = None  # most trainings in all (until=decided; default: 4 times the first block)
     add_seeds: PosInt = 1        # seeds per added block (until=decided)
+    block: tuple[str, ...] = ()  # dimensions crossed with the design but not asked about (e.g. data): each
+    #                              question is answered within each of their levels, and across them
+
+    @field_validator("block", mode="before")
+    @classmethod
+    def _block_list(cls, v):
+        keys = [v] if isinstance(v, str) else list(v) if isinstance(v, list | tuple) else None
+        if keys is None or not all(isinstance(k, str) and k for k in keys):
+            raise ValueError(f"must be a dimension's key or a list of them, got {v!r}")
+        return tuple(keys)
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -124,6 +134,8 @@ class Definition:
         sig = {"space": json.loads(space.signature(fixed, self.params)), "metric": s.metric, "direction": s.direction}
         if not s.designed:  # a sampled trial's value is the mean over its seeds; a designed one is one cell
             sig["seeds"] = list(s.seeds)
+        if s.block:  # the looks recorded are per block: another blocking is another study
+            sig["block"] = list(s.block)
         return json.dumps(sig, sort_keys=True)
 
 
@@ -152,4 +164,24 @@ def load(argv: list[str]) -> Definition:
     base, params, cli_settings = space.merge((fbase, fparams, {}), space.parse(rest))
     settings = check_settings({**(doc.get("study") or {}), **cli_settings})
     settings = settings.model_copy(update={"name": str(settings.name or name)})
+    check_block(settings, params)
     return Definition(file=str(path), base=tuple(base), params=params, settings=settings, argv=tuple(argv))
+
+
+def check_block(settings: Settings, params: dict) -> None:
+    """A block is a discrete dimension of a designed sweep, and something is left to ask about.
+
+    Raises:
+        SweepError: names the key and what to write instead.
+    """
+    if not settings.block:
+        return
+    if not settings.designed:
+        raise SweepError(f"`sweep.block` crosses a design with its levels: it needs `sweep.sampler=grid` or "
+                         f"`fractional`, got {settings.sampler!r}")
+    for k in settings.block:
+        if k not in params:
+            raise SweepError(f"`sweep.block={k}` names no dimension of this sweep (its dimensions: "
+                             f"{', '.join(params) or 'none'}); add one, e.g. \"{k}=choice(a,b)\"")
+    if not set(params) - set(settings.block):
+        raise SweepError("every dimension is a block (`sweep.block`): nothing is left to ask about")

@@ -97,11 +97,15 @@ def fractional(params: dict[str, Param]) -> list[dict]:
 
 
 def points(settings, base: list[str], params: dict[str, Param], compose) -> list[dict]:
-    """The configurations a designed sweep queues: every one (grid), or a 2^(k-p) fraction; none when sampled."""
+    """The configurations a designed sweep queues: every one (grid), or a 2^(k-p) fraction crossed with every
+    level of the blocks (`sweep.block`, never part of the fraction); none when sampled."""
     if settings.sampler == "grid":
         return grid(base, params, compose)
     if settings.sampler == "fractional":
-        return fractional(params)
+        block = getattr(settings, "block", ())
+        asked = fractional({k: p for k, p in params.items() if k not in block})
+        levels = [[(k, v) for v in params[k].values()] for k in block]
+        return [{**point, **dict(combo)} for combo in itertools.product(*levels) for point in asked]
     return []
 
 

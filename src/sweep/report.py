@@ -170,7 +170,8 @@ def write_report(out: Path, rows: list[dict], abl: dict, ans: dict, s) -> list[P
     (out / "trials.json").write_text(json.dumps(rows, indent=1, default=str))
     (out / "ablation.md").write_text(ablation_table(abl, s.metric) + "\n")
     (out / "ablation.json").write_text(json.dumps(abl, indent=1))
-    (out / "effects.json").write_text(records.dump(ans["records"], s.metric, s.direction))
+    (out / "effects.json").write_text(records.dump(ans["records"], s.metric, s.direction, ans.get("pooled"),
+                                                   ans.get("blocks")))
     (out / "effects_summary.json").write_text(json.dumps({k: v for k, v in ans.items() if k != "records"},
                                                          indent=1, default=str))
     (out / "effects.md").write_text(summary.text(ans) + "\n")

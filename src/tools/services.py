@@ -62,8 +62,9 @@ def certificate(folder: Path) -> tuple[Path, Path]:
     return crt, key
 
 
-def start_postgres(folder: Path, port: int, password: str | None = None) -> str:
-    """initdb + start on 127.0.0.1:port with TLS; databases optuna and mlflow; returns a URL template with {db}."""
+def start_postgres(folder: Path, port: int, password: str | None = None, ssl: bool = False) -> str:
+    """initdb + start on 127.0.0.1:port (with TLS if `ssl`); databases optuna and mlflow; returns a URL template
+    with {db}."""
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / "data"
     if os.geteuid() == 0:
@@ -72,9 +73,10 @@ def start_postgres(folder: Path, port: int, password: str | None = None) -> str:
     auth = ["--auth-local=trust", "--auth-host=" + ("scram-sha-256" if password else "trust")]
     if not data.exists():
         _as_postgres([str(b / "initdb"), "-D", str(data), "-U", USER, *auth, "--no-sync"])
-    crt, key = certificate(folder)
-    opts = (f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 "
-            f"-c ssl=on -c ssl_cert_file={crt} -c ssl_key_file={key}")
+    opts = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200"
+    if ssl:
+        crt, key = certificate(folder)
+        opts += f" -c ssl=on -c ssl_cert_file={crt} -c ssl_key_file={key}"
     _as_postgres([str(b / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(folder / "server.log"), "-w", "start"])
     psql = [str(b / "psql"), "-h", str(folder), "-p", str(port), "-U", USER, "-d", "postgres", "-q", "-c"]
     for db in ("optuna", "mlflow"):
@@ -92,11 +94,11 @@ def stop_postgres(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def postgres(password: str | None = None):
+def postgres(password: str | None = None, ssl: bool = False):
     """A throwaway PostgreSQL server; yields a URL template with {db} (optuna, mlflow)."""
     folder = Path(tempfile.mkdtemp(prefix="dil-pg-"))
     try:
-        yield start_postgres(folder, free_port(), password)
+        yield start_postgres(folder, free_port(), password, ssl)
     finally:
         stop_postgres(folder)
         shutil.rmtree(folder, ignore_errors=True)

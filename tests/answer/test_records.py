@@ -26,7 +26,7 @@ def test_effects_json_holds_its_schema_and_version_and_reads_back():
     assert back[0] == questions[0] and back[1].verdict_low is None
     with pytest.raises(ValueError, match="bare list"):
         records.load(json.dumps([{"factor": "a"}]))
-    with pytest.raises(ValueError, match=r"version 1 is not one this code reads \(2, 3\)"):
+    with pytest.raises(ValueError, match=r"version 1 is not one this code reads \(2, 3, 4\)"):
         records.load(json.dumps({**doc, "version": 1}))
     old = {**doc, "version": 2, "questions": [{k: v for k, v in q.items() if k not in ("n_eff", "looks")}
                                               for q in doc["questions"]]}

@@ -74,7 +74,7 @@ def test_the_scale_out_recipe_runs_as_written(tmp_path):
     (tmp_path / "home").mkdir()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("RAY_AUTH", "MLFLOW_TRACKING_", "PG"))},
            "HOME": str(tmp_path / "home"), "PGPASSWORD": db_pw, "RAY_USAGE_STATS_ENABLED": "0"}
-    with postgres(password=db_pw) as url:
+    with postgres(password=db_pw, ssl=True) as url:
         ports = {"db": urlsplit(url.format(db="x")).port, "track": free_port(), "ray": free_port()}
         cmd = {k: loopback(v, ports, tmp_path) for k, v in steps.items()}
         server = subprocess.Popen(["bash", "-c", f"exec {cmd['server']}"], cwd=ROOT, start_new_session=True,
