@@ -31,6 +31,11 @@ from src.answer.effects import noise_floor
 DEPENDS, SAME, UNDECIDED = "depends on the block", "the same everywhere", "undecided"
 
 
+def depends_text(keys) -> str:
+    """How the report words "depends on the block": on the data set when every block key is the data's."""
+    return "depends on the data set" if keys and all(str(k).split(".")[0] == "data" for k in keys) else DEPENDS
+
+
 def name(values: dict) -> str:
     """A block's name from its dimensions' values: `data=movielens`, `data=synthetic, data.seed=1`."""
     return ", ".join(f"{k}={v}" for k, v in sorted(values.items()))

@@ -218,9 +218,10 @@ def pooled_table(ans: dict) -> str | None:
         rand = (f"{_fmt(re.get('mu'), signed=True)} [{_fmt(re.get('low'), signed=True)}, "
                 f"{_fmt(re.get('high'), signed=True)}]" if re else "-")
         q = f"{re['q']:.2f} ({re['q_p']:.3f})" if re else "-"
+        said = blocks.depends_text(ans.get("blocks")) if p["interaction"] == blocks.DEPENDS else p["interaction"]
         lines.append(f"| {p['factor']}: {p['level']} vs {p['reference']} | {_fmt(p['effect'], signed=True)} | "
                      f"[{_fmt(p['low'], signed=True)}, {_fmt(p['high'], signed=True)}] | {p['verdict']} | "
-                     f"{p['interaction']} | {rand} | {q} | {_fmt(re.get('i2'), 2)} | {_fmt(re.get('tau2'), 6)} |")
+                     f"{said} | {rand} | {q} | {_fmt(re.get('i2'), 2)} | {_fmt(re.get('tau2'), 6)} |")
     lines.append("")
     lines.append("Random effects: " + (next((p["random_effects"]["estimator"] for p in pooled if p["random_effects"]),
                                              "-")) + "; it speaks of blocks like these, the verdicts of these blocks.")
@@ -334,6 +335,45 @@ def forest(ans: dict, direction: str):
     ax.set_xlabel(f"effect on {ans['metric']} ({'higher' if direction == 'maximize' else 'lower'} is better)")
     ax.set_title("verdicts: green better, red worse, blue equivalent, grey undecided", fontsize=9)
     ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def blocks_forest(ans: dict, direction: str):
+    """With blocks: one panel per question, a row per block (its effect and the interval its verdict uses) and
+    the pooled diamond (the average effect, the interval across the blocks); None without blocks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pooled = [p for p in ans.get("pooled") or [] if p["effect"] is not None]
+    if not pooled:
+        return None
+    fig, axes = plt.subplots(len(pooled), 1, figsize=(8.5, sum(0.5 * len(p["blocks"]) + 1.6 for p in pooled)),
+                             squeeze=False)
+    colors = {"better": "tab:green", "worse": "tab:red", "equivalent": "tab:blue"}
+    for ax, p in zip(axes[:, 0], pooled):
+        rows = [r for r in ans["records"] if (r.factor, r.level, r.reference) == (p["factor"], p["level"],
+                                                                                 p["reference"]) and r.block]
+        for i, r in enumerate(rows):
+            y = len(rows) - i
+            if r.verdict_low is not None and math.isfinite(r.verdict_low) and math.isfinite(r.verdict_high):
+                ax.plot([r.verdict_low, r.verdict_high], [y, y], color=colors.get(r.verdict, "tab:gray"), lw=2.5)
+            ax.plot([r.effect], [y], "s", color=colors.get(r.verdict, "tab:gray"), ms=6)
+        lo, hi = p["low"], p["high"]
+        if math.isfinite(lo) and math.isfinite(hi):
+            ax.fill([lo, p["effect"], hi, p["effect"]], [0, 0.25, 0, -0.25], color=colors.get(p["verdict"], "tab:gray"))
+        ax.axvline(0, color="black", lw=1)
+        ax.axvspan(-ans["delta"], ans["delta"], color="0.88", zorder=0)
+        ax.set_yticks(range(len(rows) + 1))
+        ax.set_yticklabels([f"pooled ({p['verdict']})"] + [f"{r.block} ({r.verdict})" for r in reversed(rows)],
+                           fontsize=8)
+        said = blocks.depends_text(ans.get("blocks")) if p["interaction"] == blocks.DEPENDS else p["interaction"]
+        ax.set_title(f"{p['factor']}: {p['level']} vs {p['reference']} ({said})", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    axes[-1, 0].set_xlabel(f"effect on {ans['metric']} ({'higher' if direction == 'maximize' else 'lower'} is "
+                           f"better); grey band: +-delta")
     fig.tight_layout()
     return fig
 

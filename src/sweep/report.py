@@ -177,9 +177,10 @@ def write_report(out: Path, rows: list[dict], abl: dict, ans: dict, s) -> list[P
     (out / "effects.md").write_text(summary.text(ans) + "\n")
     _save_figure(summary.forest(ans, s.direction), out / "effects.png")
     _save_figure(summary.plan_figure(ans), out / "plan.png")
+    _save_figure(summary.blocks_forest(ans, s.direction), out / "blocks.png")
     _save_figure(ablation_figure(abl, s.metric), out / "ablation.png")
     names = ("trials.json", "effects.json", "effects_summary.json", "effects.md", "effects.png", "plan.png",
-             "ablation.md", "ablation.json", "ablation.png")
+             "blocks.png", "ablation.md", "ablation.json", "ablation.png")
     return [out / name for name in names if (out / name).exists()]
 
 

@@ -339,7 +339,8 @@ def test_a_block_of_two_data_sets_answers_in_each_and_says_the_effect_depends_on
     [pooled] = doc["pooled"]
     assert pooled["interaction"] == "depends on the block", pooled
     assert pooled["random_effects"]["k"] == 2 and pooled["random_effects"]["i2"] > 0.5
-    assert "depends on the block" in out.stdout and "[data.segment_effect=3.0]" in out.stdout
+    assert "depends on the data set" in out.stdout and "[data.segment_effect=3.0]" in out.stdout
+    assert "report/blocks.png" in {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id, "report")}
     metrics = parent.data.metrics
     assert metrics.get("depends.data.features.segment.enabled.True in all blocks") == 1, sorted(metrics)
     assert metrics["verdict.data.features.segment.enabled.True in data.segment_effect_3.0"] == 1
