@@ -130,7 +130,7 @@ def wait_until_up(proc: subprocess.Popen, host: str, port: int, timeout: float =
 
 
 def serve(a: argparse.Namespace) -> int:
-    """Starts the protected server in the foreground; Ctrl-C stops it."""
+    """Starts the protected server in the foreground, in this process; Ctrl-C stops it."""
     folder = Path(resolve(a.dir))
     check_admin_password(folder, a.auth_db)
     ini = auth_config(folder, a.auth_db, a.default_permission)
@@ -145,12 +145,9 @@ def serve(a: argparse.Namespace) -> int:
     if a.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"  reachable from the network at {a.host}: every request needs a user and password "
               f"(docs/security.md)", flush=True)
-    proc = subprocess.Popen(cmd, env=environment(**auth_environment(ini)))
-    try:
-        return proc.wait()
-    except KeyboardInterrupt:
-        proc.terminate()
-        return proc.wait()
+    # the server replaces this process: Ctrl-C and a SIGTERM (a service manager's stop) reach it directly,
+    # and no server is left behind a parent that was stopped
+    os.execve(cmd[0], cmd, environment(**auth_environment(ini)))
 
 
 def add_user(a: argparse.Namespace) -> int:

@@ -42,6 +42,12 @@ def listening(root: int) -> set[str]:
     return {line.split()[4] for line in out.splitlines() if pids & {int(p) for p in re.findall(r"pid=(\d+)", line)}}
 
 
+def listening_any() -> set[str]:
+    """The local addresses of every listening TCP socket of the machine (this namespace)."""
+    out = subprocess.run(["ss", "-Hlnt"], capture_output=True, text=True, check=True).stdout
+    return {line.split()[3] for line in out.splitlines()}
+
+
 def wait_listening(root: int, port: int, proc=None, timeout=180) -> set[str]:
     deadline = time.time() + timeout
     while True:
@@ -69,6 +75,12 @@ def test_the_protected_tracking_server_listens_on_loopback_unless_told(tmp_path)
     try:
         found = wait_listening(proc.pid, port, proc)
         assert only_loopback(found), found
+        proc.terminate()  # a service manager's stop, to the process it started: nothing is left listening
+        proc.wait(timeout=60)
+        deadline = time.time() + 30
+        while any(a.endswith(f":{port}") for a in listening_any()):
+            assert time.time() < deadline, "the server outlived its process"
+            time.sleep(0.5)
     finally:
         stop_process(proc)
     ini = (tmp_path / "srv" / "basic_auth.ini").read_text()
