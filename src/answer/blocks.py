@@ -31,9 +31,10 @@ from src.answer.effects import noise_floor
 DEPENDS, SAME, UNDECIDED = "depends on the block", "the same everywhere", "undecided"
 
 
-def depends_text(keys) -> str:
-    """How the report words "depends on the block": on the data set when every block key is the data's."""
-    return "depends on the data set" if keys and all(str(k).split(".")[0] == "data" for k in keys) else DEPENDS
+def interaction_text(interaction: str, keys) -> str:
+    """How the report words an interaction verdict: "depends on the data set" when every block key is the data's."""
+    data = keys and all(str(k).split(".")[0] == "data" for k in keys)
+    return "depends on the data set" if interaction == DEPENDS and data else interaction
 
 
 def name(values: dict) -> str:

@@ -218,7 +218,7 @@ def pooled_table(ans: dict) -> str | None:
         rand = (f"{_fmt(re.get('mu'), signed=True)} [{_fmt(re.get('low'), signed=True)}, "
                 f"{_fmt(re.get('high'), signed=True)}]" if re else "-")
         q = f"{re['q']:.2f} ({re['q_p']:.3f})" if re else "-"
-        said = blocks.depends_text(ans.get("blocks")) if p["interaction"] == blocks.DEPENDS else p["interaction"]
+        said = blocks.interaction_text(p["interaction"], ans.get("blocks"))
         lines.append(f"| {p['factor']}: {p['level']} vs {p['reference']} | {_fmt(p['effect'], signed=True)} | "
                      f"[{_fmt(p['low'], signed=True)}, {_fmt(p['high'], signed=True)}] | {p['verdict']} | "
                      f"{said} | {rand} | {q} | {_fmt(re.get('i2'), 2)} | {_fmt(re.get('tau2'), 6)} |")
@@ -369,7 +369,7 @@ def blocks_forest(ans: dict, direction: str):
         ax.set_yticks(range(len(rows) + 1))
         ax.set_yticklabels([f"pooled ({p['verdict']})"] + [f"{r.block} ({r.verdict})" for r in reversed(rows)],
                            fontsize=8)
-        said = blocks.depends_text(ans.get("blocks")) if p["interaction"] == blocks.DEPENDS else p["interaction"]
+        said = blocks.interaction_text(p["interaction"], ans.get("blocks"))
         ax.set_title(f"{p['factor']}: {p['level']} vs {p['reference']} ({said})", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
     axes[-1, 0].set_xlabel(f"effect on {ans['metric']} ({'higher' if direction == 'maximize' else 'lower'} is "

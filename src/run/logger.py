@@ -102,12 +102,6 @@ class AccessError(RuntimeError):
     """The tracking server refused this client, or cannot be reached; one line that says which."""
 
 
-def _credentials(uri: str):
-    from mlflow.utils.credentials import get_default_host_creds
-
-    return get_default_host_creds(uri)
-
-
 def check_access(uri: str | None) -> None:
     """One authenticated request to a tracking server (a search for one experiment), before anything is
     trained or created: the credentials (MLFLOW_TRACKING_USERNAME/PASSWORD, or MLFLOW_TRACKING_TOKEN)
@@ -118,9 +112,10 @@ def check_access(uri: str | None) -> None:
     """
     if not is_server(uri):
         return
+    from mlflow.utils.credentials import get_default_host_creds
     from mlflow.utils.rest_utils import http_request
 
-    creds, shown = _credentials(uri), redact(uri)
+    creds, shown = get_default_host_creds(uri), redact(uri)
     try:
         r = http_request(creds, "/api/2.0/mlflow/experiments/search", "GET", params={"max_results": 1},
                          max_retries=0, timeout=20, raise_on_status=False)

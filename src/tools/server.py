@@ -17,15 +17,10 @@ The users and their permissions live in --auth-db (default: a SQLite file in --d
 from __future__ import annotations
 
 import argparse
-import contextlib
 import getpass
 import os
 import secrets
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from src.config.paths import resolve
@@ -105,28 +100,6 @@ def command(backend: str, artifacts: Path, host: str, port: int, workers: int = 
     if hosts:
         cmd += ["--allowed-hosts", ",".join(hosts)]
     return cmd
-
-
-def wait_until_up(proc: subprocess.Popen, host: str, port: int, timeout: float = 180) -> None:
-    """Waits until the server answers its health check (which needs no credentials).
-
-    Raises:
-        ServerError: the server exited, or did not answer in time (it is then stopped).
-    """
-    address = "127.0.0.1" if host in ("0.0.0.0", "") else host
-    deadline = time.time() + timeout
-    while True:
-        try:
-            req = urllib.request.Request(f"http://{address}:{port}/health", headers={"Host": f"{host}:{port}"})
-            with urllib.request.urlopen(req, timeout=5):
-                return
-        except (OSError, urllib.error.HTTPError):
-            if proc.poll() is not None or time.time() > deadline:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                raise ServerError(f"the MLflow server on {host}:{port} did not start (exit code {proc.poll()})") \
-                    from None
-            time.sleep(0.5)
 
 
 def serve(a: argparse.Namespace) -> int:

@@ -19,6 +19,8 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 USER = "lab"
@@ -120,11 +122,16 @@ def start_mlflow_server(backend_uri: str, artifacts: Path, port: int, log: Path 
     cmd = server.command(backend_uri, artifacts, "127.0.0.1", port, workers, auth=auth is not None,
                          hosts=server.allowed_hosts("127.0.0.1", port) if auth is not None else None)
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
-    try:
-        server.wait_until_up(proc, "127.0.0.1", port)
-    except server.ServerError as e:
-        raise RuntimeError(str(e)) from None
-    return proc
+    deadline = time.time() + 180
+    while True:
+        try:  # the health check needs no credentials
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5):
+                return proc
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                raise RuntimeError(f"mlflow server on port {port} did not start") from None
+            time.sleep(0.5)
 
 
 def stop_process(proc: subprocess.Popen) -> None:
