@@ -151,24 +151,35 @@ def follow_price(s: Setting, sims: int, seed: int = 0, question: int = 0) -> dic
 
 
 def block_sweep(truths: tuple, rng: np.random.Generator, looks_at=(3, 5, 8, 12), delta: float = 0.005,
-                noise: float = 0.008, luck: float = 0.004) -> tuple[list[dict], list[dict]]:
+                noise: float | tuple = 0.008, luck: float = 0.004, per_block: bool = False
+                ) -> tuple[list[dict], list[dict], int]:
     """One simulated sweep of a two-level factor (reference "a", level "b") crossed with blocks, whose true
-    effect in block i is truths[i]: its cells taken seed by seed, a look after each seed in `looks_at`, each
-    look estimated and decided as the sweep does it (src/answer/blocks.py, src/answer/decision.py, the
-    decisions of a look kept). Returns the last look's per-block decisions and the pooled records."""
+    effect in block i is truths[i] and run noise noise[i] (one number: the same in every block): its cells
+    taken seed by seed, a look after each seed in `looks_at`, each look estimated and decided as the sweep
+    does it (src/answer/blocks.py, src/answer/decision.py, the decisions of a look kept). With `per_block`, a
+    block whose question is decided gets no more seeds, as in a sweep with sweep.until=decided. Returns the
+    last look's per-block decisions, the pooled records and the trainings spent."""
     from src.answer import blocks
 
-    obs, looks = [], []
+    noises = tuple(noise) if isinstance(noise, tuple | list) else (noise,) * len(truths)
+    index = {blocks.name({"blk": i}): i for i in range(len(truths))}
+    obs, looks, ended = [], [], set()
     for seed in range(1, max(looks_at) + 1):
         for i, effect in enumerate(truths):
+            if i in ended:
+                continue
             shared = rng.normal(0, luck)
             for level, mean in (("a", 0.7), ("b", 0.7 + effect)):
                 obs.append({"config": {"f": level, "blk": i}, "seed": seed,
-                            "value": mean + shared + rng.normal(0, noise)})
+                            "value": mean + shared + rng.normal(0, noises[i])})
         if seed in looks_at:
             recs = blocks.estimate(obs, {"f": ["a", "b"], "blk": list(range(len(truths)))}, "maximize",
                                    ("blk",))["records"]
             looks.append({"cells": len(obs), "records": recs})
             decided = decision.decide(looks, "maximize", delta)
             looks[-1]["decisions"] = {decision.question(d): d for d in decided}
-    return decided, blocks.pooled(decided, "maximize", delta)
+            if per_block:
+                ended |= {index[d["block"]] for d in decided if d["verdict"] != "undecided"}
+                if len(ended) == len(truths):
+                    break
+    return decided, blocks.pooled(decided, "maximize", delta), len(obs)

@@ -77,11 +77,13 @@ def assemble(rows: list[dict], decided: list[dict], st: Study) -> dict:
     eff = blocks.estimate(obs, st.factors, st.direction, st.blocks)
     by_name = {decision.question(d): d for d in decided}
     per_seed = st.design_size or max(1, len({config_key(o["config"]) for o in obs}))
+    sizes = block_sizes(obs, st.blocks)
     records = []
     for r in eff["records"]:
         d = by_name.get(decision.question(r), {})
         undecided = not d.get("verdict") or d["verdict"] == "undecided"
-        cost = (decision.price(r, st.direction, len(obs), per_seed, d.get("alpha_each") or decision.ALPHA, st.delta,
+        cells, per = sizes.get(r.get("block"), (len(obs), per_seed))
+        cost = (decision.price(r, st.direction, cells, per, d.get("alpha_each") or decision.ALPHA, st.delta,
                                st.seconds_per_cell) if undecided else None)
         records.append(question(r, d, cost))
     left = [r for r in rows if r["state"] in ("PRUNED", "FAIL")]
@@ -94,6 +96,15 @@ def assemble(rows: list[dict], decided: list[dict], st: Study) -> dict:
             "seconds_per_cell": st.seconds_per_cell, "per_seed": per_seed, "plan": plan(records, len(obs), per_seed),
             "delta": st.delta, "metric": st.metric, "direction": st.direction,
             "sources": noise_sources(rows, st.factors, st.direction, records, st.blocks)}
+
+
+def block_sizes(obs: list[dict], blocks_: tuple | list) -> dict[str, tuple[int, int]]:
+    """{block: (its trainings so far, its configurations per seed)}: a question within a block grows with that
+    block's own cells (a block whose questions are all decided gets no more); empty without blocks."""
+    if not blocks_:
+        return {}
+    return {b: (len(o), max(1, len({config_key(x["config"]) for x in o})))
+            for b, o in blocks.split(obs, list(blocks_)).items()}
 
 
 def noise_sources(rows: list[dict], factors_: dict, direction: str, records: list, blocks_=()) -> dict | None:

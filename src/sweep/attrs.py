@@ -81,8 +81,9 @@ DEFINITION: Key[dict] = Key("definition", (dict,), dict)  # base overrides and s
 SEEDS: Key[list] = Key("seeds", (list,), list)        # every seed queued so far (sweep.until adds some)
 SECONDS_PER_CELL: Key[float] = Key("seconds_per_cell", NUMBER)
 LOOKS: Key[list] = Key("looks", (list,), list)        # the sequential looks taken, in order
+ENDED_BLOCKS: Key[dict] = Key("ended_blocks", (dict,), dict)  # block -> seeds it holds (its questions all decided)
 MLFLOW_PARENT_RUN_ID: Key[str] = Key("mlflow_parent_run_id", (str,))
 
 TRIAL = (HOST, PID, NODE, HEARTBEAT, SEED, RETRY_OF, RETRY_REASON, OVERRIDES, MLFLOW_RUN_IDS, SEED_VALUES,
          TEST_VALUES, EVAL_BOOTSTRAP, ATTENTION, SPREAD, PRUNED_AT_EPOCH, FAILURE, TRACEBACK, SURPLUS)
-STUDY = (SIGNATURE, DEFINITION, SEEDS, SECONDS_PER_CELL, LOOKS, MLFLOW_PARENT_RUN_ID)
+STUDY = (SIGNATURE, DEFINITION, SEEDS, SECONDS_PER_CELL, LOOKS, ENDED_BLOCKS, MLFLOW_PARENT_RUN_ID)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 
+from src.answer import blocks
 from src.sweep import SweepError, attrs
 from src.sweep import study as studies
 from src.sweep.space import Param, applies, format_value, ordered, structural_combinations
@@ -109,10 +110,19 @@ def points(settings, base: list[str], params: dict[str, Param], compose) -> list
     return []
 
 
-def cells(points: list[dict], seeds) -> list[tuple[dict, int]]:
+def cells(points: list[dict], seeds, block=(), ended: dict | None = None) -> list[tuple[dict, int]]:
     """The (configuration, seed) cells of a design, seed by seed: a block of seeds covers the whole design
-    before the next one starts, so the design stays balanced however far it got."""
-    return [(p, seed) for seed in seeds for p in points]
+    before the next one starts, so the design stays balanced however far it got. A block of the design
+    (`sweep.block`) named in `ended` (its name -> a count n) holds only the first n seeds: its questions were
+    all decided then."""
+    ended = ended or {}
+    return [(p, seed) for i, seed in enumerate(seeds) for p in points
+            if i < ended.get(block_of(p, block), len(seeds))]
+
+
+def block_of(point: dict, block) -> str:
+    """The name of the block (`sweep.block`) a configuration is in, as the answer names it; "" without blocks."""
+    return blocks.name({k: point.get(k) for k in block}) if block else ""
 
 
 def exhausted(design_cells: int, target: int, trials) -> bool:

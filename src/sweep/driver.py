@@ -42,11 +42,32 @@ class Sweep:
     started: float = field(default_factory=time.time)
     storage: object = None                      # the study's storage as opened (it says whether it beats)
     closed: int = 0                             # runs the start's reconciliation ended
+    ended: dict = field(default_factory=dict)   # block -> how many of the seeds it holds: its questions were all
+                                                # decided then, and it gets no more (sweep.block, until=decided)
 
     @property
     def cells(self) -> int:
         """The design's (configuration, seed) cells queued so far; 0 for a sampled sweep."""
-        return len(self.design) * len(self.seeds)
+        return len(self.queued_cells())
+
+    def queued_cells(self) -> list[tuple[dict, int]]:
+        return designs.cells(self.design, self.seeds, self.definition.settings.block, self.ended)
+
+    def open_points(self) -> list[dict]:
+        """The configurations that another seed would train: those of the blocks not ended."""
+        block = self.definition.settings.block
+        return [p for p in self.design if designs.block_of(p, block) not in self.ended]
+
+    def end_decided_blocks(self, records: list) -> list[str]:
+        """Ends the blocks whose questions are now all decided, at the seeds they hold; returns their names."""
+        verdicts: dict[str, list] = {}
+        for r in records:
+            verdicts.setdefault(r.block, []).append(r.verdict)
+        now = [b for b, v in verdicts.items() if b and b not in self.ended and "undecided" not in v]
+        if now:
+            self.ended.update({b: len(self.seeds) for b in now})
+            attrs.ENDED_BLOCKS.set(self.study, self.ended)
+        return now
 
     @property
     def target(self) -> int:
@@ -64,7 +85,7 @@ class Sweep:
         """Queues the design's cells for more seeds (a block); returns how many were queued."""
         self.seeds = list(dict.fromkeys([*self.seeds, *seeds]))  # in order, each seed once
         attrs.SEEDS.set(self.study, self.seeds)
-        return studies.enqueue(self.study, designs.cells(self.design, self.seeds))
+        return studies.enqueue(self.study, self.queued_cells())
 
 
 def warm_data(d: Definition) -> None:
@@ -131,7 +152,9 @@ def prepare(d: Definition) -> Sweep:
         sw = Sweep(d, url, study, parent, epochs, tracking_cfg, resumed, [], 0, design, [], gpus, storage=storage)
         sw.closed = reconcile(sw)  # recovers dead workers' trials first (sw.recovered)
         if d.settings.designed:
-            # the seeds given, then any a sequential sweep added before (a resume keeps its blocks)
+            # the seeds given, then any a sequential sweep added before (a resume keeps its blocks of seeds, and
+            # a block of the design whose questions were all decided keeps the seeds it had)
+            sw.ended = dict(attrs.ENDED_BLOCKS.get(study))
             sw.queued = sw.add_seeds(list(d.settings.seeds) + list(attrs.SEEDS.get(study)))
     return sw
 
@@ -178,6 +201,8 @@ def _header(sw: Sweep) -> None:
               f"each; {sw.queued} queued now" + (f"; then blocks of {s.add_seeds} seed(s) until every question is "
                                                   f"decided or {budget(sw)} trainings" if s.until == "decided"
                                                   else ""), flush=True)
+        for b, n in sw.ended.items():
+            print(f"{b}: every question of this block was decided at {n} seed(s); it gets no more seeds", flush=True)
         if s.trials and s.trials > sw.cells:
             print(f"note: the design has {sw.cells} cells; sweep.trials={s.trials} samples the rest at random, "
                   f"outside the design (the report says so)")
@@ -223,7 +248,10 @@ def _another_block(sw: Sweep, t0: float, cells0: int) -> bool:
     ans = answer.build(sw.definition, sw.study, studies.rows(sw.study), budget(sw), len(sw.design))
     summary.print_look(ans)
     sweep_tracking.log_look(sw.parent_run_id, ans["runs"], summary.text(ans), summary.plan_figure(ans))
-    block = len(sw.design) * s.add_seeds
+    for b in sw.end_decided_blocks(ans["records"]):
+        print(f"{b}: every question of this block is decided at {sw.ended[b]} seed(s); it gets no more seeds",
+              flush=True)
+    block = len(sw.open_points()) * s.add_seeds
     step = decision.next_step([q.verdict for q in ans["records"]], sw.cells, budget(sw), block)
     if step == "decided":
         print("every question is decided: the sweep stops here", flush=True)

@@ -35,3 +35,49 @@ def test_a_look_is_recorded_in_a_real_study_storage_and_read_back(tmp_path):
     assert [stored["decisions"][decision.question(r)]["verdict"] for r in final] == [r["verdict"] for r in final]
     answer.look(d, reread)  # the same cells: no second look
     assert len(reread.user_attrs["looks"]) == 1
+
+
+def test_a_block_whose_questions_are_all_decided_gets_no_more_seeds_and_keeps_them_on_resume(tmp_path):
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from src.config import compose
+    from src.sweep import attrs, design, driver
+    from src.sweep.study import rows
+
+    d = load(["sweep=none", "data=synthetic", "sweep.sampler=grid", "sweep.until=decided",
+              "sweep.block=data.segment_effect", "data.segment_effect=choice(3.0,0.0)",
+              "model/activation=choice(sigmoid,dice)"])
+    points = design.points(d.settings, list(d.base), d.params, compose)
+    assert len(points) == 4
+    journal = str(tmp_path / "j")
+    study = optuna.create_study(study_name="s", storage=JournalStorage(JournalFileBackend(journal)),
+                                direction="maximize")
+    dists = {k: CategoricalDistribution(p.values()) for k, p in d.params.items()}
+    rng = np.random.default_rng(0)
+    for seed in range(6):  # dice is far better where the segment matters (3.0); in the other block, noise only
+        for p in points:
+            big = p["data.segment_effect"] == 3.0
+            v = 0.7 + (0.05 if big and p["model/activation"] == "dice" else 0.0) + rng.normal(0, 0.004 if big else 0.03)
+            study.add_trial(optuna.trial.create_trial(params=p, distributions=dists, value=v,
+                                                      user_attrs={"seed": seed, "seed_values": {str(seed): v}}))
+    sw = driver.Sweep(d, "journal", study, "parent", 1, {}, False, design=points, seeds=list(range(6)))
+    ans = answer.build(d, study, rows(study), None, len(points))
+    verdicts = {r.block: r.verdict for r in ans["records"]}
+    assert verdicts == {"data.segment_effect=3.0": "better", "data.segment_effect=0.0": "undecided"}, verdicts
+    [price] = [r.price for r in ans["records"] if r.verdict == "undecided"]  # priced in its own block's trainings
+    assert price["more_trainings"] == price["trainings"] - 12 and price["trainings"] == price["seeds"] * 2, price
+    assert sw.end_decided_blocks(ans["records"]) == ["data.segment_effect=3.0"]
+    assert sw.end_decided_blocks(ans["records"]) == []  # ended once, at the seeds it held then
+    assert [p["data.segment_effect"] for p in sw.open_points()] == [0.0, 0.0]
+    assert sw.add_seeds([6, 7]) == 4 and sw.cells == 6 * 4 + 2 * 2  # the undecided block alone trains on
+    queued = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.WAITING]
+    assert {attrs.enqueued_params(t)["data.segment_effect"] for t in queued} == {0.0}
+    # a resume reads the ended block back and queues none of its cells for the seeds it never had
+    again = optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(journal)))
+    assert again.user_attrs["ended_blocks"] == {"data.segment_effect=3.0": 6}
+    sw2 = driver.Sweep(d, "journal", again, "parent", 1, {}, True, design=points,
+                       ended=dict(attrs.ENDED_BLOCKS.get(again)))
+    assert sw2.add_seeds([0, 1, 2, 3, 4, 5, 6, 7, 8]) == 2 and sw2.cells == 6 * 4 + 3 * 2

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 
 import mlflow
 import optuna
@@ -73,8 +74,6 @@ def sw(tmp_path, empty_mlflow_db, sweep_main):
 
 
 def states(study):
-    from collections import Counter
-
     return Counter(t.state.name for t in study.get_trials() if not t.user_attrs.get("surplus"))
 
 
@@ -344,6 +343,12 @@ def test_a_block_of_two_data_sets_answers_in_each_and_says_the_effect_depends_on
     metrics = parent.data.metrics
     assert metrics.get("depends.data.features.segment.enabled.True in all blocks") == 1, sorted(metrics)
     assert metrics["verdict.data.features.segment.enabled.True in data.segment_effect_3.0"] == 1
+    # the planted block, decided first, got no more seeds while the other went on (sequential per block)
+    study = sw.study("blocks")
+    ended = study.user_attrs["ended_blocks"]
+    trained = Counter(str(t.params["data.segment_effect"]) for t in study.get_trials() if t.state.name == "COMPLETE")
+    assert "data.segment_effect=3.0" in ended and trained["3.0"] == 2 * ended["data.segment_effect=3.0"], trained
+    assert trained["3.0"] < trained["0.0"] and "it gets no more seeds" in out.stdout, trained
 
 
 GRID = ["sweep.sampler=grid", "sweep.pruner=none", "train.epochs=1", "model=din", "~model/evolution",
