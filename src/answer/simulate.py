@@ -183,3 +183,43 @@ def block_sweep(truths: tuple, rng: np.random.Generator, looks_at=(3, 5, 8, 12),
                 if len(ended) == len(truths):
                     break
     return decided, blocks.pooled(decided, "maximize", delta), len(obs)
+
+
+def _wrong(verdict: str, truth: float, delta: float) -> bool:
+    """Whether a verdict on a maximized metric contradicts the truth."""
+    return (verdict == "better" and truth <= 0) or (verdict == "worse" and truth >= 0) or \
+        (verdict == "equivalent" and abs(truth) >= delta)
+
+
+def block_summary(truths: tuple, sims: int, seed: int = 0, tau: float = 0.0, delta: float = 0.005,
+                  **kw) -> dict:
+    """Many block sweeps (block_sweep's keywords pass through). With `tau`, each sweep draws its blocks' true
+    effects as truths[i] + N(0, tau): blocks sampled from a population whose mean is the mean of `truths`.
+    Returns the family-wise rate of wrong calls (per block, pooled, and the interaction), how often every
+    per-block interval and the pooled one held their truths together, the random-effects interval's
+    coverage of the population mean, the median I^2, how often the interaction was called "depends", and
+    the trainings spent on average."""
+    from src.answer import blocks
+
+    rng, mu = np.random.default_rng(seed), float(np.mean(truths))
+    wrong, held, re_cover, i2, depends, spent = [], [], [], [], [], []
+    for _ in range(sims):
+        t = np.asarray(truths, dtype=float) + (rng.normal(0, tau, len(truths)) if tau else 0.0)
+        decided, pooled, n = block_sweep(tuple(t), rng, delta=delta, **kw)
+        truth = {blocks.name({"blk": i}): float(x) for i, x in enumerate(t)}
+        p, spread = pooled[0], float(t.max() - t.min())
+        wrong.append(any(_wrong(d["verdict"], truth[d["block"]], delta) for d in decided)
+                     or _wrong(p["verdict"], float(t.mean()), delta)
+                     or (p["interaction"] == blocks.DEPENDS and spread == 0)
+                     or (p["interaction"] == blocks.SAME and spread > delta))
+        held.append(all(d["adj_low"] <= truth[d["block"]] <= d["adj_high"] for d in decided)
+                    and p["low"] <= t.mean() <= p["high"])
+        re = p["random_effects"]
+        re_cover.append(re["low"] <= mu <= re["high"])
+        i2.append(re["i2"])
+        depends.append(p["interaction"] == blocks.DEPENDS)
+        spent.append(n)
+    return {"sims": sims, "blocks": len(truths), "tau": tau, "wrong_call_rate": float(np.mean(wrong)),
+            "all_held": float(np.mean(held)), "random_effects_coverage": float(np.mean(re_cover)),
+            "median_i2": float(np.median(i2)), "depends": float(np.mean(depends)),
+            "trainings": float(np.mean(spent))}

@@ -558,8 +558,36 @@ def bench_decisions(a) -> dict:
         out["prices"].append(row)
         print(f"price followed, effect {effect}: {row['priced']} priced, stated chance {row['stated_chance']:.3f}, "
               f"decided {row['decided']:.3f}", flush=True)
+    out["blocks"] = _block_rows(a.sims)
     print(json.dumps(out))
     return out
+
+
+def _block_rows(sims: int) -> list[dict]:
+    """Simulated block sweeps (src/answer/simulate.py's block_sweep: a two-level question crossed with
+    blocks, a look after seeds 3, 5, 8 and 12): null effects in blocks whose noise differs fourfold, seeded
+    to the end or per block (sweep.until=decided); and blocks drawn from a population of effects."""
+    from src.answer import simulate
+
+    noise = (0.004, 0.006, 0.008, 0.012, 0.016)
+    rows = []
+    for label, truths, kw in (
+            ("null, 5 blocks, unequal noise", (0.0,) * 5, {"noise": noise, "delta": 0.02}),
+            ("null, 5 blocks, unequal noise, per block", (0.0,) * 5,
+             {"noise": noise, "delta": 0.02, "per_block": True}),
+            ("3 blocks, effects 0.03 0 0.01", (0.03, 0.0, 0.01), {"noise": noise[::2], "delta": 0.02}),
+            ("3 blocks, effects 0.03 0 0.01, per block", (0.03, 0.0, 0.01),
+             {"noise": noise[::2], "delta": 0.02, "per_block": True}),
+            ("same effect 0.01 in 5 blocks", (0.01,) * 5, {}),
+            ("population N(0.01, 0.01), 3 blocks", (0.01,) * 3, {"tau": 0.01}),
+            ("population N(0.01, 0.01), 5 blocks", (0.01,) * 5, {"tau": 0.01}),
+            ("population N(0.01, 0.01), 8 blocks", (0.01,) * 8, {"tau": 0.01})):
+        row = {"setting": label, **simulate.block_summary(truths, sims, seed=len(rows) + 11, **kw)}
+        rows.append(row)
+        print(f"{label:42s} wrong calls {row['wrong_call_rate']:.3f}, all intervals held {row['all_held']:.3f}, "
+              f"random-effects coverage {row['random_effects_coverage']:.3f}, median I2 {row['median_i2']:.2f}, "
+              f"depends {row['depends']:.3f}, trainings {row['trainings']:.1f}", flush=True)
+    return rows
 
 
 def _ray(a) -> dict:
