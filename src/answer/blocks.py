@@ -13,7 +13,8 @@ question is answered within each block, and across them:
   (no two truths differ by more than delta), else undecided. The intervals only narrow from look to look,
   so none of these verdicts, once reached, is undone by a later look;
 - for reading, not for verdicts: the random-effects estimate of the mean effect of a population of such
-  blocks (DerSimonian-Laird's tau^2, the Hartung-Knapp 95% interval on k - 1 degrees of freedom) with the
+  blocks (DerSimonian-Laird's tau^2, the Hartung-Knapp 95% interval on k - 1 degrees of freedom, never
+  narrower than the one from the weights alone), from each block's latest estimate, with the
   heterogeneity: Cochran's Q and its p-value, I^2 and tau^2.
 """
 
@@ -29,6 +30,7 @@ from src.answer.effects import estimate as estimate_all
 from src.answer.effects import noise_floor
 
 DEPENDS, SAME, UNDECIDED = "depends on the block", "the same everywhere", "undecided"
+ESTIMATOR = "DerSimonian-Laird tau^2, Hartung-Knapp 95% interval (ad hoc correction: at least the fixed weights' width)"
 
 
 def interaction_text(interaction: str, keys) -> str:
@@ -76,9 +78,12 @@ def random_effects(effects: list[float], ses: list[float]) -> dict | None:
     tau2 = max(0.0, (q - (k - 1)) / c)
     ws = [1 / (s ** 2 + tau2) for s in ses]
     mu = sum(wi * y for wi, y in zip(ws, effects)) / sum(ws)
-    se_hk = math.sqrt(sum(wi * (y - mu) ** 2 for wi, y in zip(ws, effects)) / ((k - 1) * sum(ws)))
+    # Hartung-Knapp with the ad hoc correction (Knapp and Hartung 2003; Röver et al. 2015): never narrower
+    # than the interval from the weights alone, which the plain one is when the blocks agree by chance
+    q_hk = sum(wi * (y - mu) ** 2 for wi, y in zip(ws, effects)) / (k - 1)
+    se_hk = math.sqrt(max(1.0, q_hk) / sum(ws))
     half = float(stats.t.ppf(0.975, k - 1)) * se_hk
-    return {"estimator": "DerSimonian-Laird tau^2, Hartung-Knapp 95% interval", "mu": mu, "low": mu - half,
+    return {"estimator": ESTIMATOR, "mu": mu, "low": mu - half,
             "high": mu + half, "tau2": tau2, "q": q, "q_p": float(stats.chi2.sf(q, k - 1)),
             "i2": max(0.0, (q - (k - 1)) / q) if q > 0 else 0.0, "k": k}
 
@@ -111,9 +116,16 @@ def pooled(decided: list[dict], direction: str, delta: float) -> list[dict]:
         if all(d.get("now_low") is not None and d.get("effect") is not None for d in ds):
             iv = [(d["now_low"], d["now_high"]) for d in ds]
             lo, hi = sum(a for a, _ in iv) / len(iv), sum(b for _, b in iv) / len(iv)
-            rec.update(effect=sum(d["effect"] for d in ds) / len(ds), low=lo, high=hi,
+            rec.update(effect=sum(_now(d)[0] for d in ds) / len(ds), low=lo, high=hi,
                        verdict=decision.verdict(lo, hi, direction, delta), interaction=interaction(iv, delta))
-        if all(d.get("effect") is not None for d in ds):
-            rec["random_effects"] = random_effects([d["effect"] for d in ds], [d.get("se") for d in ds])
+        if all(_now(d)[0] is not None for d in ds):
+            rec["random_effects"] = random_effects([_now(d)[0] for d in ds], [_now(d)[1] for d in ds])
         out.append(rec)
     return out
+
+
+def _now(d: dict) -> tuple:
+    """A block's latest estimate and its se: the last look's, not the deciding look's (biased by the stop)."""
+    if d.get("now_effect") is not None:
+        return d["now_effect"], d.get("now_se")
+    return d.get("effect"), d.get("se")

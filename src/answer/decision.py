@@ -112,6 +112,7 @@ def decide(looks: list[dict], direction: str, delta: float, alpha: float = ALPHA
     Returns:
         the last look's records, each with "adj_low", "adj_high" (the interval the verdict uses), "now_low",
         "now_high" (the running intersection at the last look, which goes on narrowing after a decision),
+        "now_effect", "now_se" (the last look's estimate),
         "verdict", "decided_at" (trainings at the deciding look, or None), "boundary" (the multiplier
         of se), "alpha_each", "delta", "looks", "adjustment", "verdict_method".
     """
@@ -143,12 +144,16 @@ def decide(looks: list[dict], direction: str, delta: float, alpha: float = ALPHA
 
 def _running(looks: list[dict], q: str, each: float) -> dict:
     """The confidence sequence's running intersection over every look, past a decision too (a decided
-    question keeps the interval that decided it; src/answer/blocks.py compares blocks on this one)."""
-    now = {}
+    question keeps the interval that decided it; src/answer/blocks.py compares blocks on this one), and the
+    last look's effect and se (a decided question keeps the estimate of its deciding look, which the
+    stopping biases away from zero)."""
+    now, rec = {}, {}
     for look in looks:
-        d = _decision(_find(look, q), look["cells"], now, each, "maximize", 0.0)
-        now = d or now
-    return {"now_low": now.get("adj_low"), "now_high": now.get("adj_high")}
+        r = _find(look, q)
+        d = _decision(r, look["cells"], now, each, "maximize", 0.0)
+        now, rec = d or now, (r if d else rec)
+    return {"now_low": now.get("adj_low"), "now_high": now.get("adj_high"), "now_effect": rec.get("effect"),
+            "now_se": rec.get("se")}
 
 
 def _find(look: dict, q: str) -> dict | None:

@@ -5,8 +5,8 @@ blocks differ, and an interaction planted at a stated size is found; and the pie
 import numpy as np
 import pytest
 
-from src.answer import blocks
-from src.answer.simulate import block_sweep
+from src.answer import blocks, decision
+from src.answer.simulate import block_summary, block_sweep
 
 SIMS = 300
 
@@ -64,6 +64,30 @@ def test_blocks_that_stop_when_decided_keep_the_error_rate_and_spend_less():
     assert spent < 0.9 * full, (spent, full)  # the quiet block with a large effect stops early
     # and the verdicts are as good: the large effect is called better as often
     assert np.mean([d[0]["verdict"] == "better" for d, _, _ in out]) >= 0.95
+
+
+def test_the_random_effects_interval_covers_the_mean_of_a_population_of_blocks():
+    # each sweep draws five blocks' true effects from N(0.01, 0.01); 95% nominal, 2 SE of simulation error
+    pop = block_summary((0.01,) * 5, 2 * SIMS, seed=6, tau=0.01)
+    assert pop["random_effects_coverage"] >= 0.93 and pop["median_i2"] > 0.5, pop
+    # blocks that agree: the interval is never narrower than the weights alone allow, and I^2 stays near 0
+    same = block_summary((0.01,) * 5, SIMS, seed=7)
+    assert same["random_effects_coverage"] >= 0.95 and same["median_i2"] < 0.1, same
+
+
+def test_random_effects_read_each_blocks_latest_estimate_not_the_one_its_stop_picked():
+    def look(cells, effects):
+        return {"cells": cells, "records": [{"factor": "f", "level": "b", "reference": "a", "effect": e, "se": 0.002,
+                                             "df": 20, "n_eff": 12.0, "block": f"blk={i}"}
+                                            for i, e in enumerate(effects)]}
+    looks = [look(24, [0.05, 0.05])]
+    looks[0]["decisions"] = {decision.question(d): d for d in decision.decide(looks, "maximize", 0.005)}
+    looks.append(look(48, [0.02, 0.03]))
+    decided = decision.decide(looks, "maximize", 0.005)
+    assert [(d["verdict"], d["effect"], d["now_effect"]) for d in decided] == [("better", 0.05, 0.02),
+                                                                              ("better", 0.05, 0.03)]
+    p = blocks.pooled(decided, "maximize", 0.005)[0]
+    assert p["effect"] == pytest.approx(0.025) and p["random_effects"]["mu"] == pytest.approx(0.025)
 
 
 def test_the_interaction_verdict_on_intervals():
