@@ -193,26 +193,54 @@ def _at(r: dict, cells: int, n: int, alpha_each: float) -> tuple[float, float, f
 
 
 def chance(r: dict, direction: str, cells: int, n: int, alpha_each: float, delta: float) -> tuple[str, float]:
-    """The verdict a look after n trainings would most likely reach, and the chance that it does, if the
-    true effect is the one estimated now (conditional power, given the results so far)."""
+    """The verdict a look after n trainings would most likely reach, and the chance that it reaches any
+    verdict, given the results so far and the noise as estimated (predictive power: the true effect is as
+    uncertain as its estimate, N(effect, se^2), not fixed at it, which overstated the chance)."""
     est = r["effect"]
-    se_n, c, sd = _at(r, cells, n, alpha_each)
+    se_n, c, _ = _at(r, cells, n, alpha_each)
+    sd = r["se"] * math.sqrt(max(n - cells, 0) / n)  # the look's estimate, given today's, the effect unknown
     if not math.isfinite(c) or sd <= 0:
         return "undecided", 0.0
+    b = c * se_n  # the interval's half-width at that look; undecided: 0 inside it and it not inside +-delta
+
+    def mass(lo: float, hi: float) -> float:
+        return float(stats.norm.cdf((hi - est) / sd) - stats.norm.cdf((lo - est) / sd)) if hi > lo else 0.0
+
+    room = delta - b
+    undecided = max(0.0, mass(-b, b) - mass(-room, room))  # |estimate| <= b, not < room: the band between
     side = "better" if (est >= 0) == (direction == "maximize") else "worse"
-    out = [(side, float(stats.norm.cdf((abs(est) - c * se_n) / sd)))]
-    room = delta - c * se_n
-    if room > 0:
-        out.append(("equivalent", float(stats.norm.cdf((room - est) / sd) - stats.norm.cdf((-room - est) / sd))))
-    return max(out, key=lambda x: x[1])
+    p_side = mass(b, math.inf) if est >= 0 else mass(-math.inf, -b)
+    return ("equivalent" if mass(-room, room) > p_side else side), 1.0 - undecided
+
+
+def certain(r: dict, cells: int, per_seed: int, alpha_each: float, delta: float,
+            most_seeds: int = MOST_SEEDS) -> int | None:
+    """The fewest seeds per configuration whose look decides whatever the effect, if the noise stays as
+    estimated: its interval is at most delta wide, so it excludes 0 or lies inside +-delta."""
+    per = max(per_seed, 1)
+
+    def sure(seeds):
+        se_n, c, _ = _at(r, cells, seeds * per, alpha_each)
+        return 2 * c * se_n <= delta
+
+    lo, hi = 0, max(1, math.floor(cells / per))
+    while not sure(hi):
+        lo, hi = hi, 2 * hi
+        if hi > most_seeds:
+            return None
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if sure(mid) else (mid, hi)
+    return hi
 
 
 def price(r: dict, direction: str, cells: int, per_seed: int, alpha_each: float, delta: float,
           seconds_per_cell: float | None, power: float = POWER, most_seeds: int = MOST_SEEDS) -> dict | None:
-    """What deciding an undecided question would take, if its effect and noise stay as estimated: the
-    fewest whole seeds per configuration (trainings, minutes at the measured rate) at which the look
-    reaches a verdict with at least `power` chance, with the boundary the confidence sequence will use
-    at that look; with that chance. None when no number of seeds up to `most_seeds` gets there."""
+    """What deciding an undecided question would take, if its noise stays as estimated: the fewest whole
+    seeds per configuration (trainings, minutes at the measured rate) at which the look reaches a verdict
+    with at least `power` chance (`chance`), with the boundary the confidence sequence will use at that
+    look, and the seeds whose look decides whatever the effect (`certain_seeds`). None when no number of
+    seeds up to `most_seeds` gets there."""
     if r.get("effect") is None or not r.get("se") or r["se"] <= 0 or cells < 1:
         return None
     per = max(per_seed, 1)
@@ -231,7 +259,8 @@ def price(r: dict, direction: str, cells: int, per_seed: int, alpha_each: float,
         lo, hi = (lo, mid) if enough(mid) else (mid, hi)
     n = hi * per
     towards, p = chance(r, direction, cells, n, alpha_each, delta)
-    out = {"towards": towards, "trainings": n, "seeds": hi, "more_trainings": n - cells, "chance": p}
+    out = {"towards": towards, "trainings": n, "seeds": hi, "more_trainings": n - cells, "chance": p,
+           "certain_seeds": certain(r, cells, per, alpha_each, delta, most_seeds)}
     if seconds_per_cell:
         out["minutes"] = (n - cells) * seconds_per_cell / 60
     return out

@@ -122,12 +122,13 @@ def summary(s: Setting, out: dict) -> dict:
 def follow_price(s: Setting, sims: int, seed: int = 0, question: int = 0) -> dict:
     """Sweeps that stop at their first budget; where `question` is undecided there, the user follows its price
     literally (resumes until the priced seeds, looking after each). Returns the mean chance the prices stated
-    and how often the question was then decided, over the sweeps that were priced."""
+    and how often the question was then decided, over the sweeps that were priced; and how often it was
+    decided by the seeds the price says decide whatever the effect (where the simulation holds them)."""
     y = runs(s, sims, np.random.default_rng(seed))
     first = sweeps(Setting(**{**s.__dict__, "raises": 0}), sims, y=y)  # stops at the first budget
     k, per_seed = len(s.truth), len(s.levels)
     each = s.alpha / k
-    stated, decided = [], []
+    stated, decided, sure = [], [], []
     for i in np.flatnonzero(first["verdict"][:, question] == UNDECIDED):
         f = fit(y[i:i + 1, :, :s.budget], s.levels)
         r = {"effect": float(f["effect"][0, question]), "se": float(f["se"][0, question]), "df": f["df"],
@@ -135,19 +136,29 @@ def follow_price(s: Setting, sims: int, seed: int = 0, question: int = 0) -> dic
         p = decision.price(r, "maximize", s.budget * per_seed, per_seed, each, s.delta, None)
         if p is None or p["seeds"] > y.shape[2]:
             continue
-        lo, hi, v = first["low"][i, question], first["high"][i, question], UNDECIDED
-        for seeds in range(s.budget + 1, p["seeds"] + 1):
-            f = fit(y[i:i + 1, :, :seeds], s.levels)
-            c = decision.multiplier(f["df"], round(float(f["n_eff"][question]), 6), each)
-            e, se = f["effect"][0, question], f["se"][0, question]
-            lo, hi = max(lo, e - c * se), min(hi, e + c * se)
-            v = _verdicts(np.array([lo]), np.array([hi]), s.delta)[0]
-            if v != UNDECIDED:
-                break
+        at = _decided_at(y[i:i + 1], s, (first["low"][i, question], first["high"][i, question]), question,
+                         min(y.shape[2], max(p["seeds"], p["certain_seeds"] or y.shape[2])))
         stated.append(p["chance"])
-        decided.append(v != UNDECIDED)
+        decided.append(at is not None and at <= p["seeds"])
+        if p["certain_seeds"] and p["certain_seeds"] <= y.shape[2]:
+            sure.append(at is not None and at <= p["certain_seeds"])
     return {"priced": len(stated), "stated_chance": float(np.mean(stated)) if stated else None,
-            "decided": float(np.mean(decided)) if decided else None}
+            "decided": float(np.mean(decided)) if decided else None,
+            "certain_priced": len(sure), "decided_by_certain": float(np.mean(sure)) if sure else None}
+
+
+def _decided_at(y: np.ndarray, s: Setting, interval: tuple, question: int, most: int) -> int | None:
+    """The seeds at the first look past the first budget, up to `most`, that decides `question`."""
+    lo, hi = interval
+    each = s.alpha / len(s.truth)
+    for seeds in range(s.budget + 1, most + 1):
+        f = fit(y[:, :, :seeds], s.levels)
+        c = decision.multiplier(f["df"], round(float(f["n_eff"][question]), 6), each)
+        e, se = f["effect"][0, question], f["se"][0, question]
+        lo, hi = max(lo, e - c * se), min(hi, e + c * se)
+        if _verdicts(np.array([lo]), np.array([hi]), s.delta)[0] != UNDECIDED:
+            return seeds
+    return None
 
 
 def block_sweep(truths: tuple, rng: np.random.Generator, looks_at=(3, 5, 8, 12), delta: float = 0.005,

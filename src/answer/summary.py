@@ -203,8 +203,9 @@ def price_text(p: dict | None) -> str:
     if not p:
         return f"not within {decision.MOST_SEEDS} seeds at this effect and margin"
     minutes = f", about {p['minutes']:.0f} min more" if p.get("minutes") is not None else ""
-    return (f"{p['seeds']} seeds ({p['trainings']} trainings{minutes}): {p['chance']:.0%} chance to call it "
-            f"{p['towards']}")
+    sure = f"; decided whatever the effect by {p['certain_seeds']} seeds" if p.get("certain_seeds") else ""
+    return (f"{p['seeds']} seeds ({p['trainings']} trainings{minutes}): {p['chance']:.0%} chance to decide, "
+            f"most likely {p['towards']}{sure}")
 
 
 def _label(r) -> str:

@@ -552,12 +552,13 @@ def bench_decisions(a) -> dict:
             print(f"{label:12s} raises {raises}: false calls {row['false_call_rate']:.3f}, coverage "
                   f"{row['coverage']:.3f}, a called better {row['called_better'][0]:.3f}, trainings "
                   f"{row['trainings']:.0f}, a decided at {row['decided_at'][0]:.0f}", flush=True)
-    for effect in (0.0, 0.001, 0.004, 0.006):
+    for effect in (0.0, 0.001, 0.002, 0.004, 0.006):
         s = simulate.Setting(levels, (effect, 0.0, 0.0, 0.0), 0.002)
         row = {"effect": effect, **simulate.follow_price(s, min(a.sims, 1000), seed=5)}
         out["prices"].append(row)
         print(f"price followed, effect {effect}: {row['priced']} priced, stated chance {row['stated_chance']:.3f}, "
-              f"decided {row['decided']:.3f}", flush=True)
+              f"decided {row['decided']:.3f}; decided by the seeds that decide whatever the effect "
+              f"{row['decided_by_certain']:.3f} (of {row['certain_priced']})", flush=True)
     out["blocks"] = _block_rows(a.sims)
     print(json.dumps(out))
     return out

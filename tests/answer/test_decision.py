@@ -150,7 +150,8 @@ def test_price_is_the_fewest_seeds_whose_look_decides_with_the_chance_it_states(
     # the boundary at that look is the confidence sequence's, not the fixed-sample one
     se_n, c, _ = decision._at(r, 24, p["trainings"], 0.0125)
     assert c == decision.multiplier(round(20 * p["trainings"] / 24, 3), round(12.0 * p["trainings"] / 24, 3), 0.0125)
-    eq = decision.price({"effect": 0.0002, "se": 0.001, "df": 20, "n_eff": 12.0}, "maximize", 24, 8, 0.0125, 0.001,
+    # an estimate near 0 with an se well inside delta: its likeliest verdict is equivalent
+    eq = decision.price({"effect": 0.0001, "se": 0.0003, "df": 20, "n_eff": 12.0}, "maximize", 24, 8, 0.0125, 0.001,
                         None)
     assert eq["towards"] == "equivalent"
 
@@ -203,12 +204,31 @@ def test_a_user_who_raises_the_budget_whenever_a_question_is_undecided_keeps_the
     assert out["called_better"][0] >= 0.99, out
 
 
-@pytest.mark.parametrize("truth", [(0.0, 0.0, 0.0, 0.0), (0.004, 0.0, 0.0, 0.0), (0.006, 0.0, 0.0, 0.0)])
+@pytest.mark.parametrize("truth", [(0.0, 0.0, 0.0, 0.0), (0.002, 0.0, 0.0, 0.0), (0.004, 0.0, 0.0, 0.0),
+                                   (0.006, 0.0, 0.0, 0.0)])
 def test_following_the_price_literally_decides_at_least_as_often_as_it_says(truth):
     s = simulate.Setting(LEVELS, truth, 0.002)
     out = simulate.follow_price(s, 1000, seed=5)
     error = 2 * math.sqrt(0.8 * 0.2 / out["priced"])  # two standard errors of the rate
     assert out["priced"] >= 100 and out["decided"] >= out["stated_chance"] - error, out
+    assert out["certain_priced"] >= 100 and out["decided_by_certain"] >= 0.95, out
+
+
+def test_at_half_of_delta_the_chance_falls_short_but_the_seeds_that_decide_whatever_the_effect_do():
+    # an effect at delta / 2 needs the interval narrow on both sides: no estimate prices it well
+    s = simulate.Setting(LEVELS, (0.001, 0.0, 0.0, 0.0), 0.002)
+    out = simulate.follow_price(s, 500, seed=5)
+    assert out["decided"] < out["stated_chance"] and out["decided_by_certain"] >= 0.95, out
+
+
+def test_the_seeds_that_decide_whatever_the_effect_make_an_interval_at_most_delta_wide():
+    r = {"effect": 0.0005, "se": 0.002, "df": 20, "n_eff": 12.0}
+    n = decision.certain(r, 24, 8, 0.0125, 0.002)
+    width = [2 * c * se for se, c, _ in (decision._at(r, 24, 8 * k, 0.0125) for k in (n - 1, n))]
+    assert width[0] > 0.002 >= width[1]
+    p = decision.price(r, "maximize", 24, 8, 0.0125, 0.002, None)
+    assert p["seeds"] <= p["certain_seeds"] == n
+    assert decision.chance(r, "maximize", 24, 8 * n, 0.0125, 0.002)[1] == pytest.approx(1.0)
 
 
 def test_a_look_at_no_data_is_ignored():
