@@ -223,14 +223,19 @@ def certain(r: dict, cells: int, per_seed: int, alpha_each: float, delta: float,
         se_n, c, _ = _at(r, cells, seeds * per, alpha_each)
         return 2 * c * se_n <= delta
 
-    lo, hi = 0, max(1, math.floor(cells / per))
-    while not sure(hi):
+    return _fewest(sure, 0, max(1, math.floor(cells / per)), most_seeds)
+
+
+def _fewest(ok, lo: int, hi: int, most: int) -> int | None:
+    """The fewest seeds above `lo` for which `ok` holds (it holds for all more, once it does), starting the
+    search at `hi`: doubling, then bisection. None past `most`."""
+    while not ok(hi):
         lo, hi = hi, 2 * hi
-        if hi > most_seeds:
+        if hi > most:
             return None
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if sure(mid) else (mid, hi)
+        lo, hi = (lo, mid) if ok(mid) else (mid, hi)
     return hi
 
 
@@ -249,14 +254,9 @@ def price(r: dict, direction: str, cells: int, per_seed: int, alpha_each: float,
     def enough(seeds):
         return chance(r, direction, cells, seeds * per, alpha_each, delta)[1] >= power
 
-    lo, hi = now, now + 1
-    while not enough(hi):  # doubling, then bisection: the chance grows with the seeds
-        lo, hi = hi, 2 * hi
-        if hi > most_seeds:
-            return None
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if enough(mid) else (mid, hi)
+    hi = _fewest(enough, now, now + 1, most_seeds)  # the chance grows with the seeds
+    if hi is None:
+        return None
     n = hi * per
     towards, p = chance(r, direction, cells, n, alpha_each, delta)
     out = {"towards": towards, "trainings": n, "seeds": hi, "more_trainings": n - cells, "chance": p,
