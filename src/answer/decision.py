@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 import math
 
+import numpy as np
 from scipy import optimize, stats
 
 ALPHA = 0.05
@@ -192,6 +193,16 @@ def _at(r: dict, cells: int, n: int, alpha_each: float) -> tuple[float, float, f
     return se_n, c, r["se"] * math.sqrt(cells * max(n - cells, 0)) / n
 
 
+def _undecided(m, sd: float, b: float, delta: float):
+    """The chance a look's estimate, N(m, sd^2), leaves its interval (half-width b) undecided: 0 inside the
+    interval and the interval not inside +-delta: the estimate in the band delta - b <= |estimate| <= b."""
+    def cdf(x):
+        return stats.norm.cdf((x - m) / sd)
+
+    inner = min(max(delta - b, 0.0), b)
+    return np.maximum((cdf(b) - cdf(-b)) - (cdf(inner) - cdf(-inner)), 0.0)
+
+
 def chance(r: dict, direction: str, cells: int, n: int, alpha_each: float, delta: float) -> tuple[str, float]:
     """The verdict a look after n trainings would most likely reach, and the chance that it reaches any
     verdict, given the results so far and the noise as estimated (predictive power: the true effect is as
@@ -201,16 +212,33 @@ def chance(r: dict, direction: str, cells: int, n: int, alpha_each: float, delta
     sd = r["se"] * math.sqrt(max(n - cells, 0) / n)  # the look's estimate, given today's, the effect unknown
     if not math.isfinite(c) or sd <= 0:
         return "undecided", 0.0
-    b = c * se_n  # the interval's half-width at that look; undecided: 0 inside it and it not inside +-delta
-
-    def mass(lo: float, hi: float) -> float:
-        return float(stats.norm.cdf((hi - est) / sd) - stats.norm.cdf((lo - est) / sd)) if hi > lo else 0.0
-
+    b = c * se_n  # the interval's half-width at that look
     room = delta - b
-    undecided = max(0.0, mass(-b, b) - mass(-room, room))  # |estimate| <= b, not < room: the band between
     side = "better" if (est >= 0) == (direction == "maximize") else "worse"
-    p_side = mass(b, math.inf) if est >= 0 else mass(-math.inf, -b)
-    return ("equivalent" if mass(-room, room) > p_side else side), 1.0 - undecided
+    p_side = stats.norm.sf((b - est) / sd) if est >= 0 else stats.norm.cdf((-b - est) / sd)
+    p_in = stats.norm.cdf((room - est) / sd) - stats.norm.cdf((-room - est) / sd) if room > 0 else 0.0
+    return ("equivalent" if p_in > p_side else side), 1.0 - float(_undecided(est, sd, b, delta))
+
+
+def least(r: dict, cells: int, n: int, alpha_each: float, delta: float) -> float:
+    """The chance that the look after n trainings decides if the true effect is the hardest one the interval
+    so far allows (r's "now_low", "now_high"; unbounded without them), the noise as estimated: a floor that
+    holds at every effect the interval covers, where `chance`, an average over the plausible effects, can
+    fall short (near +-delta/2, which needs the interval narrow on both sides)."""
+    se_n, c, sd = _at(r, cells, n, alpha_each)
+    if not math.isfinite(c) or sd <= 0:
+        return 0.0
+    b, est, grow = c * se_n, r["effect"], n / (n - cells)
+    lo, hi = r.get("now_low"), r.get("now_high")
+    lo, hi = (-math.inf if lo is None else lo), (math.inf if hi is None else hi)
+    # the look's mean given today's estimate and a true effect t: (cells * est + (n - cells) * t) / n
+    band = (max(delta - b, 0.0) + b) / 2
+    means = np.concatenate([np.linspace(-b - 4 * sd, b + 4 * sd, 401), [0.0, band, -band]])
+    effects = means * grow - est * cells / (n - cells)
+    means = means[(effects >= lo) & (effects <= hi)]
+    ends = [(cells * est + (n - cells) * t) / n for t in (lo, hi) if math.isfinite(t)]
+    means = np.concatenate([means, ends])
+    return 1.0 - float(np.max(_undecided(means, sd, b, delta))) if means.size else 1.0
 
 
 def certain(r: dict, cells: int, per_seed: int, alpha_each: float, delta: float,
@@ -244,8 +272,8 @@ def price(r: dict, direction: str, cells: int, per_seed: int, alpha_each: float,
     """What deciding an undecided question would take, if its noise stays as estimated: the fewest whole
     seeds per configuration (trainings, minutes at the measured rate) at which the look reaches a verdict
     with at least `power` chance (`chance`), with the boundary the confidence sequence will use at that
-    look, and the seeds whose look decides whatever the effect (`certain_seeds`). None when no number of
-    seeds up to `most_seeds` gets there."""
+    look; the chance at the hardest effect the interval allows (`least`); and the seeds whose look decides
+    whatever the effect (`certain_seeds`). None when no number of seeds up to `most_seeds` gets there."""
     if r.get("effect") is None or not r.get("se") or r["se"] <= 0 or cells < 1:
         return None
     per = max(per_seed, 1)
@@ -260,6 +288,7 @@ def price(r: dict, direction: str, cells: int, per_seed: int, alpha_each: float,
     n = hi * per
     towards, p = chance(r, direction, cells, n, alpha_each, delta)
     out = {"towards": towards, "trainings": n, "seeds": hi, "more_trainings": n - cells, "chance": p,
+           "least": least(r, cells, n, alpha_each, delta),
            "certain_seeds": certain(r, cells, per, alpha_each, delta, most_seeds)}
     if seconds_per_cell:
         out["minutes"] = (n - cells) * seconds_per_cell / 60

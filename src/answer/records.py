@@ -31,10 +31,10 @@ class Question:
         +-delta.
     ci95_low, ci95_high: the unadjusted 95% interval of this look alone (for reading, not for verdicts).
     verdict: better, worse, equivalent or undecided; decided_at: the trainings at the look that decided it.
-    price: for an undecided question, {"seeds", "trainings", "minutes", "towards", "chance", "certain_seeds"}:
-        the fewest seeds whose look decides with that chance (at least 80%; `towards`: the likeliest verdict),
-        the effect as uncertain as estimated and the noise as estimated; and the seeds whose look decides
-        whatever the effect.
+    price: for an undecided question, {"seeds", "trainings", "minutes", "towards", "chance", "least",
+        "certain_seeds"}: the fewest seeds whose look decides with that chance (at least 80%; `towards`: the
+        likeliest verdict), the effect as uncertain as estimated and the noise as estimated; the chance there
+        at the hardest effect the interval still allows; and the seeds whose look decides whatever the effect.
     n_eff: the estimate's information, (residual SD / se) squared; looks: the looks the verdict accounts for.
     block: the block (`sweep.block`) the question is answered within, e.g. `data=movielens`; None: no blocks.
     """

@@ -122,27 +122,31 @@ def summary(s: Setting, out: dict) -> dict:
 def follow_price(s: Setting, sims: int, seed: int = 0, question: int = 0) -> dict:
     """Sweeps that stop at their first budget; where `question` is undecided there, the user follows its price
     literally (resumes until the priced seeds, looking after each). Returns the mean chance the prices stated
-    and how often the question was then decided, over the sweeps that were priced; and how often it was
+    (and their chance at the hardest effect the interval allowed, `stated_least`) and how often the question
+    was then decided, over the sweeps that were priced; and how often it was
     decided by the seeds the price says decide whatever the effect (where the simulation holds them)."""
     y = runs(s, sims, np.random.default_rng(seed))
     first = sweeps(Setting(**{**s.__dict__, "raises": 0}), sims, y=y)  # stops at the first budget
     k, per_seed = len(s.truth), len(s.levels)
     each = s.alpha / k
-    stated, decided, sure = [], [], []
+    stated, floor, decided, sure = [], [], [], []
     for i in np.flatnonzero(first["verdict"][:, question] == UNDECIDED):
         f = fit(y[i:i + 1, :, :s.budget], s.levels)
         r = {"effect": float(f["effect"][0, question]), "se": float(f["se"][0, question]), "df": f["df"],
-             "n_eff": float(f["n_eff"][question])}
+             "n_eff": float(f["n_eff"][question]), "now_low": float(first["low"][i, question]),
+             "now_high": float(first["high"][i, question])}
         p = decision.price(r, "maximize", s.budget * per_seed, per_seed, each, s.delta, None)
         if p is None or p["seeds"] > y.shape[2]:
             continue
         at = _decided_at(y[i:i + 1], s, (first["low"][i, question], first["high"][i, question]), question,
                          min(y.shape[2], max(p["seeds"], p["certain_seeds"] or y.shape[2])))
         stated.append(p["chance"])
+        floor.append(p["least"])
         decided.append(at is not None and at <= p["seeds"])
         if p["certain_seeds"] and p["certain_seeds"] <= y.shape[2]:
             sure.append(at is not None and at <= p["certain_seeds"])
     return {"priced": len(stated), "stated_chance": float(np.mean(stated)) if stated else None,
+            "stated_least": float(np.mean(floor)) if floor else None,
             "decided": float(np.mean(decided)) if decided else None,
             "certain_priced": len(sure), "decided_by_certain": float(np.mean(sure)) if sure else None}
 

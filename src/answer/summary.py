@@ -83,8 +83,9 @@ def assemble(rows: list[dict], decided: list[dict], st: Study) -> dict:
         d = by_name.get(decision.question(r), {})
         undecided = not d.get("verdict") or d["verdict"] == "undecided"
         cells, per = sizes.get(r.get("block"), (len(obs), per_seed))
-        cost = (decision.price(r, st.direction, cells, per, d.get("alpha_each") or decision.ALPHA, st.delta,
-                               st.seconds_per_cell) if undecided else None)
+        cost = (decision.price({**r, "now_low": d.get("now_low"), "now_high": d.get("now_high")}, st.direction,
+                               cells, per, d.get("alpha_each") or decision.ALPHA, st.delta, st.seconds_per_cell)
+                if undecided else None)
         records.append(question(r, d, cost))
     left = [r for r in rows if r["state"] in ("PRUNED", "FAIL")]
     return {"records": records, "noise": eff["noise"], "notes": eff["notes"], "runs": len(obs),
@@ -174,7 +175,7 @@ def plan(records: list[dict], cells: int, per_seed: int) -> dict:
         return {"curve": [], "seeds_now": cells / max(per_seed, 1), "prices": []}
     mid = known[len(known) // 2]
     seeds = sorted({int(round(1.25 ** k)) for k in range(28)} | set(SHOWN_SEEDS))  # 1 to about 400, log-spaced
-    prices = [(r.name, r.price["seeds"], abs(r.effect), r.price["chance"]) for r in records
+    prices = [(r.name, r.price["seeds"], abs(r.effect), r.price["chance"], r.price.get("least")) for r in records
               if r.verdict == "undecided" and r.price]
     return {"curve": decision.detectable_curve({"se": mid.se, "df": mid.df, "n_eff": mid.n_eff}, cells, per_seed,
                                                each, seeds),
@@ -204,8 +205,9 @@ def price_text(p: dict | None) -> str:
         return f"not within {decision.MOST_SEEDS} seeds at this effect and margin"
     minutes = f", about {p['minutes']:.0f} min more" if p.get("minutes") is not None else ""
     sure = f"; decided whatever the effect by {p['certain_seeds']} seeds" if p.get("certain_seeds") else ""
-    return (f"{p['seeds']} seeds ({p['trainings']} trainings{minutes}): {p['chance']:.0%} chance to decide, "
-            f"most likely {p['towards']}{sure}")
+    least = f", at least {p['least']:.0%} whatever the effect" if p.get("least") is not None else ""
+    return (f"{p['seeds']} seeds ({p['trainings']} trainings{minutes}): {p['chance']:.0%} chance to decide on "
+            f"average over the effects still plausible{least}, most likely {p['towards']}{sure}")
 
 
 def _label(r) -> str:
@@ -405,9 +407,10 @@ def plan_figure(ans: dict):
     ax.plot(xs, ys, color="tab:blue", label="smallest effect found 80% of the time")
     ax.axhline(ans["delta"], color="tab:red", ls="--", label=f"delta = {ans['delta']:g}")
     ax.axvline(ans["plan"]["seeds_now"], color="0.4", ls=":", label=f"now: {ans['plan']['seeds_now']:.0f} seeds")
-    for name, seeds, effect, chance in ans["plan"].get("prices", []):  # the table's "to decide", question by question
+    for name, seeds, effect, chance, *least in ans["plan"].get("prices", []):  # the table's "to decide"
         ax.plot([seeds], [effect], "o", color="tab:orange")
-        ax.annotate(f"{name}: {seeds} seeds, {chance:.0%}", (seeds, effect), fontsize=7, xytext=(4, 4),
+        floor = f" (at least {least[0]:.0%})" if least and least[0] is not None else ""
+        ax.annotate(f"{name}: {seeds} seeds, {chance:.0%}{floor}", (seeds, effect), fontsize=7, xytext=(4, 4),
                     textcoords="offset points")
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -556,8 +556,9 @@ def bench_decisions(a) -> dict:
         s = simulate.Setting(levels, (effect, 0.0, 0.0, 0.0), 0.002)
         row = {"effect": effect, **simulate.follow_price(s, min(a.sims, 1000), seed=5)}
         out["prices"].append(row)
-        print(f"price followed, effect {effect}: {row['priced']} priced, stated chance {row['stated_chance']:.3f}, "
-              f"decided {row['decided']:.3f}; decided by the seeds that decide whatever the effect "
+        print(f"price followed, effect {effect}: {row['priced']} priced, stated chance {row['stated_chance']:.3f} "
+              f"(at least {row['stated_least']:.3f}), decided {row['decided']:.3f}; decided by the seeds that "
+              f"decide whatever the effect "
               f"{row['decided_by_certain']:.3f} (of {row['certain_priced']})", flush=True)
     out["blocks"] = _block_rows(a.sims)
     print(json.dumps(out))

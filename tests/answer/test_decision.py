@@ -211,14 +211,39 @@ def test_following_the_price_literally_decides_at_least_as_often_as_it_says(trut
     out = simulate.follow_price(s, 1000, seed=5)
     error = 2 * math.sqrt(0.8 * 0.2 / out["priced"])  # two standard errors of the rate
     assert out["priced"] >= 100 and out["decided"] >= out["stated_chance"] - error, out
+    assert out["decided"] >= out["stated_least"], out
     assert out["certain_priced"] >= 100 and out["decided_by_certain"] >= 0.95, out
 
 
-def test_at_half_of_delta_the_chance_falls_short_but_the_seeds_that_decide_whatever_the_effect_do():
-    # an effect at delta / 2 needs the interval narrow on both sides: no estimate prices it well
+def test_at_half_of_delta_the_average_chance_falls_short_but_the_least_one_and_the_certain_seeds_hold():
+    # an effect at delta / 2 needs the interval narrow on both sides: no estimate prices it well on average,
+    # and the price says so with the chance at the hardest effect the interval allows
     s = simulate.Setting(LEVELS, (0.001, 0.0, 0.0, 0.0), 0.002)
     out = simulate.follow_price(s, 500, seed=5)
-    assert out["decided"] < out["stated_chance"] and out["decided_by_certain"] >= 0.95, out
+    error = 2 * math.sqrt(0.5 * 0.5 / out["priced"])
+    assert out["stated_least"] <= out["decided"] + error < out["stated_chance"], out
+    assert out["decided_by_certain"] >= 0.95, out
+
+
+def test_the_least_chance_is_the_chance_at_the_hardest_effect_the_interval_allows():
+    # Monte Carlo over the effects the interval allows: the look's estimate given today's is
+    # N((cells * effect_now + (n - cells) * t) / n, sd^2) for a true effect t
+    r = {"effect": 0.0008, "se": 0.002, "df": 20, "n_eff": 12.0, "now_low": -0.006, "now_high": 0.0075}
+    cells, n, each, delta = 24, 8 * 107, 0.0125, 0.002  # the seeds its price names
+    se_n, c, sd = decision._at(r, cells, n, each)
+    rng = np.random.default_rng(0)
+
+    def decides(t):
+        est = (cells * r["effect"] + (n - cells) * t) / n + sd * rng.standard_normal(200_000)
+        lo, hi = est - c * se_n, est + c * se_n
+        return float(((lo > 0) | (hi < 0) | ((lo > -delta) & (hi < delta))).mean())
+
+    hardest = min(decides(t) for t in np.linspace(r["now_low"], r["now_high"], 261))
+    least = decision.least(r, cells, n, each, delta)
+    assert least == pytest.approx(hardest, abs=0.01) and 0.2 < least < 0.6
+    assert least < decision.chance(r, "maximize", cells, n, each, delta)[1]
+    # an interval that allows only large effects leaves no hard one: the floor rises
+    assert decision.least({**r, "effect": 0.01, "now_low": 0.006}, cells, n, each, delta) > least + 0.3
 
 
 def test_the_seeds_that_decide_whatever_the_effect_make_an_interval_at_most_delta_wide():
