@@ -70,11 +70,12 @@ class Study:
     blocks: tuple = ()    # the block dimensions (sweep.block): questions are answered within each block
 
 
-def assemble(rows: list[dict], decided: list[dict], st: Study) -> dict:
+def assemble(rows: list[dict], decided: list[dict], st: Study, eff: dict | None = None) -> dict:
     """The whole answer from the study's cells (`rows`: plain dicts, src/sweep/study.py) and the decisions
-    over the looks: the questions (validation metric), the test-metric estimates, noise, plan, notes."""
+    over the looks: the questions (validation metric), the test-metric estimates, noise, plan, notes. `eff`:
+    the cells' estimate (src/answer/blocks.py) when the caller has it already."""
     obs = observations(rows)
-    eff = blocks.estimate(obs, st.factors, st.direction, st.blocks)
+    eff = eff or blocks.estimate(obs, st.factors, st.direction, st.blocks)
     by_name = {decision.question(d): d for d in decided}
     per_seed = st.design_size or max(1, len({config_key(o["config"]) for o in obs}))
     sizes = block_sizes(obs, st.blocks)

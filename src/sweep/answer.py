@@ -17,15 +17,17 @@ def _plain(v):
     return v
 
 
-def look(definition, study) -> list[dict]:
+def look(definition, study, rows: list[dict] | None = None, eff: dict | None = None) -> list[dict]:
     """Takes a look: the effects of the complete cells so far and every question's decision, recorded in the
     study with the look (once per number of trainings) and never recomputed; returns the decisions over all
-    the looks recorded. Nothing here depends on the budget: a larger one later changes no verdict."""
-    from src.sweep.study import rows
+    the looks recorded. Nothing here depends on the budget: a larger one later changes no verdict. `rows`
+    (the study's, src/sweep/study.py) and `eff` (their estimate) when the caller has them already."""
+    from src.sweep import study as studies
 
     s = definition.settings
-    obs = summary.observations(rows(study))
-    records = blocks.estimate(obs, summary.factors(definition.params), s.direction, s.block)["records"]
+    obs = summary.observations(studies.rows(study) if rows is None else rows)
+    eff = eff or blocks.estimate(obs, summary.factors(definition.params), s.direction, s.block)
+    records = eff["records"]
     looks = list(attrs.LOOKS.get(study))
     new = obs and (not looks or looks[-1]["cells"] < len(obs))  # a look needs data: none before the first cell
     if new:
@@ -40,9 +42,10 @@ def look(definition, study) -> list[dict]:
 def build(definition, study, rows: list[dict], planned: int | None, design_size: int) -> dict:
     """The whole answer (src/answer/summary.py `assemble`), after a look."""
     s = definition.settings
-    decided = look(definition, study)
+    eff = blocks.estimate(summary.observations(rows), summary.factors(definition.params), s.direction, s.block)
+    decided = look(definition, study, rows, eff)  # the look and the answer read one estimate
     per_cell = attrs.SECONDS_PER_CELL.get(study) or summary.seconds_per_cell(rows, s.workers or 1)
     st = summary.Study(factors=summary.factors(definition.params), direction=s.direction, metric=s.metric,
                        delta=s.equivalence, looks=[lk["cells"] for lk in attrs.LOOKS.get(study)],
                        planned=planned, seconds_per_cell=per_cell, design_size=design_size, blocks=s.block)
-    return summary.assemble(rows, decided, st)
+    return summary.assemble(rows, decided, st, eff)
