@@ -5,7 +5,8 @@ After every stop nothing is RUNNING in the study or the tracking store, the pare
 agree; the same command resumes, and in the end every cell is complete exactly once.
 
 The sweeps run on one simulated cluster (ray.cluster_utils.Cluster): a head with no CPUs, so every worker
-runs on a node that can be removed, and two one-CPU nodes (a removed one is replaced)."""
+runs on a node that can be removed, and two one-CPU nodes (a removed one is replaced). As in the local
+matrix, each sweep stops two cells at once, its two workers paused at two points."""
 
 import os
 import signal
@@ -38,8 +39,8 @@ def cluster():
 
 def stopper(cluster, stores):
     def stop(way, proc, paused):
-        """Stops the sweep `proc` while Ray worker `paused` waits at a fault point; the exit status it should
-        end with."""
+        """Stops the sweep `proc` while the Ray workers `paused` wait at fault points; the exit status it
+        should end with."""
         if way == "sigint":
             os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the driver cancels its tasks (ray.cancel)
             return 130
@@ -47,12 +48,14 @@ def stopper(cluster, stores):
             os.kill(proc.pid, signal.SIGTERM)
             return 143
         if way == "sigkill-worker":
-            os.kill(paused, signal.SIGKILL)
-            return 0  # the launcher starts a new worker on the slot, the study queues the lost cell again
-        node = local.paused_trial(stores, paused).user_attrs["node"]  # node-removed: the paused worker's node goes
-        [gone] = [n for n in cluster.worker_nodes if n.node_id == node]
-        cluster.remove_node(gone)
-        cluster.add_node(num_cpus=1)  # and another comes, for the next stop
+            for pid in paused:
+                os.kill(pid, signal.SIGKILL)
+            return 0  # the launcher starts a new worker on each slot, the study queues the lost cells again
+        for pid in paused:  # node-removed: each paused worker's node goes
+            node = local.paused_trial(stores, pid).user_attrs["node"]
+            [gone] = [n for n in cluster.worker_nodes if n.node_id == node]
+            cluster.remove_node(gone)
+            cluster.add_node(num_cpus=1)  # and another comes, for the next stop
         return 0
     return stop
 
@@ -70,36 +73,44 @@ def gone(pids, timeout=60):
 def test_a_ray_cell_stopped_at_every_point_leaves_nothing_running_and_the_same_command_resumes(
         way, cluster, tmp_path, empty_mlflow_db):
     stores = local.Stores(tmp_path, empty_mlflow_db, f"ray-{way}",
-                    ["sweep.launcher=ray", f"sweep.ray_address={cluster.address}"])
+                          ["sweep.launcher=ray", f"sweep.ray_address={cluster.address}"])
     stop = stopper(cluster, stores)
-    for k, point in enumerate(POINTS):
-        rc, expected, out, paused = local.stop_at(stores, way, range(k + 1), point, stop)
-        what = f"{way} at {point}:\n{out[-4000:]}"
+    chain = local.groups(POINTS)
+    for k, points in enumerate(chain):
+        rc, expected, out, paused = local.stop_at(stores, way, range(k + 1), points, stop)
+        what = f"{way} at {points}:\n{out[-4000:]}"
         assert rc == expected, what
         assert gone(local.workers_of(stores)), what  # no worker outlives its driver (nor its node)
         study, runs = local.agree(stores, what)
-        trial = local.paused_trial(stores, paused)
-        if way in ("sigkill-worker", "node-removed"):
-            assert local.parent(runs).info.status == "FINISHED", what  # the sweep went on to its end
-            assert trial.state == TrialState.FAIL, what  # the lost cell, failed and trained again
-            [retry] = [t for t in study.get_trials() if t.user_attrs.get("retry_of") == trial.number]
-            assert retry.state == TrialState.COMPLETE, what
-            continue
-        why = "interrupted" if way == "sigint" else "terminated"
-        assert f"\n{why}: " in out and "cancelling" in out and "run the same command again to resume" in out, what
-        p = local.parent(runs)
-        assert p.info.status == "KILLED" and p.data.tags["end_reason"] == why, what
-        own = [r for r in runs if r.data.tags.get("trial") == str(trial.number)]
-        if point == "after_run_end":  # its training had ended: told COMPLETE, its run FINISHED
-            assert trial.state == TrialState.COMPLETE and [r.info.status for r in own] == ["FINISHED"], what
-        else:  # ray.cancel reaches the cell as a Ctrl-C, whatever stopped the driver
-            assert trial.state == TrialState.FAIL and trial.user_attrs["failure"].startswith("interrupted"), what
-            assert len(own) == (point != "before_run"), what
-            assert all(r.info.status == "KILLED" and r.data.tags["end_reason"] == "interrupted" for r in own), what
-    seeds = range(len(POINTS))
+        for point, pid in paused.items():
+            stopped_at(study, runs, way, point, local.paused_trial(stores, pid), out)
+    seeds = range(len(chain))
     final = subprocess.run(stores.command(seeds), cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert final.returncode == 0, final.stdout[-4000:] + final.stderr[-3000:]
     study, runs = local.agree(stores, f"{way}, the final resume:\n{final.stdout[-4000:]}")
     local.once_each(study, local.CONFIGS * len(seeds))
     p = local.parent(runs)
     assert p.info.status == "FINISHED" and "end_reason" not in p.data.tags
+
+
+def stopped_at(study, runs, way, point, trial, out):
+    """What a stop `way` must leave of `trial`, whose worker was paused at `point` (`out`: what the sweep
+    printed)."""
+    what = f"{way} at {point}:\n{out[-4000:]}"
+    if way in ("sigkill-worker", "node-removed"):
+        assert local.parent(runs).info.status == "FINISHED", what  # the sweep went on to its end
+        assert trial.state == TrialState.FAIL, what  # the lost cell, failed and trained again
+        [retry] = [t for t in study.get_trials() if t.user_attrs.get("retry_of") == trial.number]
+        assert retry.state == TrialState.COMPLETE, what
+        return
+    why = "interrupted" if way == "sigint" else "terminated"
+    assert f"\n{why}: " in out and "cancelling" in out and "run the same command again to resume" in out, what
+    p = local.parent(runs)
+    assert p.info.status == "KILLED" and p.data.tags["end_reason"] == why, what
+    own = [r for r in runs if r.data.tags.get("trial") == str(trial.number)]
+    if point == "after_run_end":  # its training had ended: told COMPLETE, its run FINISHED
+        assert trial.state == TrialState.COMPLETE and [r.info.status for r in own] == ["FINISHED"], what
+    else:  # ray.cancel reaches the cell as a Ctrl-C, whatever stopped the driver
+        assert trial.state == TrialState.FAIL and trial.user_attrs["failure"].startswith("interrupted"), what
+        assert len(own) == (point != "before_run"), what
+        assert all(r.info.status == "KILLED" and r.data.tags["end_reason"] == "interrupted" for r in own), what
