@@ -129,17 +129,23 @@ def follow_price(s: Setting, sims: int, seed: int = 0, question: int = 0) -> dic
     first = sweeps(Setting(**{**s.__dict__, "raises": 0}), sims, y=y)  # stops at the first budget
     k, per_seed = len(s.truth), len(s.levels)
     each = s.alpha / k
-    stated, floor, decided, sure = [], [], [], []
-    for i in np.flatnonzero(first["verdict"][:, question] == UNDECIDED):
-        f = fit(y[i:i + 1, :, :s.budget], s.levels)
-        r = {"effect": float(f["effect"][0, question]), "se": float(f["se"][0, question]), "df": f["df"],
+    undecided = np.flatnonzero(first["verdict"][:, question] == UNDECIDED)
+    f = fit(y[undecided, :, :s.budget], s.levels)
+    priced, prices = [], []
+    for j, i in enumerate(undecided):
+        r = {"effect": float(f["effect"][j, question]), "se": float(f["se"][j, question]), "df": f["df"],
              "n_eff": float(f["n_eff"][question]), "now_low": float(first["low"][i, question]),
              "now_high": float(first["high"][i, question])}
         p = decision.price(r, "maximize", s.budget * per_seed, per_seed, each, s.delta, None)
         if p is None or p["seeds"] > y.shape[2]:
             continue
-        at = _decided_at(y[i:i + 1], s, (first["low"][i, question], first["high"][i, question]), question,
-                         min(y.shape[2], max(p["seeds"], p["certain_seeds"] or y.shape[2])))
+        priced.append(i)
+        prices.append(p)
+    most = np.array([min(y.shape[2], max(p["seeds"], p["certain_seeds"] or y.shape[2])) for p in prices], dtype=int)
+    ats = _decided_at(y[priced], s, (first["low"][priced, question], first["high"][priced, question]), question,
+                      most)
+    stated, floor, decided, sure = [], [], [], []
+    for p, at in zip(prices, ats):
         stated.append(p["chance"])
         floor.append(p["least"])
         decided.append(at is not None and at <= p["seeds"])
@@ -151,18 +157,23 @@ def follow_price(s: Setting, sims: int, seed: int = 0, question: int = 0) -> dic
             "certain_priced": len(sure), "decided_by_certain": float(np.mean(sure)) if sure else None}
 
 
-def _decided_at(y: np.ndarray, s: Setting, interval: tuple, question: int, most: int) -> int | None:
-    """The seeds at the first look past the first budget, up to `most`, that decides `question`."""
-    lo, hi = interval
+def _decided_at(y: np.ndarray, s: Setting, interval: tuple, question: int, most: np.ndarray) -> list[int | None]:
+    """For each of the sweeps `y` (sims, configurations, seeds), the seeds at its first look past the first
+    budget, up to its `most`, that decides `question` (None: none did); `interval`: their intervals at the
+    first budget, (low, high) arrays. All the sweeps are fitted together, look by look."""
+    lo, hi = np.array(interval[0], dtype=float), np.array(interval[1], dtype=float)
+    at = np.zeros(len(y), dtype=int)
     each = s.alpha / len(s.truth)
-    for seeds in range(s.budget + 1, most + 1):
-        f = fit(y[:, :, :seeds], s.levels)
+    for seeds in range(s.budget + 1, int(most.max(initial=0)) + 1):
+        live = (at == 0) & (most >= seeds)
+        if not live.any():
+            break
+        f = fit(y[live, :, :seeds], s.levels)
         c = decision.multiplier(f["df"], round(float(f["n_eff"][question]), 6), each)
-        e, se = f["effect"][0, question], f["se"][0, question]
-        lo, hi = max(lo, e - c * se), min(hi, e + c * se)
-        if _verdicts(np.array([lo]), np.array([hi]), s.delta)[0] != UNDECIDED:
-            return seeds
-    return None
+        e, se = f["effect"][:, question], f["se"][:, question]
+        lo[live], hi[live] = np.maximum(lo[live], e - c * se), np.minimum(hi[live], e + c * se)
+        at[np.flatnonzero(live)[_verdicts(lo[live], hi[live], s.delta) != UNDECIDED]] = seeds
+    return [int(a) if a else None for a in at]
 
 
 def block_sweep(truths: tuple, rng: np.random.Generator, looks_at=(3, 5, 8, 12), delta: float = 0.005,
