@@ -6,15 +6,18 @@ first one the sweep lists):
 
 - paired (grid designs): matched pairs, two runs that agree on every other dimension and on
   the seed and differ only in this factor; the effect is the mean paired difference, its 95%
-  interval from Student's t over the pairs, P(better) the share of pairs in which the level
-  wins (ties count half). A paired difference cancels what the two runs share, the seed's
-  own luck included.
+  interval from Student's t over the pairs. A paired difference cancels what the two runs share,
+  the seed's own luck included.
 - regression (fractional designs, where no two configurations differ in one factor only, and
   TPE or random samplers): least squares on all runs with every discrete factor and the seed as
-  terms (main effects); the interval from the coefficient's standard error, P(better) the
-  chance that one run at the level beats one at the reference given the residual noise. In a
-  two-level design of resolution IV this is the usual main-effect contrast; for sampled trials
-  it is weaker (unbalanced, and blind to interactions), and the report says so.
+  terms (main effects); the interval from the coefficient's standard error. In a two-level
+  design of resolution IV this is the usual main-effect contrast; for sampled trials it is weaker
+  (unbalanced, and blind to interactions), and the report says so.
+
+P(better), either way: the chance that the level's true effect is better than the reference's, from
+the same t distribution as the unadjusted interval (effect / se with its df; one minus the one-sided
+p-value of "not better"), so that an interval that excludes 0 goes with a P(better) above 0.975 or
+below 0.025.
 
 Seed noise: the spread (standard deviation) of one configuration over seeds; the median over
 configurations is the noise floor, and from it each comparison's smallest effect this design
@@ -55,6 +58,15 @@ def t_quantile(q: float, df: float) -> float:
 
 def _better_sign(direction: str) -> int:
     return 1 if direction == "maximize" else -1
+
+
+def p_better(effect: float, se: float, df: float, direction: str) -> float:
+    """The chance the true effect is better than none, from Student's t with `df` (a zero `se`: 1, 0 or 1/2 by
+    the effect's sign)."""
+    z = _better_sign(direction) * effect
+    if se <= 0:
+        return 1.0 if z > 0 else 0.0 if z < 0 else 0.5
+    return float(stats.t.cdf(z / se, df))
 
 
 def _verdict(lo: float, hi: float, direction: str) -> str:
@@ -104,10 +116,8 @@ def paired(observations: list[dict], factor: str, level, reference, direction: s
     mean = float(d.mean())
     se = float(d.std(ddof=1) / math.sqrt(n))
     half = float(t_quantile(1 - ALPHA / 2, n - 1) * se) if se > 0 else 0.0
-    sign = _better_sign(direction)
-    wins = float(np.mean((sign * d > 0) + 0.5 * (d == 0)))
     return {"effect": mean, "ci_low": mean - half, "ci_high": mean + half, "se": se, "df": n - 1,
-            "p_better": wins, "n_pairs": n, "method": "paired", "n_eff": float(n),
+            "p_better": p_better(mean, se, n - 1, direction), "n_pairs": n, "method": "paired", "n_eff": float(n),
             "detectable": _detectable(n - 1, None if noise is None else noise * math.sqrt(2 / n))}
 
 
@@ -155,7 +165,6 @@ def _fit(obs: list[dict], factors: dict, terms: tuple, direction: str, noise: fl
     resid = y - x @ coef
     s2 = float(resid @ resid / df)
     xtx_inv = np.linalg.pinv(x.T @ x)
-    sign = _better_sign(direction)
     out = {}
     for j, name in enumerate(names):
         if not name or name[0] == "seed":
@@ -164,7 +173,7 @@ def _fit(obs: list[dict], factors: dict, terms: tuple, direction: str, noise: fl
         est = float(coef[j])
         se = math.sqrt(max(s2 * xtx_inv[j, j], 0.0))
         half = float(t_quantile(1 - ALPHA / 2, df) * se)
-        p = float(stats.norm.cdf(sign * est / math.sqrt(2 * s2))) if s2 > 0 else float(sign * est > 0)
+        p = p_better(est, se, df, direction)
         n_level = levels[factor].count(name[1])
         out.setdefault(factor, {})[name[1]] = {
             "effect": est, "ci_low": est - half, "ci_high": est + half, "se": se, "df": df, "p_better": p,

@@ -4,6 +4,7 @@ import itertools
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from src.answer.effects import NO_DIFFERENCE, estimate, noise_floor
 from src.sweep import design, space
@@ -80,11 +81,14 @@ def test_known_numbers_and_verdict_words():
     [r] = out["records"]
     d = np.array([0.02, 0.015, 0.025, 0.015])
     half = 3.182446305284263 * d.std(ddof=1) / 2  # t(0.975, 3)
-    assert r["effect"] == pytest.approx(d.mean()) and r["n_pairs"] == 4 and r["p_better"] == 1.0
+    assert r["effect"] == pytest.approx(d.mean()) and r["n_pairs"] == 4
     assert r["ci_low"] == pytest.approx(d.mean() - half) and r["ci_high"] == pytest.approx(d.mean() + half)
     assert r["verdict"] == "better" and r["method"] == "paired"
+    # P(better): one minus the one-sided p-value of the paired t-test of "not better" (SciPy's own test)
+    assert r["p_better"] == pytest.approx(1 - stats.ttest_1samp(d, 0.0, alternative="greater").pvalue, rel=1e-9)
     worse = estimate(obs, {"a": ["off", "on"]}, "minimize")["records"][0]
-    assert worse["verdict"] == "worse" and worse["p_better"] == 0.0
+    assert worse["verdict"] == "worse"
+    assert worse["p_better"] == pytest.approx(1 - stats.ttest_1samp(-d, 0.0, alternative="greater").pvalue, rel=1e-9)
     floor = noise_floor(obs)
     assert floor["configs"] == 2
     assert floor["sd_median"] == pytest.approx(np.median([np.std([0.70, 0.71, 0.69, 0.705], ddof=1),
@@ -117,3 +121,32 @@ def test_a_stray_configuration_does_not_turn_a_design_into_three_pairs():
     obs = simulate(configs + [stray], (0, 1, 2), rng)
     out = estimate(obs, FACTORS, "maximize")
     assert {r["method"] for r in out["records"]} == {"regression"}
+
+
+def test_p_better_is_the_chance_of_better_from_the_t_distribution_of_the_interval_not_a_share_of_wins():
+    # pairs whose level wins 8 of 20 seeds yet whose mean loses clearly: the share of wins says 0.40, the t
+    # distribution behind the unadjusted interval says about 0.02 (the interval lies almost wholly below 0)
+    d = np.array([0.0002] * 8 + [-0.0012] * 12) + np.linspace(-0.0001, 0.0001, 20)
+    obs = []
+    for seed, diff in enumerate(d):
+        obs += [{"config": {"a": "off"}, "seed": seed, "value": 0.7},
+                {"config": {"a": "on"}, "seed": seed, "value": 0.7 + diff}]
+    [r] = estimate(obs, {"a": ["off", "on"]}, "maximize")["records"]
+    expected = 1 - stats.ttest_1samp(d, 0.0, alternative="greater").pvalue
+    assert r["p_better"] == pytest.approx(expected, rel=1e-9) and r["p_better"] < 0.025 < 0.40
+    assert r["ci_high"] < 0  # the unadjusted interval excludes 0, P(better) below 0.025: one t distribution
+    # a fractional design (regression): against an ordinary least-squares fit made here, its one-sided t-test
+    rng = np.random.default_rng(7)
+    obs = simulate(fractional(), range(4), rng)
+    records = {x["factor"]: x for x in estimate(obs, FACTORS, "maximize")["records"]}
+    assert {x["method"] for x in records.values()} == {"regression"}
+    seeds = sorted({o["seed"] for o in obs})
+    x = np.array([[1.0] + [float(o["config"][k] == FACTORS[k][1]) for k in FACTORS]
+                  + [float(o["seed"] == s) for s in seeds[1:]] for o in obs])
+    y = np.array([o["value"] for o in obs])
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    df = len(y) - x.shape[1]
+    cov = (y - x @ coef) @ (y - x @ coef) / df * np.linalg.inv(x.T @ x)
+    for j, k in enumerate(FACTORS, start=1):
+        t = coef[j] / np.sqrt(cov[j, j])
+        assert records[k]["p_better"] == pytest.approx(1 - stats.t.sf(t, df), rel=1e-6), k
