@@ -127,9 +127,24 @@ def _cell(v, signed=True) -> str:
     return f"{v:+.4f}" if signed else f"{v}"
 
 
+def _finite(v) -> bool:
+    return v is not None and not (isinstance(v, float) and not math.isfinite(v))
+
+
+def interval(low, high) -> str:
+    """`[low, high]` with signed ends; an unbounded end (missing or infinite: the confidence sequence's boundary
+    is infinite at that look) as -inf or +inf behind an open bracket, `(-inf, +inf)`."""
+    return f"{f'[{low:+.4f}' if _finite(low) else '(-inf'}, {f'{high:+.4f}]' if _finite(high) else '+inf)'}"
+
+
+def unbounded(low, high) -> bool:
+    """Whether an end of the interval is missing or infinite."""
+    return not (_finite(low) and _finite(high))
+
+
 def _rows(questions: list[Question]) -> list[list[str]]:
     return [[f"{q.factor}: {q.level} vs {q.reference}" + (f" [{q.block}]" if q.block else ""), _cell(q.effect),
-             f"[{_cell(q.verdict_low)}, {_cell(q.verdict_high)}]", q.verdict,
+             interval(q.verdict_low, q.verdict_high), q.verdict,
              _cell(q.decided_at, signed=False)] for q in questions]
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from src.answer import blocks, decision
 from src.answer.effects import key as config_key
-from src.answer.records import Question
+from src.answer.records import Question, interval, unbounded
 
 SHOWN_SEEDS = (2, 3, 5, 10, 20, 40, 100, 200)  # the seeds per configuration the plan line names
 
@@ -201,12 +201,24 @@ def _fmt(v, digits=4, signed=False):
     return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
 
 
+UNBOUNDED = ("(-inf, +inf): too few seeds for this boundary (at that look no effect, however large, reaches the "
+             "confidence sequence's threshold: the seed noise is estimated from too few degrees of freedom)")
+
+
+def floor_text(least: float, short: bool = False) -> str:
+    """The price's chance at the hardest effect the interval still allows, in words: a floor that rounds to 0%
+    promises nothing, and says so (`short`: as the plan picture labels it)."""
+    if round(least * 100) == 0:
+        return "nothing promised at the hardest effect" + ("" if short else " still plausible")
+    return f"at least {least:.0%}" + ("" if short else " whatever the effect")
+
+
 def price_text(p: dict | None) -> str:
     if not p:
         return f"not within {decision.MOST_SEEDS} seeds at this effect and margin"
     minutes = f", about {p['minutes']:.0f} min more" if p.get("minutes") is not None else ""
     sure = f"; decided whatever the effect by {p['certain_seeds']} seeds" if p.get("certain_seeds") else ""
-    least = f", at least {p['least']:.0%} whatever the effect" if p.get("least") is not None else ""
+    least = f", {floor_text(p['least'])}" if p.get("least") is not None else ""
     return (f"{p['seeds']} seeds ({p['trainings']} trainings{minutes}): {p['chance']:.0%} chance to decide on "
             f"average over the effects still plausible{least}, most likely {p['towards']}{sure}")
 
@@ -235,7 +247,7 @@ def pooled_table(ans: dict) -> str | None:
         q = f"{re['q']:.2f} ({re['q_p']:.3f})" if re else "-"
         said = blocks.interaction_text(p["interaction"], ans.get("blocks"))
         lines.append(f"| {p['factor']}: {p['level']} vs {p['reference']} | {_fmt(p['effect'], signed=True)} | "
-                     f"[{_fmt(p['low'], signed=True)}, {_fmt(p['high'], signed=True)}] | {p['verdict']} | "
+                     f"{interval(p['low'], p['high'])} | {p['verdict']} | "
                      f"{said} | {rand} | {q} | {_fmt(re.get('i2'), 2)} | {_fmt(re.get('tau2'), 6)} |")
     lines.append("")
     lines.append("Random effects: " + (next((p["random_effects"]["estimator"] for p in pooled if p["random_effects"]),
@@ -251,12 +263,14 @@ def verdict_table(ans: dict) -> str:
         at = f"{r.decided_at} trainings" if r.decided_at else "-"
         cost = price_text(r.price) if r.verdict == "undecided" else "-"
         lines.append(f"| {_label(r)} | {_fmt(r.effect, signed=True)} | "
-                     f"[{_fmt(r.verdict_low, signed=True)}, {_fmt(r.verdict_high, signed=True)}] | {r.verdict} | "
+                     f"{interval(r.verdict_low, r.verdict_high)} | {r.verdict} | "
                      f"{at} | {cost} |")
     lines.append("")
     lines.append(f"equivalent: the interval lies inside +-{delta:g} (`sweep.equivalence`); better / worse: it excludes "
                  f"0. Intervals: {ans['records'][0].adjustment if ans['records'] else '-'}; the chance of any "
                  f"false call over all questions and looks is at most {decision.ALPHA:.0%}.")
+    if any(unbounded(r.verdict_low, r.verdict_high) for r in ans["records"]):
+        lines.append(UNBOUNDED + ".")
     return "\n".join(lines)
 
 
@@ -410,7 +424,7 @@ def plan_figure(ans: dict):
     ax.axvline(ans["plan"]["seeds_now"], color="0.4", ls=":", label=f"now: {ans['plan']['seeds_now']:.0f} seeds")
     for name, seeds, effect, chance, *least in ans["plan"].get("prices", []):  # the table's "to decide"
         ax.plot([seeds], [effect], "o", color="tab:orange")
-        floor = f" (at least {least[0]:.0%})" if least and least[0] is not None else ""
+        floor = "" if not least or least[0] is None else f" ({floor_text(least[0], short=True)})"
         ax.annotate(f"{name}: {seeds} seeds, {chance:.0%}{floor}", (seeds, effect), fontsize=7, xytext=(4, 4),
                     textcoords="offset points")
     ax.set_xscale("log")
@@ -433,7 +447,7 @@ def print_look(ans: dict) -> None:
     for r in ans["records"]:
         cost = f"; to decide: {price_text(r.price)}" if r.verdict == "undecided" else ""
         print(f"  {r.name}: {r.verdict}  effect {_fmt(r.effect, signed=True)}  interval "
-              f"[{_fmt(r.verdict_low, signed=True)}, {_fmt(r.verdict_high, signed=True)}]{cost}", flush=True)
+              f"{interval(r.verdict_low, r.verdict_high)}{cost}", flush=True)
     print(f"  {_noise_line(ans)}", flush=True)
     if _plan_line(ans):
         print(f"  {_plan_line(ans)}", flush=True)

@@ -1,6 +1,9 @@
 """The answer's pieces where users read them: metric keys that MLflow accepts and that name the question,
 verdict codes, and a description that holds the verdict table."""
 
+import dataclasses
+import math
+
 import numpy as np
 import pytest
 
@@ -69,3 +72,19 @@ def test_noise_sources_tell_training_from_the_evaluation_sample():
         assert q["se_eval"] == pytest.approx(eval_sd / np.sqrt(2), rel=0.3)
         assert q["se_train"] == r.se and q["dominant"] == "training (seeds)"
     assert "Where the noise comes from" in answer.sources_text({"sources": src, "metric": "valid_auc"})
+
+
+def test_an_unbounded_interval_prints_as_infinite_with_its_reason_and_a_zero_floor_in_words():
+    ans = answer_of({"a": 0.05, "b": 0.0, "c": -0.05, "d": 0.0})
+    table = answer.verdict_table(ans)
+    assert "(-inf" not in table and "too few seeds" not in table  # every interval bounded: no such line
+    ans["records"][1] = dataclasses.replace(ans["records"][1], verdict="undecided", verdict_low=None,
+                                            verdict_high=math.inf)
+    table = answer.verdict_table(ans)
+    [row] = [ln for ln in table.splitlines() if ln.startswith("| b: y vs x |")]
+    assert "| (-inf, +inf) | undecided |" in row and "[-, -]" not in row
+    assert table.splitlines()[-1].startswith("(-inf, +inf): too few seeds for this boundary")
+    price = {"seeds": 40, "trainings": 320, "chance": 0.8, "least": 0.004, "towards": "better", "certain_seeds": 90}
+    said = answer.price_text(price)
+    assert "nothing promised at the hardest effect still plausible" in said and "0%" not in said.replace("80%", "")
+    assert "at least 18% whatever the effect" in answer.price_text({**price, "least": 0.18})

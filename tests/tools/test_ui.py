@@ -92,8 +92,9 @@ def test_the_sweeps_overview_page_shows_its_verdicts(store, tmp_path, sweep_main
     overview = page[page.index("Description"):]
     assert re.search(r"Sweep\s*ui-answer\s*: the answer question effect on valid_auc interval \(adjusted\) verdict",
                      overview), overview[:3000]
-    # two pairs are too few for the confidence sequence to bound the interval: its ends show as "-"
-    assert re.search(r"model/activation: dice vs sigmoid [+-]\d\.\d{4} \[-, -\] undecided ", overview), \
+    # two pairs are too few for the confidence sequence to bound the interval: it shows as (-inf, +inf), and why
+    assert re.search(r"model/activation: dice vs sigmoid [+-]\d\.\d{4} \(-inf, \+inf\) undecided ", overview), \
         overview[:3000]
+    assert "too few seeds for this boundary" in overview
     assert "Design : grid design, 2 configurations x 2 seeds = 4 trainings" in overview and "seed noise" in overview
     assert "verdict.model/activation.dice" in overview  # the metrics, beside the description
