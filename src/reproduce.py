@@ -1,11 +1,16 @@
 """Rerun a logged run from its config and compare.
 
-    python -m src.reproduce RUN_ID [key=value ...]
+    python -m src.reproduce RUN_ID [key=value ...] [--allow-changed-data]
 
 Fetches the run's logged `config.yaml`, applies any `key=value` overrides to it,
 trains again through the same code path, logs a new run tagged
 `reproduces=RUN_ID`, and prints the original and reproduced metrics side by
 side. On CPU, with the logged seed and deterministic ops, they match exactly.
+
+Before anything trains, the data's fingerprint (its files and the data config, as the
+run logged them) is compared with the run's `data.fingerprint` tag: data that changed
+since the run stops it with both fingerprints, unless `--allow-changed-data` asks to
+go on with a warning.
 """
 
 from __future__ import annotations
@@ -31,13 +36,39 @@ def compare(original: dict, new: dict) -> tuple[str, bool]:
     return "\n".join(lines), same
 
 
+ALLOW_CHANGED = "--allow-changed-data"
+
+
+def changed_data(cfg, tags: dict) -> str | None:
+    """What differs between the data a run trained on and the data its logged config reads now: None when the
+    fingerprints agree (or the run logged none); else a line naming both.
+
+    Raises:
+        DataError: the config's data files cannot be found.
+    """
+    from src.data.cache import cache_key, source_files
+
+    logged = tags.get("data.fingerprint")
+    if not logged:
+        return None
+    now = cache_key(cfg.data, source_files(cfg.data))
+    if now == logged:
+        return None
+    where = cfg.data.get("path") or "the generated data's config"
+    return (f"the data changed since the run: its fingerprint was {logged}, the data at {where} gives {now} "
+            f"(a file or the data format differs)")
+
+
 def main(argv=None) -> int:
     from omegaconf import OmegaConf
 
+    from src.data import DataError
     from src.run.logger import AccessError, FetchError, check_access, fetch_run, resolve_uri, run_metrics
     from src.train import run_cli
 
-    argv = sys.argv[1:] if argv is None else argv
+    argv = list(sys.argv[1:] if argv is None else argv)
+    allow_changed = ALLOW_CHANGED in argv
+    argv = [a for a in argv if a != ALLOW_CHANGED]
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0 if argv else 2
@@ -45,7 +76,7 @@ def main(argv=None) -> int:
     uri = next((o.split("=", 1)[1] for o in overrides if o.startswith("tracking.uri=")), None)
     try:
         check_access(resolve_uri(uri))
-        cfg, original = fetch_run(run_id, uri)
+        cfg, original, tags = fetch_run(run_id, uri)
     except AccessError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -56,6 +87,18 @@ def main(argv=None) -> int:
     if bad:
         print(f"error: reproduce takes key=value overrides of the logged config, got {bad}", file=sys.stderr)
         return 2
+    try:
+        changed = changed_data(cfg, tags)  # the logged data config, before any override: the files decide
+    except DataError as e:
+        print(f"error: run {run_id}'s data cannot be read: {e}", file=sys.stderr)
+        return 2
+    if changed and not allow_changed:
+        print(f"error: {changed}; nothing was trained. To train on the data as it is now, run again with "
+              f"{ALLOW_CHANGED}", file=sys.stderr)
+        return 2
+    if changed:
+        print(f"warning: {changed}; going on ({ALLOW_CHANGED}): the metrics will not be comparable",
+              file=sys.stderr)
     cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
     OmegaConf.set_struct(cfg, True)
     results = {}

@@ -509,7 +509,7 @@ class FetchError(LookupError):
 
 
 def fetch_run(run_id: str, tracking_uri: str | None = None):
-    """(logged config without the rerun header, metrics) of a run in a store.
+    """(logged config without the rerun header, metrics, tags) of a run in a store.
 
     Raises:
         FetchError: the run or its config cannot be read; the message says why.
@@ -523,7 +523,7 @@ def fetch_run(run_id: str, tracking_uri: str | None = None):
         text = mlflow.artifacts.load_text(f"runs:/{run_id}/config.yaml")
     except (MlflowException, OSError) as e:
         raise FetchError(redact(str(e))) from e
-    return load_logged_config(text), dict(run.data.metrics)
+    return load_logged_config(text), dict(run.data.metrics), dict(run.data.tags)
 
 
 def run_metrics(run_id: str) -> dict:

@@ -112,6 +112,41 @@ def test_reproduce_round_trip(store, capsys):
     assert runs[0].data.metrics["test_auc"] == client.get_run(first.run_id).data.metrics["test_auc"]
 
 
+def test_reproduce_on_changed_data_stops_before_training_and_goes_on_only_when_asked(store, tmp_path, capsys):
+    import shutil
+
+    from src import reproduce
+
+    for name in ("clicks.csv", "items.csv", "users.csv"):  # the example log, in a folder of the test's own
+        shutil.copy(ROOT / "docs" / "examples" / "clicks" / name, tmp_path / name)
+    tiny = [o for o in TINY if not o.startswith("data")]
+    overrides = ["data=clicks_example", f"data.path={tmp_path / 'clicks.csv'}", "data.cache=false",
+                 f"data.items.path={tmp_path / 'items.csv'}", f"data.users.path={tmp_path / 'users.csv'}",
+                 "model=din", *tiny, *store]
+    first = train_run(compose(overrides), overrides, log=lambda m: None)
+    client = client_for(store)
+    logged = client.get_run(first.run_id).data.tags["data.fingerprint"]
+    log = tmp_path / "clicks.csv"
+    header, row, *rest = log.read_text().splitlines()
+    log.write_text("\n".join([header, *rest, row]) + "\n")  # the same rows, one moved: another file
+    capsys.readouterr()
+
+    def reproductions():
+        return client.search_runs([client.get_run(first.run_id).info.experiment_id],
+                                  filter_string=f"tags.reproduces = '{first.run_id}'")
+
+    assert reproduce.main([first.run_id, store[0]]) == 2
+    err = capsys.readouterr().err
+    [line] = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    now = reproduce.changed_data(compose(overrides), {"data.fingerprint": logged})
+    assert f"its fingerprint was {logged}" in line and str(log) in line and "nothing was trained" in line, err
+    assert now and now.split(" gives ")[1].split()[0] in line and "--allow-changed-data" in line
+    assert not reproductions()  # stopped before any run
+    assert reproduce.main([first.run_id, store[0], "--allow-changed-data"]) == 0
+    assert "warning: the data changed since the run" in capsys.readouterr().err
+    assert len(reproductions()) == 1
+
+
 def test_divergence_fails_the_run_clearly(store):
     overrides = TINY + ["model=base", "train.optimizer.name=sgd", "train.optimizer.lr=1e30"] + store
     with pytest.raises(Diverged, match="train.optimizer.lr"):
