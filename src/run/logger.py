@@ -38,6 +38,9 @@ from src.run import faults, interrupts
 # MLflow's telemetry off unless the user turns it on: it is read when mlflow is first imported, and the
 # project's modules that import mlflow (this one, src/sweep/tracking.py, src/tools/ui.py) import this one first
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# nor its "Downloading artifacts" progress bars (read at each download) in what src.reproduce and src.tools.answer
+# print: they fetch one small file each
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 LIBRARIES = ("tensorflow", "jax", "jaxlib", "keras", "mlflow", "optuna", "hydra-core", "omegaconf", "numpy",
              "pandas")

@@ -209,12 +209,14 @@ def test_no_native_log_lines_from_train_and_reproduce(store):
     out = run_train(*TINY, *store)
     assert out.returncode == 0, out.stderr[-2000:]
     run_id = next(line.split()[1].rstrip(":") for line in out.stdout.splitlines() if line.startswith("run "))
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"}  # as a user has it
     rep = subprocess.run([sys.executable, "-m", "src.reproduce", run_id, store[0]], cwd=ROOT, capture_output=True,
-                         text=True, timeout=300)
+                         text=True, timeout=300, env=env)
     assert rep.returncode == 0, rep.stderr[-2000:]
     for proc in (out, rep):
         text = proc.stdout + proc.stderr
         assert not native_lines(text), text[:3000]
+        assert "Downloading artifacts" not in text, text[:3000]  # nor MLflow's progress bars
 
 
 def test_a_ctrl_c_during_training_is_raised_where_the_loop_checks_and_a_second_one_at_once():

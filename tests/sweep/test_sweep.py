@@ -312,9 +312,12 @@ def test_a_planted_user_feature_is_called_better_and_one_with_no_effect_equivale
     df = answer_frame(parent.info.run_id, f"sqlite:///{sw.db}").set_index("factor")
     assert df.loc["data.features.segment.enabled", "verdict"] == "better"
     assert df.loc["data.features.mood.enabled", "verdict_high"] == mood["verdict_high"]
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"}  # as a user has it
     tex = subprocess.run([sys.executable, "-m", "src.tools.answer", parent.info.run_id, "--latex",
-                          "--uri", f"sqlite:///{sw.db}"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                          "--uri", f"sqlite:///{sw.db}"], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env=env)
     assert tex.returncode == 0, tex.stderr[-2000:]
+    assert "Downloading artifacts" not in tex.stdout + tex.stderr, tex.stderr[-2000:]  # no progress bars
     assert "\\begin{tabular}" in tex.stdout and "data.features.segment.enabled: True vs False" in tex.stdout
     assert "better" in tex.stdout and "equivalent" in tex.stdout
 
