@@ -369,6 +369,29 @@ class Pruned(Exception):
         self.epoch, self.value = epoch, value
 
 
+def fresh_run_name(experiment_id: str, tries: int = 20) -> str:
+    """A run name in MLflow's style (`adjective-animal-123`) that no run of the experiment has yet. MLflow's own
+    draws from the global `random`, which the run's seed sets: two runs with one seed got one name. This one
+    draws from the system's entropy and leaves the global generator as it was."""
+    import random
+
+    import mlflow
+    from mlflow.utils.name_utils import _generate_random_name
+
+    state = random.getstate()
+    try:
+        for _ in range(tries):
+            random.seed(os.urandom(16))
+            name = _generate_random_name()
+            taken = mlflow.MlflowClient().search_runs([experiment_id], filter_string=f"attributes.run_name = '{name}'",
+                                                      max_results=1)
+            if not taken:
+                return name
+    finally:
+        random.setstate(state)
+    raise RuntimeError(f"no free run name after {tries} draws in experiment {experiment_id}")
+
+
 @contextmanager
 def tracked_run(experiment_id: str, run_name=None, parent_run_id=None, tags=None):
     """An MLflow run's lifecycle: FINISHED when the block ends, KILLED when pruned or interrupted (Ctrl-C,
@@ -381,6 +404,7 @@ def tracked_run(experiment_id: str, run_name=None, parent_run_id=None, tags=None
     """
     import mlflow
 
+    run_name = run_name or fresh_run_name(experiment_id)
     with interrupts.held() as hold:
         run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id,
                                nested=parent_run_id is not None, tags=tags)

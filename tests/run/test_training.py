@@ -76,6 +76,29 @@ def test_same_config_same_metrics(store):
     b = train_run(compose(overrides), overrides, log=lambda m: None)
     assert a.valid == b.valid and a.test == b.test
     assert [r["loss"] for r in a.history] == [r["loss"] for r in b.history]
+    # the same seed, yet two names: a run's name does not come from the generator its seed sets
+    client = client_for(store)
+    names = [client.get_run(r.run_id).info.run_name for r in (a, b)]
+    assert names[0] != names[1] and all(names), names
+
+
+def test_a_fresh_run_name_is_not_one_the_experiment_has_and_leaves_the_seeded_generator_alone(store, monkeypatch):
+    import random
+
+    from mlflow.utils import name_utils
+
+    from src.run import logger
+
+    client = client_for(store)
+    experiment = client.create_experiment("names")
+    client.create_run(experiment, run_name="taken-name-1")
+    draws = iter(["taken-name-1", "free-name-2"])
+    monkeypatch.setattr(name_utils, "_generate_random_name", lambda: next(draws))  # the draws, not the store
+    random.seed(7)
+    expected = random.random()
+    random.seed(7)
+    assert logger.fresh_run_name(experiment) == "free-name-2"
+    assert random.random() == expected
 
 
 def test_the_train_step_is_traced_once_per_run():
