@@ -134,8 +134,11 @@ def reconcile(study, parent: str) -> int:
     A cell's run still RUNNING while its trial is not (its worker died, or was stopped between creating the
     run and ending it) ends KILLED. A run that ended FINISHED while its trial is not COMPLETE (the worker
     was stopped between the run's end and the study's tell, or the trial failed or was pruned at a later
-    seed) ends KILLED too: its cell runs again, and only a COMPLETE trial's runs stay FINISHED. Runs of
-    live trials are left alone. Call it after `study.recover_stale`, so that a dead worker's trial is FAIL.
+    seed) ends KILLED too: its cell runs again, and only a COMPLETE trial's runs stay FINISHED. A RUNNING run
+    that no live trial owns ends too: one of a trial the study does not hold ends KILLED; one of a COMPLETE
+    trial ends FINISHED if the trial recorded it (the trial completed, the run's end was lost), else KILLED
+    (a second run of a finished cell, left open by a lost end). Runs of live trials are left alone. Call it
+    after `study.recover_stale`, so that a dead worker's trial is FAIL.
     """
     from mlflow.exceptions import MlflowException
 
@@ -148,16 +151,28 @@ def reconcile(study, parent: str) -> int:
         return 0
 
 
+UNKNOWN_AFTER_S = 120  # a run whose trial the study does not hold is ended only if it started this much before the
+# study was read: a trial is asked before its run starts, so an older run's trial is not in the study at all (the
+# margin allows for the clocks of other machines)
+
+
 def _reconcile(study, parent: str) -> int:
     from optuna.trial import TrialState
 
+    read = time.time()
     trials = {str(t.number): t for t in study.get_trials(deepcopy=False)}  # before the runs (see below)
     client, ended = _client(), 0
     for run in child_runs(parent):
         t = trials.get(run.data.tags.get("trial"))
-        if t is None or t.state in (TrialState.RUNNING, TrialState.COMPLETE, TrialState.WAITING):
+        if t is not None and t.state in (TrialState.RUNNING, TrialState.WAITING):
             continue  # a trial read as RUNNING may have ended since; it is the next reconcile's
         status = run.info.status
+        if t is None and run.info.start_time / 1000 > read - UNKNOWN_AFTER_S:
+            continue  # its trial may have been asked (on another machine) after the study was read
+        if t is None or t.state == TrialState.COMPLETE:
+            if status == "RUNNING":
+                ended += _end_unowned(client, run, t)
+            continue
         if status not in ("RUNNING", "FINISHED"):
             continue
         why = attrs.FAILURE.get(t) or ("worker died" if t.state == TrialState.FAIL else "pruned")
@@ -167,6 +182,20 @@ def _reconcile(study, parent: str) -> int:
              end_time=run.info.end_time)
         ended += 1
     return ended
+
+
+def _end_unowned(client, run, t) -> int:
+    """Ends a RUNNING run that no live trial owns: its trial `t` is COMPLETE, or None (the study does not hold
+    it); 1."""
+    number = run.data.tags.get("trial")
+    if t is None:
+        status, why = "KILLED", f"its trial {number} is not in the study"
+    elif run.info.run_id not in (attrs.MLFLOW_RUN_IDS.get(t) or []):
+        status, why = "KILLED", f"a second run of trial {number}, which is COMPLETE with the runs it recorded"
+    else:
+        status, why = "FINISHED", f"its trial {number} is COMPLETE; the run's end was lost"
+    _end(client, run.info.run_id, status, {"end_reason": why, "trial_state": t.state.name if t else "unknown"})
+    return 1
 
 
 def _end(client, run_id: str, status: str, tags: dict, end_time: int | None = None) -> None:

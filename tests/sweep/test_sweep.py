@@ -358,6 +358,33 @@ GRID = ["sweep.sampler=grid", "sweep.pruner=none", "train.epochs=1", "model=din"
         "~train.optimizer.lr", "model.mlp.depth=choice(1,2)", "model/activation=choice(sigmoid,dice)"]
 
 
+def test_running_runs_no_live_trial_owns_are_ended_by_the_next_start(sw):
+    # planted under a finished sweep: a second run of a COMPLETE trial's cell, a run of a trial the study does not
+    # hold, and a COMPLETE trial's own run whose end was lost (set back to RUNNING)
+    args = ("sweep.name=leftover", *GRID, "sweep.trials=1")
+    out = sw.run(*args)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    client = sw.client()
+    [parent] = [r for r in sw.runs() if r.data.tags.get("sweep_role") == "parent"]
+    own = sorted((r for r in sw.runs() if r.data.tags.get("trial") is not None), key=lambda r: r.data.tags["trial"])
+    assert len(own) == 4 and {r.info.status for r in own} == {"FINISHED"}
+    tags = {"sweep_parent": parent.info.run_id, "mlflow.parentRunId": parent.info.run_id}
+    exp = parent.info.experiment_id
+    second = client.create_run(exp, tags={**tags, "trial": own[0].data.tags["trial"]}).info.run_id
+    stray = client.create_run(exp, tags={**tags, "trial": "99"}, start_time=int((time.time() - 600) * 1000)).info.run_id
+    client.update_run(own[1].info.run_id, status="RUNNING")
+    again = sw.run(*args)  # the same command: nothing to train, the store reconciled with the study
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    second, stray, lost = (client.get_run(r) for r in (second, stray, own[1].info.run_id))
+    assert second.info.status == "KILLED" and "a second run of trial" in second.data.tags["end_reason"]
+    assert stray.info.status == "KILLED" and second.data.tags["trial_state"] == "COMPLETE"
+    assert stray.data.tags["end_reason"] == "its trial 99 is not in the study"
+    assert stray.data.tags["trial_state"] == "unknown"
+    assert lost.info.status == "FINISHED" and "the run's end was lost" in lost.data.tags["end_reason"]
+    assert {client.get_run(r.info.run_id).info.status for r in own} == {"FINISHED"}  # the cells' own runs stay
+    assert not [r.info.run_id for r in sw.runs() if r.info.status == "RUNNING"]
+
+
 def test_more_seeds_on_a_finished_design_train_only_the_new_cells(sw):
     out = sw.run("sweep.name=grow", *GRID, "sweep.seeds=[0]")
     assert out.returncode == 0, out.stdout + out.stderr
