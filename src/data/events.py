@@ -21,6 +21,9 @@ position with history a sample; dien: each user's last positions). The log is re
 
 from __future__ import annotations
 
+import gzip
+import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -75,17 +78,49 @@ def files(cfg, path: Path) -> list[Path]:
     return _found(path, "log") + _table_files(cfg, "items") + _table_files(cfg, "users")
 
 
-def _columns(path: Path, fmt: str) -> list[str]:
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
+FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
-        return list(pq.ParquetFile(path).schema_arrow.names)
+
+def _unreadable(path: Path, fmt: str, e: Exception) -> DataError:
+    """One line naming the file and what is wrong with it, for an error of the library that read it."""
     import pandas as pd
 
+    if isinstance(e, pd.errors.EmptyDataError) or path.stat().st_size == 0:
+        return DataError(f"{path}: the file is empty (not even a header line)")
+    if isinstance(e, pd.errors.ParserError) and (m := FIELDS.search(str(e))):
+        want, line, saw = m.groups()
+        return DataError(f"{path}:{line}: line {line} has {saw} fields, the header {want}")
+    if isinstance(e, UnicodeDecodeError):
+        return DataError(f"{path}: not {e.encoding.upper()} text: byte {e.object[e.start:e.start + 1].hex()} at "
+                         f"offset {e.start} of a block ({e.reason}); save the file as UTF-8")
+    reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    if fmt == "parquet":
+        return DataError(f"{path}: not a readable Parquet file ({reason}): truncated, or not Parquet")
+    if isinstance(e, (EOFError, zlib.error, gzip.BadGzipFile)):
+        return DataError(f"{path}: the compressed file cannot be read ({reason}): truncated or damaged")
+    return DataError(f"{path}: cannot be read as {fmt.upper()} ({reason})")
+
+
+def _read_errors():
+    """The exceptions reading a log file can raise that say the file is bad (not the code)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    return (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, pa.ArrowException, EOFError,
+            zlib.error, OSError)
+
+
+def _columns(path: Path, fmt: str) -> list[str]:
     try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.ParquetFile(path).schema_arrow.names)
+        import pandas as pd
+
         return [str(c) for c in pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", nrows=0).columns]
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty (not even a header line)") from None
+    except _read_errors() as e:
+        raise _unreadable(path, fmt, e) from None
 
 
 def _chunks(path: Path, fmt: str, wanted: dict, chunk_rows: int, categorical=()):
@@ -97,32 +132,43 @@ def _chunks(path: Path, fmt: str, wanted: dict, chunk_rows: int, categorical=())
         said = ", ".join(f"{_setting(role, wanted)}={col!r}" for role, col in missing.items())
         raise DataError(f"{path}: no column {said}; the file's columns are {have}")
     rename = {col: role for role, col in wanted.items()}
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
+    chunks = _parquet_chunks(path, rename, chunk_rows) if fmt == "parquet" else \
+        _csv_chunks(path, fmt, wanted, rename, chunk_rows, categorical)
+    while True:
+        try:
+            chunk = next(chunks)
+        except StopIteration:
+            return
+        except _read_errors() as e:  # the file is bad: one line that names it
+            raise _unreadable(path, fmt, e) from None
+        yield chunk
 
-        pf = pq.ParquetFile(path)
-        for g in range(pf.num_row_groups):
-            start = 0
-            for batch in pf.iter_batches(batch_size=chunk_rows, row_groups=[g], columns=list(rename)):
-                df = batch.to_pandas().rename(columns=rename)
-                yield (lambda i, g=g, s=start: f"{path}: row group {g}, row {s + i}"), df
-                start += len(df)
-        return
+
+def _parquet_chunks(path: Path, rename: dict, chunk_rows: int):
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    for g in range(pf.num_row_groups):
+        start = 0
+        for batch in pf.iter_batches(batch_size=chunk_rows, row_groups=[g], columns=list(rename)):
+            df = batch.to_pandas().rename(columns=rename)
+            yield (lambda i, g=g, s=start: f"{path}: row group {g}, row {s + i}"), df
+            start += len(df)
+
+
+def _csv_chunks(path: Path, fmt: str, wanted: dict, rename: dict, chunk_rows: int, categorical):
     import pandas as pd
 
     seen = 0
-    try:
-        # every column is parsed (usecols would drop a line's extra fields without a word), a chunk at a time;
-        ids = {col: str for role, col in wanted.items()
-               if role in ("user", "item", "category", "item_category", "table_user", "kind") or role in categorical}
-        with pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", dtype=ids, chunksize=chunk_rows,
-                         keep_default_na=False, na_values=[""]) as reader:  # ids as written ("007" is not 7)
-            for df in reader:
-                df = df[list(rename)].rename(columns=rename)
-                yield (lambda i, s=seen: f"{path}:{s + i + 2}"), df  # line 1: the header
-                seen += len(df)
-    except (pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: {str(e).strip()}") from None
+    # every column is parsed (usecols would drop a line's extra fields without a word), a chunk at a time;
+    ids = {col: str for role, col in wanted.items()
+           if role in ("user", "item", "category", "item_category", "table_user", "kind") or role in categorical}
+    with pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", dtype=ids, chunksize=chunk_rows,
+                     keep_default_na=False, na_values=[""]) as reader:  # ids as written ("007" is not 7)
+        for df in reader:
+            df = df[list(rename)].rename(columns=rename)
+            yield (lambda i, s=seen: f"{path}:{s + i + 2}"), df  # line 1: the header
+            seen += len(df)
 
 
 def _setting(role: str, wanted: dict) -> str:
@@ -136,6 +182,11 @@ def _setting(role: str, wanted: dict) -> str:
     if role == "table_user":
         return "data.users.columns.user"
     return f"data.columns.{role}"
+
+
+def _shown(value) -> str:
+    """A value read from a file as a message quotes it: `'yesterday'`, `1300000000.5` (not `np.float64(...)`)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def _first_bad(bad: np.ndarray) -> int:
@@ -153,7 +204,8 @@ def _times(col, where, fmt: str) -> tuple[np.ndarray, str]:
             fmt = "iso"
         elif bad.any():
             i = _first_bad(bad)
-            raise DataError(f"{where(i)}: time {col.iloc[i]!r} is not an integer; the times read are {TIME_FORMATS}")
+            raise DataError(f"{where(i)}: time {_shown(col.iloc[i])} is not an integer; the times read are "
+                            f"{TIME_FORMATS}")
         else:
             t = num.to_numpy().astype(np.int64)
             if fmt == "auto":
@@ -163,7 +215,7 @@ def _times(col, where, fmt: str) -> tuple[np.ndarray, str]:
     bad = parsed.isna().to_numpy()
     if bad.any():
         i = _first_bad(bad)
-        raise DataError(f"{where(i)}: time {col.iloc[i]!r} is not ISO 8601; the times read are {TIME_FORMATS}")
+        raise DataError(f"{where(i)}: time {_shown(col.iloc[i])} is not ISO 8601; the times read are {TIME_FORMATS}")
     return ((parsed - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64), "iso"
 
 
@@ -174,7 +226,7 @@ def _kinds(col, where, kinds: dict) -> np.ndarray:
     bad = ~impression & (values != str(kinds.get("behaviour", "behaviour")))
     if bad.any():
         i = _first_bad(bad)
-        raise DataError(f"{where(i)}: kind {values[i]!r} is neither data.kinds.impression="
+        raise DataError(f"{where(i)}: kind {_shown(values[i])} is neither data.kinds.impression="
                         f"{kinds.get('impression', 'impression')!r} nor data.kinds.behaviour="
                         f"{kinds.get('behaviour', 'behaviour')!r}")
     return impression
@@ -193,7 +245,7 @@ def _labels(col, where, positive_at, shown=None) -> np.ndarray:
     if bad.any():
         i = _first_bad(bad)
         want = "a number" if positive_at is not None else "0 or 1 (or set data.positive_at to read it as a rating)"
-        raise DataError(f"{where(i)}: label {col.iloc[i]!r} is not {want}")
+        raise DataError(f"{where(i)}: label {_shown(col.iloc[i])} is not {want}")
     return (num >= positive_at if positive_at is not None else num == 1).astype(np.float32)
 
 
@@ -223,7 +275,7 @@ def _numbers(col, where, name: str) -> np.ndarray:
     bad = (num.isna() & col.notna()).to_numpy()
     if bad.any():
         i = _first_bad(bad)
-        raise DataError(f"{where(i)}: feature {name!r} value {col.iloc[i]!r} is not a number (kind: numeric)")
+        raise DataError(f"{where(i)}: feature {name!r} value {_shown(col.iloc[i])} is not a number (kind: numeric)")
     return num.to_numpy(np.float64)
 
 

@@ -2,6 +2,8 @@
 and as Amazon's files give the same samples; CSV, gzipped TSV and Parquet give the same arrays; bad input
 is refused with where and why, and nothing is cached."""
 
+import gzip
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -121,7 +123,10 @@ BAD = [
      r"every label is 1 \(column 'y'\): a click model needs both classes"),
     ("bad label", "user_id,item_id,timestamp,y\nu1,1,5,1\nu1,2,6,yes\n", {"columns.label": "y"},
      r"log.csv:3: label 'yes' is not 0 or 1"),
-    ("ragged line", "user_id,item_id,timestamp\nu1,1,5\nu1,2,6,7,8\n", {}, r"log.csv: .*line 3"),
+    ("ragged line", "user_id,item_id,timestamp\nu1,1,5\nu1,2,6,7,8\n", {},
+     r"log.csv:3: line 3 has 5 fields, the header 3$"),
+    ("fractional seconds", "user_id,item_id,timestamp\nu1,1,1300000000\nu1,2,1300000000.5\n", {"time_format": "s"},
+     r"log.csv:3: time 1300000000.5 is not an integer; the times read are integer Unix seconds"),
     ("unknown kind", "user_id,item_id,timestamp,y,k\nu1,1,5,,b\nu1,2,6,1,i\nu1,3,7,0,view\n",
      {"columns.label": "y", "columns.kind": "k", "kinds": {"impression": "i", "behaviour": "b"}},
      r"log.csv:4: kind 'view' is neither data.kinds.impression='i' nor data.kinds.behaviour='b'"),
@@ -146,6 +151,40 @@ def test_bad_input_is_refused_with_where_and_why_and_nothing_is_cached(tmp_path,
     cache = tmp_path / "cache"
     with pytest.raises(DataError, match=message):
         load_data(cfg, cache_dir=cache)
+    assert not cache.exists() or not list(cache.iterdir())
+
+
+def _half(data: bytes) -> bytes:
+    return data[: len(data) // 2]
+
+
+def _parquet(path):
+    pd.DataFrame({"user_id": ["u1", "u1", "u2"], "item_id": ["1", "2", "3"], "timestamp": [1, 2, 3]}).to_parquet(path)
+    return path.read_bytes()
+
+
+DAMAGED = [  # (file name, its bytes from a good Parquet file's, the one line)
+    ("log.parquet", lambda good: _half(good), r"log.parquet: not a readable Parquet file \(.*\): truncated"),
+    ("log.parquet", lambda good: b"", r"log.parquet: the file is empty"),
+    ("log.parquet", lambda good: b"user_id,item_id,timestamp\nu1,1,5\n", r"log.parquet: not a readable Parquet file"),
+    ("log.csv.gz", lambda good: _half(gzip.compress(b"user_id,item_id,timestamp\n" + "".join(
+        f"u{i % 97},{i * 7919 % 10007},{i}\n" for i in range(5000)).encode())),
+     r"log.csv.gz: the compressed file cannot be read \(.*\): truncated or damaged"),
+    ("log.csv", lambda good: "user_id,item_id,timestamp\nu1,caf\u00e9,5\n".encode("latin-1"),
+     r"log.csv: not UTF-8 text: byte e9 at offset \d+ .*save the file as UTF-8"),
+]
+
+
+@pytest.mark.parametrize("name,damage,message", DAMAGED, ids=["truncated parquet", "empty parquet", "not parquet",
+                                                              "truncated gzip", "latin-1 text"])
+def test_a_damaged_file_is_refused_in_one_line_that_names_it_and_nothing_is_cached(tmp_path, name, damage, message):
+    good = _parquet(tmp_path / "good.parquet")
+    (tmp_path / "good.parquet").unlink()
+    (tmp_path / name).write_bytes(damage(good))
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match=message) as e:
+        load_data(events_cfg(tmp_path / name, cache=True), cache_dir=cache)
+    assert "\n" not in str(e.value) and str(tmp_path / name) in str(e.value)
     assert not cache.exists() or not list(cache.iterdir())
 
 
