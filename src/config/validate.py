@@ -36,6 +36,42 @@ def validate(cfg) -> schema.Config:
     return config
 
 
+def composed(overrides: list[str]):
+    """The config `overrides` compose to, checked as `validate` checks it (the checks `python -m src.train`
+    makes before anything runs, for the commands that compose outside Hydra's app: describe); a refused
+    override or value raises ConfigError in one line."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from src.config import compose
+
+    try:
+        cfg = compose(overrides)
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(one_line(e)) from None
+    validate(cfg)
+    return cfg
+
+
+def one_line(e: Exception) -> str:
+    """Hydra's and OmegaConf's several lines (what, how to fix it, the options) as one, without the object dumps
+    and the search path."""
+    noise = ("full_key:", "object_type=", "reference_type=", "Set the environment variable HYDRA_FULL_ERROR")
+    text = str(e).split("Config search path:")[0]
+    out, listing = "", False
+    for ln in (ln.strip() for ln in text.splitlines()):
+        if not ln or ln.startswith(noise):
+            continue
+        if not out:
+            out = ln
+        elif out.endswith(":") or listing:  # "Available options in 'data':" and the options under it
+            out += (", " if listing else " ") + ln
+            listing = True
+        else:
+            out += (" " if out.endswith(".") else "; ") + ln
+    return out or type(e).__name__
+
+
 def backend() -> str:
     """The Keras backend this process will use (KERAS_BACKEND, default tensorflow), without importing Keras."""
     import os

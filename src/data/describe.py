@@ -80,14 +80,14 @@ def render(info: dict, data: SequenceData) -> str:
 
 
 def main(argv=None):
-    from src.config import compose
+    from src.config.validate import ConfigError, composed
     from src.data import load_data
 
     argv = sys.argv[1:] if argv is None else argv
     try:
-        cfg = compose(argv)
+        cfg = composed(argv)  # refused as `python -m src.train` refuses it, before any file is read or cached
         data = load_data(cfg.data, progress=lambda m: print(m, file=sys.stderr))
-    except DataError as e:
+    except (ConfigError, DataError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(render(summary(data), data))
