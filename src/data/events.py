@@ -292,11 +292,12 @@ def _feature_roles(feats: dict) -> tuple[dict, list]:
 
 def _table(cfg, key: str, paths: list[Path], wanted: dict, feats: dict):
     """A side table (`data.items` or `data.users`) as a DataFrame indexed by its key column's values, one row
-    per key (the first wins), with the wanted roles and the features as columns."""
+    per key, with the wanted roles and the features as columns. An id on several rows that agree is one row;
+    on rows that differ it is refused, naming the file, the line and the id."""
     import pandas as pd
 
     roles, categorical = _feature_roles(feats)
-    key_role, frames = next(iter(wanted)), []
+    key_role, frames, wheres = next(iter(wanted)), [], []
     for path in paths:
         for where, df in _chunks(path, _format(path, cfg), {**wanted, **roles}, int(cfg.get("chunk_rows", 1_000_000)),
                                  categorical):
@@ -308,11 +309,30 @@ def _table(cfg, key: str, paths: list[Path], wanted: dict, feats: dict):
                 if f["kind"] == "numeric":
                     df[f"feature:{n}"] = _numbers(df[f"feature:{n}"], where, n)
             frames.append(df)
+            wheres.append(where)
     if not sum(map(len, frames)):
         raise DataError(f"{', '.join(map(str, paths))}: the {TABLES[key]} is empty")
     out = pd.concat(frames, ignore_index=True)
     out[key_role] = out[key_role].astype(str)
-    return out.drop_duplicates(key_role, keep="first").set_index(key_role)
+    distinct = out.drop_duplicates()  # rows that agree in every column are one
+    clash = distinct.duplicated(key_role, keep="first").to_numpy()
+    if clash.any():
+        at = int(distinct.index[_first_bad(clash)])
+        name = distinct[key_role].iloc[_first_bad(clash)]
+        first = int(out.index[(out[key_role] == name).to_numpy()][0])
+        raise DataError(f"{_located(wheres, frames, at)}: {key.removesuffix('s')} {name!r} is on an earlier row "
+                        f"too ({_located(wheres, frames, first)}), with other values; the {TABLES[key]} needs one "
+                        f"row per {key.removesuffix('s')} (or rows that agree)")
+    return distinct.set_index(key_role)
+
+
+def _located(wheres: list, frames: list, row: int) -> str:
+    """Where the `row`-th row of the chunks read (in order) stands in its file."""
+    for where, df in zip(wheres, frames):
+        if row < len(df):
+            return where(row)
+        row -= len(df)
+    raise IndexError(row)
 
 
 def _split_paths(cfg, paths: list[Path]) -> tuple[list[Path], list[Path], list[Path]]:

@@ -123,3 +123,33 @@ def test_synthetic_features_change_no_label_unless_their_effect_is_planted():
     assert planted.splits["train"]["label"].mean() > plain.splits["train"]["label"].mean() + 0.05
     with pytest.raises(DataError, match=r"data.features.segment`: the synthetic data plants segment \(of: user"):
         synthetic.build({**SMALL, "features": {"segment": {"of": "item", "kind": "categorical"}}})
+
+
+@pytest.mark.parametrize("table,rows,message", [
+    ("items.csv", "item_id,category,brand,price\ni0,c,A,1.0\ni1,c,B,2.0\ni0,c,Q,1.0\n",
+     r"items.csv:4: item 'i0' is on an earlier row too \(.*items.csv:2\), with other values; the item table needs "
+     r"one row per item"),
+    ("users.csv", "user_id,age\nu0,18-24\nu1,25-34\nu0,25-34\n",
+     r"users.csv:4: user 'u0' is on an earlier row too \(.*users.csv:2\), with other values"),
+])
+def test_a_side_table_with_an_id_on_rows_that_differ_is_refused_naming_the_file_line_and_id(tmp_path, table, rows,
+                                                                                             message):
+    cfg = {**shop(tmp_path), "cache": True}
+    (tmp_path / table).write_text(rows)  # an id on two rows whose values differ
+    cache = tmp_path / "cache"
+    with pytest.raises(DataError, match=message):
+        load_data(cfg, cache_dir=cache)
+    assert not cache.exists() or not list(cache.iterdir())
+
+
+def test_rows_of_a_side_table_that_agree_are_one_row(tmp_path):
+    cfg = shop(tmp_path)
+    before = load_data(cfg)
+    for table in ("items.csv", "users.csv"):
+        text = (tmp_path / table).read_text()
+        (tmp_path / table).write_text(text + text.split("\n", 1)[1])  # every row twice, the same values
+    after = load_data(cfg)
+    assert before.vocab == after.vocab
+    for k in before.items:
+        np.testing.assert_array_equal(before.items[k], after.items[k])
+    np.testing.assert_array_equal(before.splits["train"]["f_age"], after.splits["train"]["f_age"])
