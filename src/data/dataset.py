@@ -133,11 +133,9 @@ def filtering_step(key: str, count: int, what: str) -> dict:
 
 
 def filtering_lines(meta: dict) -> list[str]:
-    """What each filtering step kept or dropped, in order, as lines for a terminal."""
+    """What each filtering step kept or dropped, in order, then the data's warnings, as lines for a terminal."""
     steps = meta.get("filtering") or []
-    if not steps:
-        return []
-    width = max(len(f"{abs(s['count']):,}") for s in steps)
+    width = max((len(f"{abs(s['count']):,}") for s in steps), default=0)
     out = []
     for s in steps:
         sign = "-" if s["count"] < 0 else " "

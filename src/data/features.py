@@ -77,6 +77,24 @@ def numeric(values: np.ndarray, train: np.ndarray, name: str) -> np.ndarray:
     return np.where(np.isfinite(out), out, 0.0).astype(np.float32)
 
 
+def warnings(raw: list[Raw], train: np.ndarray) -> list[str]:
+    """A line for each feature that cannot tell the training period's samples apart: one value there, or none
+    (all missing). Such a feature is kept (a sweep may still switch it on and off), and said."""
+    out = []
+    for f in raw:
+        v = np.asarray(f.values)[train]
+        seen = np.unique(v[v >= 0]) if f.kind == "categorical" else np.unique(v[np.isfinite(v)])
+        if len(seen) > 1:
+            continue
+        if not len(seen):
+            what = "no value (all missing)"
+        else:
+            what = f"one value ({seen[0]:g})" if f.kind == "numeric" else "one value"
+        out.append(f"feature {f.name!r} (of: {f.of}) has {what} in the training period: it cannot tell "
+                   f"samples apart")
+    return out
+
+
 def encode(raw: list[Raw], train: np.ndarray, item_ids: np.ndarray, n_items: int) -> tuple[dict, dict, list]:
     """(item tables, per-event columns of user and event features, specs) from raw per-event values.
 

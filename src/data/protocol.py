@@ -269,6 +269,7 @@ def build(events: Events, cfg, name: str, implicit: bool, meta: dict | None = No
               for code, split in enumerate(SPLITS)}
     info = dict(meta or {})
     info["filtering"] = list(info.get("filtering") or []) + steps
+    info["warnings"] = list(info.get("warnings") or []) + side.warnings(ev.features, in_train_period)
     info.update(
         events=int(len(ev)), behaviours=int(len(hist_item)), users=int(len(ev.starts)), items=len(item_vocab) - 2,
         cats=len(cat_vocab) - 2,

@@ -153,3 +153,23 @@ def test_rows_of_a_side_table_that_agree_are_one_row(tmp_path):
     for k in before.items:
         np.testing.assert_array_equal(before.items[k], after.items[k])
     np.testing.assert_array_equal(before.splits["train"]["f_age"], after.splits["train"]["f_age"])
+
+
+def test_a_feature_with_one_value_in_the_training_period_is_said_by_describe_and_by_train(tmp_path):
+    from src.data.dataset import filtering_lines
+    from src.data.describe import render, summary
+
+    cfg = shop(tmp_path)
+    assert not load_data(cfg).meta["warnings"]  # every feature varies: nothing to say
+    pd.DataFrame({"user_id": [f"u{u}" for u in range(6)], "age": ["18-24"] * 6}).to_csv(tmp_path / "users.csv",
+                                                                                       index=False)
+    items = pd.read_csv(tmp_path / "items.csv")
+    items.assign(price=None).to_csv(tmp_path / "items.csv", index=False)
+    cfg["features"] = {**FEATURES, "price": {"of": "item", "kind": "categorical"}}  # all missing
+    data = load_data(cfg)
+    said = ["feature 'age' (of: user) has one value in the training period: it cannot tell samples apart",
+            "feature 'price' (of: item) has no value (all missing) in the training period"]
+    text = render(summary(data), data)  # describe
+    lines = filtering_lines(data.meta)  # what a train run prints before it trains
+    for s in said:
+        assert s in text and any(s in ln and "warning:" in ln for ln in lines), (s, lines)
