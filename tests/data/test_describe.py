@@ -1,6 +1,7 @@
 """`python -m src.data.describe` refuses what `python -m src.train` refuses, before any file is read: the same
-schema, in one line, no traceback, nothing cached."""
+schema, in one line, no traceback, nothing cached; and a damaged file gets the same one line from both."""
 
+import re
 import subprocess
 import sys
 import time
@@ -9,6 +10,7 @@ import pytest
 
 from src.config.paths import CACHE_DIR, ROOT
 from src.data import describe
+from tests.data import test_events
 
 REFUSED = [  # (override on data=clicks_example, what both must name)
     ("+data.columns.usr=reviewer", "data.columns.usr"),  # a key the schema does not have
@@ -33,3 +35,29 @@ def test_describe_refuses_what_train_refuses_in_one_line_and_caches_nothing(over
     assert line.startswith("error: ") and named in line, line
     cached = [p for p in CACHE_DIR.glob("clicks_example-*") if p.stat().st_mtime >= started]
     assert not cached, cached
+
+
+def _events_args(path, store):
+    return ["data=events", f"data.path={path}", "data.cache=true", *store]
+
+
+@pytest.mark.parametrize("name,damage,message", test_events.DAMAGED,
+                         ids=["truncated parquet", "empty parquet", "not parquet", "truncated gzip", "latin-1 text"])
+def test_a_damaged_file_is_one_line_naming_it_from_describe_and_from_train_and_nothing_is_cached(
+        tmp_path, name, damage, message, new_store, capsys):
+    from src.config import compose
+    from src.train import run_cli
+
+    started = time.time()
+    (tmp_path / name).write_bytes(damage(test_events._parquet(tmp_path / "good.parquet")))
+    args = _events_args(tmp_path / name, new_store)
+    lines = []
+    for refused in (lambda: describe.main(args), lambda: run_cli(compose(args), args)):
+        assert refused() == 2
+        out = capsys.readouterr()
+        errors = [ln for ln in out.err.splitlines() if ln.startswith("error:")]
+        assert len(errors) == 1 and re.search(message, errors[0]) and "Traceback" not in out.err, out.err
+        lines.append(errors[0])
+    assert lines[0] == lines[1]  # the same line from both
+    assert not [p for p in CACHE_DIR.glob("events-*") if p.stat().st_mtime >= started]
+    assert not (tmp_path / "mlruns" / "mlflow.db").exists()  # no run was started
