@@ -134,14 +134,10 @@ def _chunks(path: Path, fmt: str, wanted: dict, chunk_rows: int, categorical=())
     rename = {col: role for role, col in wanted.items()}
     chunks = _parquet_chunks(path, rename, chunk_rows) if fmt == "parquet" else \
         _csv_chunks(path, fmt, wanted, rename, chunk_rows, categorical)
-    while True:
-        try:
-            chunk = next(chunks)
-        except StopIteration:
-            return
-        except _read_errors() as e:  # the file is bad: one line that names it
-            raise _unreadable(path, fmt, e) from None
-        yield chunk
+    try:
+        yield from chunks
+    except _read_errors() as e:  # the file is bad: one line that names it
+        raise _unreadable(path, fmt, e) from None
 
 
 def _parquet_chunks(path: Path, rename: dict, chunk_rows: int):
