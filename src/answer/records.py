@@ -121,14 +121,14 @@ def frame(questions: list[Question]):
     return df[list(COLUMNS) + [c for c in df.columns if c not in COLUMNS]]
 
 
-def _cell(v, signed=True) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "--"
-    return f"{v:+.4f}" if signed else f"{v}"
-
-
 def _finite(v) -> bool:
     return v is not None and not (isinstance(v, float) and not math.isfinite(v))
+
+
+def _cell(v, signed=True) -> str:
+    if not _finite(v):
+        return "--"
+    return f"{v:+.4f}" if signed else f"{v}"
 
 
 def interval(low, high) -> str:

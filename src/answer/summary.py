@@ -256,10 +256,10 @@ def pooled_table(ans: dict) -> str | None:
 
 
 def verdict_table(ans: dict) -> str:
-    m, delta = ans["metric"], ans["delta"]
+    m, delta, records = ans["metric"], ans["delta"], ans["records"]
     lines = [f"| question | effect on {m} | interval (adjusted) | verdict | decided at | to decide |",
              "| --- | --- | --- | --- | --- | --- |"]
-    for r in ans["records"]:
+    for r in records:
         at = f"{r.decided_at} trainings" if r.decided_at else "-"
         cost = price_text(r.price) if r.verdict == "undecided" else "-"
         lines.append(f"| {_label(r)} | {_fmt(r.effect, signed=True)} | "
@@ -267,9 +267,9 @@ def verdict_table(ans: dict) -> str:
                      f"{at} | {cost} |")
     lines.append("")
     lines.append(f"equivalent: the interval lies inside +-{delta:g} (`sweep.equivalence`); better / worse: it excludes "
-                 f"0. Intervals: {ans['records'][0].adjustment if ans['records'] else '-'}; the chance of any "
+                 f"0. Intervals: {records[0].adjustment if records else '-'}; the chance of any "
                  f"false call over all questions and looks is at most {decision.ALPHA:.0%}.")
-    if any(unbounded(r.verdict_low, r.verdict_high) for r in ans["records"]):
+    if any(unbounded(r.verdict_low, r.verdict_high) for r in records):
         lines.append(UNBOUNDED + ".")
     return "\n".join(lines)
 

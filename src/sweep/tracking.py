@@ -163,7 +163,8 @@ def _reconcile(study, parent: str) -> int:
     trials = {str(t.number): t for t in study.get_trials(deepcopy=False)}  # before the runs (see below)
     client, ended = _client(), 0
     for run in child_runs(parent):
-        t = trials.get(run.data.tags.get("trial"))
+        number = run.data.tags.get("trial")
+        t = trials.get(number)
         if t is not None and t.state in (TrialState.RUNNING, TrialState.WAITING):
             continue  # a trial read as RUNNING may have ended since; it is the next reconcile's
         status = run.info.status
@@ -171,7 +172,7 @@ def _reconcile(study, parent: str) -> int:
             continue  # its trial may have been asked (on another machine) after the study was read
         if t is None or t.state == TrialState.COMPLETE:
             if status == "RUNNING":
-                ended += _end_unowned(client, run, t)
+                ended += _end_unowned(client, run, t, number)
             continue
         if status not in ("RUNNING", "FINISHED"):
             continue
@@ -184,10 +185,9 @@ def _reconcile(study, parent: str) -> int:
     return ended
 
 
-def _end_unowned(client, run, t) -> int:
-    """Ends a RUNNING run that no live trial owns: its trial `t` is COMPLETE, or None (the study does not hold
-    it); 1."""
-    number = run.data.tags.get("trial")
+def _end_unowned(client, run, t, number: str) -> int:
+    """Ends a RUNNING run that no live trial owns: its trial `t` (number `number`, as the run's tag says) is
+    COMPLETE, or None (the study does not hold it); 1."""
     if t is None:
         status, why = "KILLED", f"its trial {number} is not in the study"
     elif run.info.run_id not in (attrs.MLFLOW_RUN_IDS.get(t) or []):
