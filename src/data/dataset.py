@@ -8,9 +8,7 @@ memory. The input pipeline cuts the [B, T] histories out batch by batch.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -80,27 +78,25 @@ class SequenceData:
         return out
 
     # -- persistence (the cache) ---------------------------------------------------
-    def save(self, path: Path) -> None:
-        """Writes one uncompressed .npz; the caller makes the write atomic."""
-        arrays = {f"events/{k}": v for k, v in self.events.items()}
-        arrays.update({f"items/{k}": v for k, v in self.items.items()})
+    def arrays(self) -> dict:
+        """Every array by "group/name" (events/item, train/label, items/brand, ...): what the cache stores."""
+        out = {f"events/{k}": v for k, v in self.events.items()}
+        out.update({f"items/{k}": v for k, v in self.items.items()})
         for split, cols in self.splits.items():
-            arrays.update({f"{split}/{k}": v for k, v in cols.items()})
-        header = {"name": self.name, "max_len": self.max_len, "vocab": self.vocab, "meta": self.meta}
-        arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-        with open(path, "wb") as f:
-            np.savez(f, **arrays)
+            out.update({f"{split}/{k}": v for k, v in cols.items()})
+        return out
+
+    def header(self) -> dict:
+        """Everything that is not an array, JSON-serialisable."""
+        return {"name": self.name, "max_len": self.max_len, "vocab": self.vocab, "meta": self.meta}
 
     @classmethod
-    def load(cls, path: Path) -> SequenceData:
-        with np.load(path, allow_pickle=False) as z:
-            header = json.loads(bytes(z["header"]).decode())
-            groups = {"events": {}, "items": {}, **{s: {} for s in SPLITS}}
-            for key in z.files:
-                if key == "header":
-                    continue
-                group, name = key.split("/", 1)
-                groups[group][name] = z[key]
+    def from_arrays(cls, header: dict, arrays: dict) -> SequenceData:
+        """The inverse of (header(), arrays())."""
+        groups = {"events": {}, "items": {}, **{s: {} for s in SPLITS}}
+        for key, value in arrays.items():
+            group, name = key.split("/", 1)
+            groups[group][name] = value
         return cls(header["name"], header["max_len"], header["vocab"], groups["events"],
                    {s: groups[s] for s in SPLITS}, header["meta"], groups["items"])
 

@@ -111,7 +111,8 @@ def _measure(cfg_json: str) -> None:
     print(json.dumps({"preprocess_s": round(seconds, 1), "peak_rss_gib": round(peak / 2**30, 2),
                       "events": int(len(data.events["item"])),
                       "samples": {s: data.size(s) for s in data.splits},
-                      "cache_file_gib": round(sum(p.stat().st_size for p in cache.glob("*.npz")) / 2**30, 2)}))
+                      "cache_file_gib": round(sum(p.stat().st_size for p in cache.rglob("*") if p.is_file())
+                                              / 2**30, 2)}))
 
 
 TAOBAO_CFG = {"name": "taobao_scale", "source": "taobao", "file": "UserBehavior.csv", "behaviors": ["pv"],

@@ -23,6 +23,10 @@
         how long a process that has trained a model takes to exit, with the
         garbage collector as Python leaves it and as the project's entry points
         set it (runtime.py), fresh processes alternating
+    python -m src.bench cache [--users 10000 --items 12000]
+        the example click log of docs/your-data.md at about Amazon Beauty's size, its side features brand and
+        age_band switched on and off (4 combinations): the cache's size for one combination, for the four
+        in one cache, and for the four stored as full copies each
     python -m src.bench decisions [--sims 2000]
         the verdicts on simulated sweeps of the default shape (src/answer/simulate.py): false calls, coverage,
         power and trainings, with the first budget and under a user who raises it whenever a question is
@@ -481,11 +485,54 @@ def bench_preprocess(a) -> dict:
     return run_scale_benchmark(a.source, a.rows, Path(a.workdir) if a.workdir else None, keep=a.keep)
 
 
+def _tree_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def bench_cache(a) -> dict:
+    """Cache sizes of the example log's four on/off combinations of two side features."""
+    import tempfile
+
+    from omegaconf import OmegaConf
+
+    from src.config.paths import CONF_DIR
+    from src.data import load_data
+
+    spec = importlib.util.spec_from_file_location("make_clicks", ROOT / "docs/examples/clicks/make_clicks.py")
+    make_clicks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_clicks)
+    with tempfile.TemporaryDirectory(prefix="dil-cache-bench-") as tmp:
+        tmp = Path(tmp)
+        make_clicks.main(tmp, a.users, a.items)
+        cfg = {**OmegaConf.to_container(OmegaConf.load(CONF_DIR / "data" / "events.yaml")),
+               **OmegaConf.to_container(OmegaConf.load(CONF_DIR / "data" / "clicks_example.yaml"))}
+        cfg.pop("defaults", None)
+        cfg.update(path=str(tmp / "clicks.csv"), seed=0)
+        cfg["items"]["path"], cfg["users"]["path"] = str(tmp / "items.csv"), str(tmp / "users.csv")
+        combos = [(brand, age) for brand in (True, False) for age in (True, False)]
+        alone, t = [], time.perf_counter()
+        for i, (brand, age) in enumerate(combos):
+            features = {**cfg["features"], "brand": {**cfg["features"]["brand"], "enabled": brand},
+                        "age_band": {**cfg["features"]["age_band"], "enabled": age}}
+            one = {**cfg, "features": features}
+            load_data(one, cache_dir=tmp / f"alone-{i}", progress=lambda m: None)
+            load_data(one, cache_dir=tmp / "shared", progress=lambda m: None)
+            alone.append(_tree_bytes(tmp / f"alone-{i}"))
+        shared = _tree_bytes(tmp / "shared")
+        rows = sum(1 for _ in open(tmp / "clicks.csv")) - 1
+    out = {"rows": rows, "users": a.users, "items": a.items, "combinations": len(combos),
+           "one_combination_mb": round(alone[0] / 1e6, 2), "four_full_copies_mb": round(sum(alone) / 1e6, 2),
+           "four_shared_mb": round(shared / 1e6, 2), "shared_over_one": round(shared / alone[0], 2),
+           "full_copies_over_one": round(sum(alone) / alone[0], 2), "seconds": round(time.perf_counter() - t, 1)}
+    print(json.dumps(out), flush=True)
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", nargs="?", default="models",
                    choices=["models", "pipeline", "preprocess", "sweep-overhead", "bookkeeping", "backends",
-                            "backend-child", "ray", "shutdown", "decisions"])
+                            "backend-child", "ray", "shutdown", "decisions", "cache"])
     p.add_argument("--backend", default=None,
                    help=f"backends: which to compare, the first is the reference ({', '.join(BACKENDS)})")
     p.add_argument("--precision", default="float32", help="backends: float32, mixed_float16, mixed_bfloat16")
@@ -501,7 +548,8 @@ def main(argv=None):
     p.add_argument("--dim", type=int, default=18)
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--samples", type=int, default=50000)
-    p.add_argument("--items", type=int, default=20000)
+    p.add_argument("--items", type=int, default=None, help="models: 20000; cache: 12000")
+    p.add_argument("--users", type=int, default=10000, help="cache: users of the example log")
     p.add_argument("--baseline", type=Path, default=DEFAULT_BASELINE,
                    help="a plain Keras baseline file with a `build` (default: src/tools/yardstick.py)")
     p.add_argument("--no-determinism", dest="determinism", action="store_false",
@@ -515,12 +563,14 @@ def main(argv=None):
     p.add_argument("--workdir", help="preprocess: where to write the generated file (default: a temp dir)")
     p.add_argument("--keep", action="store_true", help="preprocess: keep the generated file")
     a = p.parse_args(argv)
+    if a.items is None:
+        a.items = 12000 if a.what == "cache" else 20000
     if a.what == "models" and a.backend:  # `python -m src.bench --backend jax,tensorflow` compares backends
         a.what = "backends"
     return {"models": bench_models, "pipeline": bench_pipeline, "preprocess": bench_preprocess,
             "sweep-overhead": bench_sweep_overhead, "bookkeeping": bench_bookkeeping, "backends": bench_backends,
             "backend-child": _backend_child, "ray": _ray, "shutdown": bench_shutdown,
-            "decisions": bench_decisions}[a.what](a)
+            "decisions": bench_decisions, "cache": bench_cache}[a.what](a)
 
 
 def bench_decisions(a) -> dict:

@@ -1,3 +1,4 @@
+import json
 import os
 import time
 
@@ -6,7 +7,7 @@ import pytest
 
 from src.data import DataError, load_data
 from src.data import cache as cache_mod
-from src.data.dataset import SPLITS, SequenceData
+from src.data.dataset import SPLITS
 from src.data.pipeline import make_dataset
 from src.data.synthetic import DEFAULTS
 
@@ -60,7 +61,7 @@ def test_cache_hit_and_invalidation(movielens_dir, tmp_path):
            "split": {"valid": 1, "test": 1}, "seed": 0, "cache": True}
     store = tmp_path / "cache"
     first = load_data(cfg, cache_dir=store)
-    assert first.meta["cache"]["hit"] is False and len(list(store.glob("*.npz"))) == 1
+    assert first.meta["cache"]["hit"] is False and len(list(store.glob("*.json"))) == 1
     second = load_data(cfg, cache_dir=store)
     assert second.meta["cache"]["hit"] is True
     for s in SPLITS:
@@ -95,21 +96,58 @@ def test_shipped_movielens_second_load_is_fast(tmp_path):
 def test_failed_build_writes_nothing(movielens_dir, tmp_path, monkeypatch):
     cfg = {"name": "mlf", "source": "movielens", "path": str(movielens_dir), "max_len": 3, "seed": 0}
     store = tmp_path / "cache"
+    written = []
+    atomic = cache_mod._atomic
 
-    def boom(self, path):
-        path.write_bytes(b"partial")
-        raise OSError("disk full")
+    def fails_third(path, write):  # two arrays land, the third write runs out of disk half-way
+        if len(written) == 2:
+            path.with_name(f".{path.name}.tmp").write_bytes(b"partial")
+            raise OSError("disk full")
+        atomic(path, write)
+        written.append(path)
 
-    monkeypatch.setattr(SequenceData, "save", boom)
+    monkeypatch.setattr(cache_mod, "_atomic", fails_third)
     with pytest.raises(OSError, match="disk full"):
         load_data(cfg, cache_dir=store)
-    assert list(store.iterdir()) == []
+    assert len(written) == 2 and not any(p.exists() for p in written)
+    assert [p for p in store.rglob("*") if p.is_file() and not p.name.endswith(".tmp")] == []
     p = movielens_dir / "ratings.csv"
     p.write_text(p.read_text() + "1,2,3\n")
     monkeypatch.undo()
     with pytest.raises(DataError):
         load_data(cfg, cache_dir=store)
-    assert list(store.iterdir()) == []
+    assert [p for p in store.rglob("*") if p.is_file() and not p.name.endswith(".tmp")] == []
+
+
+def test_entries_share_arrays_and_a_lost_array_rebuilds(tmp_path):
+    """Entries of the same log with other features switched on store only their features' arrays again;
+    an entry whose array was deleted is rebuilt, not failed."""
+    from omegaconf import OmegaConf
+
+    from src.config.paths import CONF_DIR
+
+    base = OmegaConf.to_container(OmegaConf.load(CONF_DIR / "data" / "clicks_example.yaml"))
+    base.pop("defaults")
+    base.update({"source": "events", "seed": 0, "chunk_rows": 1000})
+    store = tmp_path / "cache"
+    built = {}
+    for brand in (True, False):
+        for age in (True, False):
+            cfg = {**base, "features": {**base["features"], "brand": {**base["features"]["brand"], "enabled": brand},
+                                        "age_band": {**base["features"]["age_band"], "enabled": age}}}
+            built[brand, age] = load_data(cfg, cache_dir=store, progress=lambda m: None)
+    manifests = [json.loads(p.read_text()) for p in store.glob("*.json")]
+    assert len(manifests) == 4
+    shared = set.intersection(*(set(m["arrays"].items()) for m in manifests))
+    assert {k for k, _ in shared} >= {"events/item", "train/label", "test/target_item"}
+    stored = set().union(*(m["arrays"].values() for m in manifests))
+    assert len(list((store / cache_mod.ARRAYS).iterdir())) == len(stored)
+    gone = store / cache_mod.ARRAYS / f"{manifests[0]['arrays']['train/label']}.npy"
+    gone.unlink()
+    again = load_data(cfg, cache_dir=store, progress=lambda m: None)
+    assert again.meta["cache"]["hit"] is False and gone.is_file()
+    np.testing.assert_array_equal(again.splits["train"]["label"], built[False, False].splits["train"]["label"])
+    assert load_data(cfg, cache_dir=store).meta["cache"]["hit"] is True
 
 
 def test_unknown_source():

@@ -25,3 +25,14 @@ def test_the_model_bench_runs_in_a_copy_of_the_project_with_nothing_beside_it(tm
     assert set(summaries) == {"din", "dien"}
     assert all(s["baseline"]["median"] > 0 and s["ratio"]["median"] > 0 for s in summaries.values()), summaries
     assert not (copy.parent / "shared").exists()
+
+
+def test_side_feature_combinations_share_the_cache():
+    """`python -m src.bench cache` on the example log at its shipped size: four on/off combinations of two side
+    features cost the cache what the one with both on costs, where full copies would cost about four times."""
+    from src.tools.bench import main
+
+    out = main(["cache", "--users", "300", "--items", "400"])
+    assert out["combinations"] == 4 and out["rows"] == 5618
+    assert out["shared_over_one"] < 1.05, out
+    assert out["full_copies_over_one"] > 3, out
