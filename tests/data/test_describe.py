@@ -61,3 +61,60 @@ def test_a_damaged_file_is_one_line_naming_it_from_describe_and_from_train_and_n
     assert lines[0] == lines[1]  # the same line from both
     assert not [p for p in CACHE_DIR.glob("events-*") if p.stat().st_mtime >= started]
     assert not (tmp_path / "mlruns" / "mlflow.db").exists()  # no run was started
+
+
+def _clicks_copy(tmp_path):
+    """The example click log's three files in tmp_path, and the overrides that read them."""
+    import shutil
+
+    src = ROOT / "docs" / "examples" / "clicks"
+    for name in ("clicks.csv", "items.csv", "users.csv"):
+        shutil.copy(src / name, tmp_path / name)
+    return ["data=clicks_example", "data.cache=true", f"data.path={tmp_path / 'clicks.csv'}",
+            f"data.items.path={tmp_path / 'items.csv'}", f"data.users.path={tmp_path / 'users.csv'}"]
+
+
+SIDE_DUPLICATES = [  # (table, a row that repeats the first row's id with another value, the line it lands on)
+    ("items.csv", "it0000,cat05,brand3,9.99",
+     r"items.csv:402: item 'it0000' is on an earlier row too \(.*items.csv:2\)"),
+    ("users.csv", "user000,50+", r"users.csv:302: user 'user000' is on an earlier row too \(.*users.csv:2\)"),
+]
+
+
+@pytest.mark.parametrize("table,row,message", SIDE_DUPLICATES, ids=["item table", "user table"])
+def test_a_side_table_id_on_rows_that_differ_is_one_line_from_describe_and_from_train_and_nothing_is_cached(
+        tmp_path, table, row, message, new_store, capsys):
+    from src.config import compose
+    from src.train import run_cli
+
+    started = time.time()
+    args = [*_clicks_copy(tmp_path), *new_store]
+    with open(tmp_path / table, "a") as f:
+        f.write(row + "\n")
+    lines = []
+    for refused in (lambda: describe.main(args), lambda: run_cli(compose(args), args)):
+        assert refused() == 2
+        out = capsys.readouterr()
+        errors = [ln for ln in out.err.splitlines() if ln.startswith("error:")]
+        assert len(errors) == 1 and re.search(message, errors[0]) and "Traceback" not in out.err, out.err
+        lines.append(errors[0])
+    assert lines[0] == lines[1]
+    assert not [p for p in CACHE_DIR.glob("clicks_example-*") if p.stat().st_mtime >= started]
+    assert not (tmp_path / "mlruns" / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_a_feature_with_one_value_is_said_by_describe_and_warned_by_a_train_run(tmp_path, new_store, capsys):
+    from src.config import compose
+    from src.train import run_cli
+
+    users = (tmp_path / "users.csv")
+    args = [*_clicks_copy(tmp_path), *new_store, "train.epochs=1"]
+    lines = users.read_text().splitlines()
+    users.write_text("\n".join([lines[0], *(f"{ln.split(',')[0]},18-24" for ln in lines[1:])]) + "\n")
+    said = "feature 'age_band' (of: user) has one value in the training period: it cannot tell samples apart"
+    assert describe.main(args) == 0
+    assert said in capsys.readouterr().out
+    assert run_cli(compose(args), args) == 0
+    out = capsys.readouterr()
+    assert any(said in ln and "warning:" in ln for ln in (out.out + out.err).splitlines()), out.out[-3000:]
