@@ -1,5 +1,6 @@
 """`python -m src.data.describe` refuses what `python -m src.train` refuses, before any file is read: the same
-schema, in one line, no traceback, nothing cached; and a damaged file gets the same one line from both."""
+schema, in one line, no traceback, nothing cached; and a damaged file, a malformed line and a side table's
+duplicate id get the same one line from both, while a one-valued feature is said by both."""
 
 import re
 import subprocess
@@ -37,20 +38,12 @@ def test_describe_refuses_what_train_refuses_in_one_line_and_caches_nothing(over
     assert not cached, cached
 
 
-def _events_args(path, store):
-    return ["data=events", f"data.path={path}", "data.cache=true", *store]
-
-
-@pytest.mark.parametrize("name,damage,message", test_events.DAMAGED,
-                         ids=["truncated parquet", "empty parquet", "not parquet", "truncated gzip", "latin-1 text"])
-def test_a_damaged_file_is_one_line_naming_it_from_describe_and_from_train_and_nothing_is_cached(
-        tmp_path, name, damage, message, new_store, capsys):
+def _refused_by_both(args, message, name, started, tmp_path, capsys):
+    """describe and train's entry point both refuse `args` with the same one line matching `message`; no cache
+    entry of data set `name` was written since `started`, and no run was started."""
     from src.config import compose
     from src.train import run_cli
 
-    started = time.time()
-    (tmp_path / name).write_bytes(damage(test_events._parquet(tmp_path / "good.parquet")))
-    args = _events_args(tmp_path / name, new_store)
     lines = []
     for refused in (lambda: describe.main(args), lambda: run_cli(compose(args), args)):
         assert refused() == 2
@@ -59,8 +52,23 @@ def test_a_damaged_file_is_one_line_naming_it_from_describe_and_from_train_and_n
         assert len(errors) == 1 and re.search(message, errors[0]) and "Traceback" not in out.err, out.err
         lines.append(errors[0])
     assert lines[0] == lines[1]  # the same line from both
-    assert not [p for p in CACHE_DIR.glob("events-*") if p.stat().st_mtime >= started]
+    assert not [p for p in CACHE_DIR.glob(f"{name}-*") if p.stat().st_mtime >= started]
     assert not (tmp_path / "mlruns" / "mlflow.db").exists()  # no run was started
+
+
+def _events_args(path, store):
+    return ["data=events", f"data.path={path}", "data.cache=true", *store]
+
+
+@pytest.mark.parametrize("name,damage,message", test_events.DAMAGED,
+                         ids=["truncated parquet", "empty parquet", "not parquet", "truncated gzip", "latin-1 text"])
+def test_a_damaged_file_is_one_line_naming_it_from_describe_and_from_train_and_nothing_is_cached(
+        tmp_path, name, damage, message, new_store, capsys):
+
+    started = time.time()
+    (tmp_path / name).write_bytes(damage(test_events._parquet(tmp_path / "good.parquet")))
+    args = _events_args(tmp_path / name, new_store)
+    _refused_by_both(args, message, "events", started, tmp_path, capsys)
 
 
 def _clicks_copy(tmp_path):
@@ -84,23 +92,12 @@ SIDE_DUPLICATES = [  # (table, a row that repeats the first row's id with anothe
 @pytest.mark.parametrize("table,row,message", SIDE_DUPLICATES, ids=["item table", "user table"])
 def test_a_side_table_id_on_rows_that_differ_is_one_line_from_describe_and_from_train_and_nothing_is_cached(
         tmp_path, table, row, message, new_store, capsys):
-    from src.config import compose
-    from src.train import run_cli
 
     started = time.time()
     args = [*_clicks_copy(tmp_path), *new_store]
     with open(tmp_path / table, "a") as f:
         f.write(row + "\n")
-    lines = []
-    for refused in (lambda: describe.main(args), lambda: run_cli(compose(args), args)):
-        assert refused() == 2
-        out = capsys.readouterr()
-        errors = [ln for ln in out.err.splitlines() if ln.startswith("error:")]
-        assert len(errors) == 1 and re.search(message, errors[0]) and "Traceback" not in out.err, out.err
-        lines.append(errors[0])
-    assert lines[0] == lines[1]
-    assert not [p for p in CACHE_DIR.glob("clicks_example-*") if p.stat().st_mtime >= started]
-    assert not (tmp_path / "mlruns" / "mlflow.db").exists()
+    _refused_by_both(args, message, "clicks_example", started, tmp_path, capsys)
 
 
 @pytest.mark.slow
@@ -118,3 +115,16 @@ def test_a_feature_with_one_value_is_said_by_describe_and_warned_by_a_train_run(
     assert run_cli(compose(args), args) == 0
     out = capsys.readouterr()
     assert any(said in ln and "warning:" in ln for ln in (out.out + out.err).splitlines()), out.out[-3000:]
+
+
+MALFORMED = [b for b in test_events.BAD if b[0] in ("ragged line", "fractional seconds")]
+
+
+@pytest.mark.parametrize("what,text,over,message", MALFORMED, ids=[b[0] for b in MALFORMED])
+def test_a_malformed_line_is_one_line_naming_it_from_describe_and_from_train_and_nothing_is_cached(
+        tmp_path, what, text, over, message, new_store, capsys):
+
+    started = time.time()
+    (tmp_path / "log.csv").write_text(text)
+    args = [*_events_args(tmp_path / "log.csv", new_store), *(f"data.{k}={v}" for k, v in over.items())]
+    _refused_by_both(args, message, "events", started, tmp_path, capsys)
