@@ -267,22 +267,39 @@ def _fewest(ok, lo: int, hi: int, most: int) -> int | None:
     return hi
 
 
+NOISE_LEVEL = 0.8  # the share of the noise estimate's interval that a price's range of seeds spans
+
+
+def noise_range(df: float, level: float = NOISE_LEVEL) -> tuple[float, float]:
+    """The interval of the true residual variance over its estimate (central, `level`), from the estimate's
+    chi-squared distribution with `df` degrees of freedom: 0.69-1.69 at 17, 0.90-1.11 at 300."""
+    tail = (1 - level) / 2
+    return float(df / stats.chi2.ppf(1 - tail, df)), float(df / stats.chi2.ppf(tail, df))
+
+
+def _fewest_seeds(r: dict, direction: str, cells: int, per: int, alpha_each: float, delta: float, power: float,
+                  most_seeds: int) -> int | None:
+    """The fewest whole seeds per configuration whose look decides with at least `power` chance (`chance`)."""
+    def enough(seeds):
+        return chance(r, direction, cells, seeds * per, alpha_each, delta)[1] >= power
+
+    now = max(1, math.floor(cells / per))
+    return _fewest(enough, now, now + 1, most_seeds)  # the chance grows with the seeds
+
+
 def price(r: dict, direction: str, cells: int, per_seed: int, alpha_each: float, delta: float,
           seconds_per_cell: float | None, power: float = POWER, most_seeds: int = MOST_SEEDS) -> dict | None:
     """What deciding an undecided question would take, if its noise stays as estimated: the fewest whole
     seeds per configuration (trainings, minutes at the measured rate) at which the look reaches a verdict
     with at least `power` chance (`chance`), with the boundary the confidence sequence will use at that
     look; the chance at the hardest effect the interval allows (`least`); and the seeds whose look decides
-    whatever the effect (`certain_seeds`). None when no number of seeds up to `most_seeds` gets there."""
+    whatever the effect (`certain_seeds`). `seeds_low`, `seeds_high`: the same price with the residual
+    variance at either end of its `NOISE_LEVEL` interval (`noise_range`), for the noise is itself an estimate
+    (None: beyond `most_seeds`). None when no number of seeds up to `most_seeds` gets there."""
     if r.get("effect") is None or not r.get("se") or r["se"] <= 0 or cells < 1:
         return None
     per = max(per_seed, 1)
-    now = max(1, math.floor(cells / per))
-
-    def enough(seeds):
-        return chance(r, direction, cells, seeds * per, alpha_each, delta)[1] >= power
-
-    hi = _fewest(enough, now, now + 1, most_seeds)  # the chance grows with the seeds
+    hi = _fewest_seeds(r, direction, cells, per, alpha_each, delta, power, most_seeds)
     if hi is None:
         return None
     n = hi * per
@@ -290,6 +307,10 @@ def price(r: dict, direction: str, cells: int, per_seed: int, alpha_each: float,
     out = {"towards": towards, "trainings": n, "seeds": hi, "more_trainings": n - cells, "chance": p,
            "least": least(r, cells, n, alpha_each, delta),
            "certain_seeds": certain(r, cells, per, alpha_each, delta, most_seeds)}
+    low, high = noise_range(r.get("df") or cells - 1)
+    out["seeds_low"], out["seeds_high"] = (
+        _fewest_seeds({**r, "se": r["se"] * math.sqrt(v)}, direction, cells, per, alpha_each, delta, power,
+                      most_seeds) for v in (low, high))
     if seconds_per_cell:
         out["minutes"] = (n - cells) * seconds_per_cell / 60
     return out

@@ -32,9 +32,11 @@ class Question:
     ci95_low, ci95_high: the unadjusted 95% interval of this look alone (for reading, not for verdicts).
     verdict: better, worse, equivalent or undecided; decided_at: the trainings at the look that decided it.
     price: for an undecided question, {"seeds", "trainings", "minutes", "towards", "chance", "least",
-        "certain_seeds"}: the fewest seeds whose look decides with that chance (at least 80%; `towards`: the
-        likeliest verdict), the effect as uncertain as estimated and the noise as estimated; the chance there
-        at the hardest effect the interval still allows; and the seeds whose look decides whatever the effect.
+        "certain_seeds", "seeds_low", "seeds_high"}: the fewest seeds whose look decides with that chance (at
+        least 80%; `towards`: the likeliest verdict), the effect as uncertain as estimated and the noise as
+        estimated; the chance there at the hardest effect the interval still allows; the seeds whose look
+        decides whatever the effect; and the price's range when the noise is as uncertain as its estimate
+        (the residual variance at either end of its 80% interval; seeds_high None: beyond 10,000 seeds).
     n_eff: the estimate's information, (residual SD / se) squared; looks: the looks the verdict accounts for.
     block: the block (`sweep.block`) the question is answered within, e.g. `data=movielens`; None: no blocks.
     """

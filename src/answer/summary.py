@@ -176,7 +176,8 @@ def plan(records: list[dict], cells: int, per_seed: int) -> dict:
         return {"curve": [], "seeds_now": cells / max(per_seed, 1), "prices": []}
     mid = known[len(known) // 2]
     seeds = sorted({int(round(1.25 ** k)) for k in range(28)} | set(SHOWN_SEEDS))  # 1 to about 400, log-spaced
-    prices = [(r.name, r.price["seeds"], abs(r.effect), r.price["chance"], r.price.get("least")) for r in records
+    prices = [(r.name, r.price["seeds"], abs(r.effect), r.price["chance"], r.price.get("least"),
+               r.price.get("seeds_low"), r.price.get("seeds_high")) for r in records
               if r.verdict == "undecided" and r.price]
     return {"curve": decision.detectable_curve({"se": mid.se, "df": mid.df, "n_eff": mid.n_eff}, cells, per_seed,
                                                each, seeds),
@@ -219,8 +220,17 @@ def price_text(p: dict | None) -> str:
     minutes = f", about {p['minutes']:.0f} min more" if p.get("minutes") is not None else ""
     sure = f"; decided whatever the effect by {p['certain_seeds']} seeds" if p.get("certain_seeds") else ""
     least = f", {floor_text(p['least'])}" if p.get("least") is not None else ""
-    return (f"{p['seeds']} seeds ({p['trainings']} trainings{minutes}): {p['chance']:.0%} chance to decide on "
-            f"average over the effects still plausible{least}, most likely {p['towards']}{sure}")
+    return (f"{p['seeds']} seeds{range_text(p)} ({p['trainings']} trainings{minutes}): {p['chance']:.0%} chance to "
+            f"decide on average over the effects still plausible{least}, most likely {p['towards']}{sure}")
+
+
+def range_text(p: dict) -> str:
+    """The price's range as the noise estimate allows it, in words (empty for answers recorded without it)."""
+    if "seeds_low" not in p:
+        return ""
+    high = f"{p['seeds_high']}" if p.get("seeds_high") else f"over {decision.MOST_SEEDS}"
+    return (f" ({p['seeds_low']} to {high} as the noise estimate allows, {decision.NOISE_LEVEL:.0%}"
+            f" range)")
 
 
 def _label(r) -> str:
@@ -422,11 +432,18 @@ def plan_figure(ans: dict):
     ax.plot(xs, ys, color="tab:blue", label="smallest effect found 80% of the time")
     ax.axhline(ans["delta"], color="tab:red", ls="--", label=f"delta = {ans['delta']:g}")
     ax.axvline(ans["plan"]["seeds_now"], color="0.4", ls=":", label=f"now: {ans['plan']['seeds_now']:.0f} seeds")
-    for name, seeds, effect, chance, *least in ans["plan"].get("prices", []):  # the table's "to decide"
-        ax.plot([seeds], [effect], "o", color="tab:orange")
-        floor = "" if not least or least[0] is None else f" ({floor_text(least[0], short=True)})"
-        ax.annotate(f"{name}: {seeds} seeds, {chance:.0%}{floor}", (seeds, effect), fontsize=7, xytext=(4, 4),
-                    textcoords="offset points")
+    for name, seeds, effect, chance, *rest in ans["plan"].get("prices", []):  # the table's "to decide"
+        least, low, high = (list(rest) + [None, None, None])[:3]
+        if low:  # the seeds the noise estimate allows (its 80% range), as a horizontal bar
+            right = high or decision.MOST_SEEDS
+            ax.errorbar([seeds], [effect], xerr=[[seeds - low], [right - seeds]], fmt="o", color="tab:orange",
+                        capsize=3, lw=1)
+        else:
+            ax.plot([seeds], [effect], "o", color="tab:orange")
+        floor = "" if least is None else f" ({floor_text(least, short=True)})"
+        span = "" if not low else f" ({low}-{high or f'>{decision.MOST_SEEDS}'})"
+        ax.annotate(f"{name}: {seeds}{span} seeds, {chance:.0%}{floor}", (seeds, effect), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("seeds per configuration")

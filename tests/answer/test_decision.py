@@ -156,6 +156,31 @@ def test_price_is_the_fewest_seeds_whose_look_decides_with_the_chance_it_states(
     assert eq["towards"] == "equivalent"
 
 
+def test_the_true_price_lies_in_the_stated_range_in_about_eighty_percent_of_sweeps():
+    """The price's range (seeds_low, seeds_high) spans the seeds the noise estimate allows: in simulated sweeps
+    at the first look (3 seeds, 17 residual df), the price computed from the true noise lies in it about as
+    often as its level says."""
+    s = simulate.Setting(LEVELS, (0.002, 0.0, 0.0, 0.0), 0.001)
+    f = simulate.fit(simulate.runs(s, 400, np.random.default_rng(11), seeds=3), LEVELS)
+    assert f["df"] == 17
+    inside, spans = [], []
+    for k in range(400):
+        r = {"effect": float(f["effect"][k, 0]), "se": float(f["se"][k, 0]), "df": f["df"],
+             "n_eff": float(f["n_eff"][0])}
+        p = decision.price(r, "maximize", 24, 8, 0.0125, 0.001, None)
+        true = decision._fewest_seeds({**r, "se": s.noise / math.sqrt(r["n_eff"])}, "maximize", 24, 8, 0.0125,
+                                      0.001, decision.POWER, decision.MOST_SEEDS)
+        high = p["seeds_high"] or math.inf
+        assert p["seeds_low"] <= p["seeds"] <= high
+        inside.append(p["seeds_low"] <= (true or math.inf) <= high)
+        spans.append(high / p["seeds_low"])
+    share = float(np.mean(inside))
+    print(f"true price inside the stated {decision.NOISE_LEVEL:.0%} range: {share:.3f} of 400 sweeps; "
+          f"median high/low {np.median(spans):.2f}")
+    assert 0.74 <= share <= 0.87, share
+    assert decision.noise_range(17) == pytest.approx((0.686, 1.686), abs=1e-3)
+
+
 def test_an_undecided_question_is_never_priced_at_what_was_already_spent():
     rng = np.random.default_rng(7)
     for _ in range(200):

@@ -88,3 +88,32 @@ def test_an_unbounded_interval_prints_as_infinite_with_its_reason_and_a_zero_flo
     said = answer.price_text(price)
     assert "nothing promised at the hardest effect still plausible" in said and "0%" not in said.replace("80%", "")
     assert "at least 18% whatever the effect" in answer.price_text({**price, "least": 0.18})
+
+
+def test_a_price_shows_the_range_of_seeds_the_noise_estimate_allows_in_the_table_the_file_and_the_plan():
+    import json
+
+    from src.answer import records
+
+    ans = answer_of({"a": 0.002, "b": 0.0, "c": 0.0, "d": 0.0})
+    q = ans["records"][0]
+    price = decision.price({"effect": q.effect, "se": q.se, "df": q.df, "n_eff": q.n_eff}, "maximize", 24, 8,
+                           q.alpha_each, 0.002, None)
+    assert price["seeds_low"] < price["seeds"] < price["seeds_high"]
+    ans["records"][0] = q = dataclasses.replace(q, verdict="undecided", price=price)
+    said = f"{price['seeds']} seeds ({price['seeds_low']} to {price['seeds_high']} as the noise estimate allows"
+    assert said in answer.verdict_table(ans)
+    saved = json.loads(records.dump(ans["records"], "valid_auc", "maximize"))
+    assert {saved["questions"][0]["price"][k] for k in ("seeds_low", "seeds_high")} == {price["seeds_low"],
+                                                                                     price["seeds_high"]}
+    assert records.load(records.dump(ans["records"], "valid_auc", "maximize"))[0].price == price
+    # an answer recorded before the range was kept prints without it
+    assert "noise estimate" not in answer.price_text({k: v for k, v in price.items() if not k.startswith("seeds_")})
+    ans["plan"] = answer.plan(ans["records"], 24, 8)
+    fig = answer.plan_figure(ans)
+    [bar] = fig.axes[0].containers  # the price's range as a horizontal error bar from low to high
+    assert [t.get_text() for t in fig.axes[0].texts] == [
+        f"{q.name}: {price['seeds']} ({price['seeds_low']}-{price['seeds_high']}) seeds, {price['chance']:.0%} "
+        f"({answer.floor_text(price['least'], short=True)})"]
+    xs = bar.lines[2][0].get_segments()[0][:, 0]
+    assert sorted(xs) == [price["seeds_low"], price["seeds_high"]]
