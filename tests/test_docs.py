@@ -144,3 +144,13 @@ def test_the_readme_is_short_and_opens_with_what_you_run_and_what_you_get():
     assert any("make sweep" in line for line in lines[:30])
     image = re.search(r"!\[[^\]]*\]\((docs/images/[\w.-]+\.png)\)", "\n".join(lines)).group(1)
     assert (ROOT / image).is_file() and (ROOT / image).stat().st_size > 1000
+
+
+def test_the_sweep_files_describe_the_procedure_the_answer_uses():
+    """The shipped sweep files' comments name no error-control procedure the answer no longer uses."""
+    from src.config.paths import ROOT
+
+    for path in sorted((ROOT / "sweeps").glob("*.yaml")):
+        text = path.read_text()
+        for stale in ("O'Brien", "information fraction", "spending"):
+            assert stale not in text, f"{path.name} still describes {stale!r}"
