@@ -53,14 +53,19 @@ def split(observations: list[dict], blocks: list[str]) -> dict[str, list[dict]]:
     return dict(sorted(out.items()))
 
 
-def estimate(observations: list[dict], factors: dict, direction: str, blocks: list[str] | tuple = ()) -> dict:
+def estimate(observations: list[dict], factors: dict, direction: str, blocks: list[str] | tuple = (),
+             methods: dict | None = None) -> dict:
     """src/answer/effects.py's `estimate`, within each block when there are blocks: each record names its
-    block; the noise floor is over every configuration of every block."""
+    block; the noise floor is over every configuration of every block. `methods`: {(block or None, factor,
+    level): method}, each question's method at its first look, which it keeps."""
+    def of(block):
+        return {(f, lv): m for (b, f, lv), m in (methods or {}).items() if b == block}
+
     if not blocks:
-        return estimate_all(observations, factors, direction)
+        return estimate_all(observations, factors, direction, of(None))
     records, notes = [], []
     for b, obs in split(observations, list(blocks)).items():
-        e = estimate_all(obs, {f: v for f, v in factors.items() if f not in blocks}, direction)
+        e = estimate_all(obs, {f: v for f, v in factors.items() if f not in blocks}, direction, of(b))
         records += [dict(r, block=b) for r in e["records"]]
         notes += [n for n in e["notes"] if n not in notes]
     return {"records": records, "noise": noise_floor(observations), "notes": notes}

@@ -97,10 +97,12 @@ def _detectable(crit_df: float, scale: float | None) -> float | None:
     return float((t_quantile(1 - ALPHA / 2, crit_df) + t_quantile(POWER, crit_df)) * scale)
 
 
-def paired(observations: list[dict], factor: str, level, reference, direction: str, noise: float | None):
+def paired(observations: list[dict], factor: str, level, reference, direction: str, noise: float | None,
+           kept: bool = False):
     """The paired comparison of `level` with `reference`, or None when the pairs are fewer than two or
     cover less than half of the level's runs (then a regression over all runs says more: a fractional
-    design with one configuration outside it has a few pairs, but they are not the design)."""
+    design with one configuration outside it has a few pairs, but they are not the design). `kept`: the
+    question was answered by pairs at an earlier look, and stays so while there are two pairs."""
     cells = defaultdict(dict)
     for o in observations:
         if factor not in o["config"]:
@@ -111,7 +113,7 @@ def paired(observations: list[dict], factor: str, level, reference, direction: s
     d = np.array([c[a] - c[b] for c in cells.values() if a in c and b in c], dtype=float)
     n = len(d)
     runs = sum(a in c for c in cells.values())
-    if n < 2 or n < runs / 2:
+    if n < 2 or (n < runs / 2 and not kept):
         return None
     mean = float(d.mean())
     se = float(d.std(ddof=1) / math.sqrt(n))
@@ -142,6 +144,8 @@ def regression(observations: list[dict], factors: dict, factor: str, direction: 
 
 def _fit(obs: list[dict], factors: dict, terms: tuple, direction: str, noise: float | None) -> dict:
     """{factor: {level: record}} for every factor in `terms`, from one least-squares fit."""
+    if not obs:  # e.g. no test metric recorded: nothing to fit
+        return {}
     seeds = sorted({str(o["seed"]) for o in obs})
     columns, names = [np.ones(len(obs))], [None]
     levels = {f: [key(o["config"][f]) for o in obs] for f in terms}  # each run's level of each term, once
@@ -182,13 +186,16 @@ def _fit(obs: list[dict], factors: dict, terms: tuple, direction: str, noise: fl
     return out
 
 
-def estimate(observations: list[dict], factors: dict, direction: str) -> dict:
+def estimate(observations: list[dict], factors: dict, direction: str, methods: dict | None = None) -> dict:
     """Every level of every factor against its reference.
 
     Args:
         observations: [{"config": {factor: level, ...}, "seed": s, "value": v}], one per run.
         factors: {factor: [reference level, other levels...]}.
         direction: "maximize" or "minimize".
+        methods: {(factor, level): "paired" or "regression"}, the method each question was answered by at
+            its first look: a question keeps it, so that its looks are one sequence of one estimator. A
+            question not named gets pairs where they cover half of its runs, else the regression.
 
     Returns:
         {"records": [{factor, level, reference, effect, ci_low, ci_high, p_better, n_pairs, method,
@@ -204,7 +211,9 @@ def estimate(observations: list[dict], factors: dict, direction: str) -> dict:
         ref = levels[0]
         fitted = None
         for level in levels[1:]:
-            r = paired(observations, factor, level, ref, direction, floor)
+            first = (methods or {}).get((factor, str(level)))
+            r = (None if first == "regression" else
+                 paired(observations, factor, level, ref, direction, floor, kept=first == "paired"))
             if r is None:
                 if fitted is None:
                     fitted = regression(observations, factors, factor, direction, floor, fits)

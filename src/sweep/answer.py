@@ -6,7 +6,7 @@ from __future__ import annotations
 from src.answer import blocks, decision, summary
 from src.sweep import attrs
 
-SLIM = ("factor", "level", "reference", "block", "effect", "se", "df", "n_eff")  # what a look keeps of each question
+SLIM = ("factor", "level", "reference", "block", "effect", "se", "df", "n_eff", "method")  # a look's, per question
 KEPT = ("adj_low", "adj_high", "verdict", "boundary", "alpha_each", "decided_at", "effect", "se", "df", "n_eff")
 
 
@@ -17,6 +17,24 @@ def _plain(v):
     return v
 
 
+def methods(looks: list[dict]) -> dict:
+    """{(block, factor, level): method} of each question at the first look that recorded its method: the
+    estimator it keeps for the rest of its life (looks recorded before methods were kept name none)."""
+    out = {}
+    for lk in looks:
+        for r in lk["records"]:
+            if r.get("method") in ("paired", "regression"):
+                out.setdefault((r.get("block"), r["factor"], str(r["level"])), r["method"])
+    return out
+
+
+def estimate(definition, study, rows: list[dict]) -> dict:
+    """The cells' estimate, each question by the method of its first look."""
+    s = definition.settings
+    return blocks.estimate(summary.observations(rows), summary.factors(definition.params), s.direction, s.block,
+                           methods(attrs.LOOKS.get(study)))
+
+
 def look(definition, study, rows: list[dict] | None = None, eff: dict | None = None) -> list[dict]:
     """Takes a look: the effects of the complete cells so far and every question's decision, recorded in the
     study with the look (once per number of trainings) and never recomputed; returns the decisions over all
@@ -25,8 +43,9 @@ def look(definition, study, rows: list[dict] | None = None, eff: dict | None = N
     from src.sweep import study as studies
 
     s = definition.settings
-    obs = summary.observations(studies.rows(study) if rows is None else rows)
-    eff = eff or blocks.estimate(obs, summary.factors(definition.params), s.direction, s.block)
+    rows = studies.rows(study) if rows is None else rows
+    obs = summary.observations(rows)
+    eff = eff or estimate(definition, study, rows)
     records = eff["records"]
     looks = list(attrs.LOOKS.get(study))
     new = obs and (not looks or looks[-1]["cells"] < len(obs))  # a look needs data: none before the first cell
@@ -42,7 +61,7 @@ def look(definition, study, rows: list[dict] | None = None, eff: dict | None = N
 def build(definition, study, rows: list[dict], planned: int | None, design_size: int) -> dict:
     """The whole answer (src/answer/summary.py `assemble`), after a look."""
     s = definition.settings
-    eff = blocks.estimate(summary.observations(rows), summary.factors(definition.params), s.direction, s.block)
+    eff = estimate(definition, study, rows)
     decided = look(definition, study, rows, eff)  # the look and the answer read one estimate
     per_cell = attrs.SECONDS_PER_CELL.get(study) or summary.seconds_per_cell(rows, s.workers or 1)
     st = summary.Study(factors=summary.factors(definition.params), direction=s.direction, metric=s.metric,

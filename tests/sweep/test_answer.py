@@ -81,3 +81,45 @@ def test_a_block_whose_questions_are_all_decided_gets_no_more_seeds_and_keeps_th
     sw2 = driver.Sweep(d, "journal", again, "parent", 1, {}, True, design=points,
                        ended=dict(attrs.ENDED_BLOCKS.get(again)))
     assert sw2.add_seeds([0, 1, 2, 3, 4, 5, 6, 7, 8]) == 2 and sw2.cells == 6 * 4 + 3 * 2
+
+
+def test_a_question_keeps_the_estimator_of_its_first_look(tmp_path):
+    """A fractional design's first look has no pairs (regression); cells of the whole grid added later would
+    give pairs for more than half of each level's runs. The question stays with the regression, so that its
+    looks are one sequence of one estimator."""
+    import itertools
+
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from src.sweep.study import rows
+
+    d = load(["sweep=none", "sweep.sampler=random", *(f"{k}=choice({','.join(map(str, v))})"
+                                                      for k, v in FACTORS.items())])
+    study = optuna.create_study(study_name="s", storage=JournalStorage(JournalFileBackend(str(tmp_path / "j"))),
+                                direction="maximize")
+    rng = np.random.default_rng(4)
+    dists = {k: CategoricalDistribution(v) for k, v in FACTORS.items()}
+    grid = [dict(zip(FACTORS, c)) for c in itertools.product(*FACTORS.values())]
+
+    def add(configs, seed):
+        for c in configs:
+            v = 0.7 + 0.01 * (c["a"] == "on") + rng.normal(0, 0.004)
+            study.add_trial(optuna.trial.create_trial(params=c, distributions=dists, value=v,
+                                                      user_attrs={"seed": seed, "seed_values": {str(seed): v}}))
+
+    for seed in range(2):
+        add(fractional(), seed)
+    first = answer.build(d, study, rows(study), None, 0)
+    assert {r.method for r in first["records"]} == {"regression"}
+    for seed in range(2, 6):
+        add(grid, seed)
+    today = answer.blocks.estimate(answer.summary.observations(rows(study)), answer.summary.factors(d.params),
+                                   "maximize")
+    assert {r["method"] for r in today["records"]} == {"paired"}  # what a first look now would use
+    later = answer.build(d, study, rows(study), None, 0)
+    assert {r.method for r in later["records"]} == {"regression"}
+    looks = study.user_attrs["looks"]
+    assert len(looks) == 2 and all(r["method"] == "regression" for lk in looks for r in lk["records"])
