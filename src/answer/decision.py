@@ -111,7 +111,10 @@ def decide(looks: list[dict], direction: str, delta: float, alpha: float = ALPHA
         alpha: the family-wise error rate.
 
     Returns:
-        the last look's records, each with "adj_low", "adj_high" (the interval the verdict uses), "now_low",
+        the last look's records, each with "adj_low", "adj_high" (the interval the verdict uses; low above
+        high when the intersection is empty, and then "empty_at", the trainings at the look that emptied it: some
+        look's interval missed the true effect, which the family's error allows, or the runs are not the
+        exchangeable draws the procedure assumes, and no verdict is read off it), "now_low",
         "now_high" (the running intersection at the last look, which goes on narrowing after a decision),
         "now_effect", "now_se" (the last look's estimate),
         "verdict", "decided_at" (trainings at the deciding look, or None), "boundary" (the multiplier
@@ -169,6 +172,9 @@ def _decision(rk: dict | None, cells: int, before: dict, each: float, direction:
     lo, hi = rk["effect"] - c * rk["se"], rk["effect"] + c * rk["se"]
     if before.get("adj_low") is not None:
         lo, hi = max(lo, before["adj_low"]), min(hi, before["adj_high"])
+    if lo > hi or before.get("empty_at"):  # no effect lies in every look's interval: coverage has failed
+        return {"adj_low": lo, "adj_high": hi, "verdict": "undecided", "boundary": c, "alpha_each": each,
+                "decided_at": None, "empty_at": before.get("empty_at") or cells}
     v = verdict(lo, hi, direction, delta)
     d = {"adj_low": lo, "adj_high": hi, "verdict": v, "boundary": c, "alpha_each": each,
          "decided_at": cells if v != "undecided" else None}

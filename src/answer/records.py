@@ -39,6 +39,8 @@ class Question:
         (the residual variance at either end of its 80% interval; seeds_high None: beyond 10,000 seeds).
     n_eff: the estimate's information, (residual SD / se) squared; looks: the looks the verdict accounts for.
     block: the block (`sweep.block`) the question is answered within, e.g. `data=movielens`; None: no blocks.
+    empty_at: the trainings at the look whose interval shared no effect with the earlier looks' (the running
+        intersection is empty: coverage has failed, and no verdict is read off it); None: it never emptied.
     """
 
     factor: str
@@ -66,6 +68,7 @@ class Question:
     n_eff: float | None = None
     looks: int | None = None
     block: str | None = None
+    empty_at: int | None = None
 
     @property
     def name(self) -> str:
@@ -135,7 +138,10 @@ def _cell(v, signed=True) -> str:
 
 def interval(low, high) -> str:
     """`[low, high]` with signed ends; an unbounded end (missing or infinite: the confidence sequence's boundary
-    is infinite at that look) as -inf or +inf behind an open bracket, `(-inf, +inf)`."""
+    is infinite at that look) as -inf or +inf behind an open bracket, `(-inf, +inf)`; `empty` when the looks'
+    intervals share no effect (coverage has failed)."""
+    if _finite(low) and _finite(high) and low > high:
+        return "empty"
     return f"{f'[{low:+.4f}' if _finite(low) else '(-inf'}, {f'{high:+.4f}]' if _finite(high) else '+inf)'}"
 
 

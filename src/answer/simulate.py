@@ -67,6 +67,7 @@ def _verdicts(lo: np.ndarray, hi: np.ndarray, delta: float) -> np.ndarray:
     v = np.full(lo.shape, UNDECIDED)
     v[lo > 0], v[hi < 0] = BETTER, WORSE
     v[(v == UNDECIDED) & (lo > -delta) & (hi < delta)] = EQUIVALENT
+    v[lo > hi] = UNDECIDED  # an empty intersection: coverage has failed, no verdict (decision._decision)
     return v
 
 

@@ -52,7 +52,7 @@ def question(r: dict, verdict: dict, price: dict | None) -> Question:
         verdict_high=verdict.get("adj_high"), verdict_method=verdict.get("verdict_method"),
         adjustment=verdict.get("adjustment"), delta=verdict.get("delta"), decided_at=verdict.get("decided_at"),
         boundary=verdict.get("boundary"), alpha_each=verdict.get("alpha_each"), price=price, n_eff=r.get("n_eff"),
-        looks=verdict.get("looks"), block=r.get("block"))
+        looks=verdict.get("looks"), block=r.get("block"), empty_at=verdict.get("empty_at"))
 
 
 @dataclass
@@ -82,7 +82,7 @@ def assemble(rows: list[dict], decided: list[dict], st: Study, eff: dict | None 
     records = []
     for r in eff["records"]:
         d = by_name.get(decision.question(r), {})
-        undecided = not d.get("verdict") or d["verdict"] == "undecided"
+        undecided = (not d.get("verdict") or d["verdict"] == "undecided") and not d.get("empty_at")
         cells, per = sizes.get(r.get("block"), (len(obs), per_seed))
         cost = (decision.price({**r, "now_low": d.get("now_low"), "now_high": d.get("now_high")}, st.direction,
                                cells, per, d.get("alpha_each") or decision.ALPHA, st.delta, st.seconds_per_cell)
@@ -206,6 +206,12 @@ UNBOUNDED = ("(-inf, +inf): too few seeds for this boundary (at that look no eff
              "confidence sequence's threshold: the seed noise is estimated from too few degrees of freedom)")
 
 
+EMPTY = ("coverage failed for {name}: its interval at {at} trainings shares no effect with the earlier looks', so "
+         "one of them missed the true effect (a chance the family's error allows) or the runs are not the "
+         "exchangeable draws the procedure assumes (a changed data set, drift between runs); no verdict is read off "
+         "it. Look for what changed between the looks, or ask the question again in a new sweep.")
+
+
 def floor_text(least: float, short: bool = False) -> str:
     """The price's chance at the hardest effect the interval still allows, in words: a floor that rounds to 0%
     promises nothing, and says so (`short`: as the plan picture labels it)."""
@@ -231,6 +237,14 @@ def range_text(p: dict) -> str:
     high = f"{p['seeds_high']}" if p.get("seeds_high") else f"over {decision.MOST_SEEDS}"
     return (f" ({p['seeds_low']} to {high} as the noise estimate allows, {decision.NOISE_LEVEL:.0%}"
             f" range)")
+
+
+def to_decide(r) -> str | None:
+    """What deciding a question would take, as its table row says it: its price (undecided), that its coverage
+    failed (no price is read off an empty interval), or None (decided)."""
+    if r.empty_at:
+        return f"coverage failed at {r.empty_at} trainings (see below)"
+    return price_text(r.price) if r.verdict == "undecided" else None
 
 
 def _label(r) -> str:
@@ -271,7 +285,7 @@ def verdict_table(ans: dict) -> str:
              "| --- | --- | --- | --- | --- | --- |"]
     for r in records:
         at = f"{r.decided_at} trainings" if r.decided_at else "-"
-        cost = price_text(r.price) if r.verdict == "undecided" else "-"
+        cost = to_decide(r) or "-"
         lines.append(f"| {_label(r)} | {_fmt(r.effect, signed=True)} | "
                      f"{interval(r.verdict_low, r.verdict_high)} | {r.verdict} | "
                      f"{at} | {cost} |")
@@ -281,6 +295,7 @@ def verdict_table(ans: dict) -> str:
                  f"false call over all questions and looks is at most {decision.ALPHA:.0%}.")
     if any(unbounded(r.verdict_low, r.verdict_high) for r in records):
         lines.append(UNBOUNDED + ".")
+    lines += [EMPTY.format(name=_label(r), at=r.empty_at) for r in records if r.empty_at]
     return "\n".join(lines)
 
 
@@ -462,7 +477,7 @@ def print_look(ans: dict) -> None:
     print(f"look at {ans['runs']} trainings" + (f" ({per_cell:.1f} s per training)" if per_cell else "") + ":",
           flush=True)
     for r in ans["records"]:
-        cost = f"; to decide: {price_text(r.price)}" if r.verdict == "undecided" else ""
+        cost = f"; to decide: {to_decide(r)}" if to_decide(r) else ""
         print(f"  {r.name}: {r.verdict}  effect {_fmt(r.effect, signed=True)}  interval "
               f"{interval(r.verdict_low, r.verdict_high)}{cost}", flush=True)
     print(f"  {_noise_line(ans)}", flush=True)

@@ -7,7 +7,8 @@ from src.answer import blocks, decision, summary
 from src.sweep import attrs
 
 SLIM = ("factor", "level", "reference", "block", "effect", "se", "df", "n_eff", "method")  # a look's, per question
-KEPT = ("adj_low", "adj_high", "verdict", "boundary", "alpha_each", "decided_at", "effect", "se", "df", "n_eff")
+KEPT = ("adj_low", "adj_high", "verdict", "boundary", "alpha_each", "decided_at", "effect", "se", "df", "n_eff",
+        "empty_at")
 
 
 def _plain(v):

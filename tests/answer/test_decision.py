@@ -286,3 +286,38 @@ def test_a_look_at_no_data_is_ignored():
     final = decision.decide([{"cells": 0, "records": []}, {"cells": 24, "records": [r]}], "maximize", 0.001)
     assert final[0]["verdict"] == "better" and final[0]["decided_at"] == 24
     assert decision.decide([{"cells": 0, "records": []}], "maximize", 0.001) == []
+
+
+def test_an_empty_running_intersection_is_flagged_as_failed_coverage_and_decides_nothing():
+    """Looks whose intervals share no effect (coverage has failed: a look's interval missed the truth, or the
+    runs changed between looks) give no verdict; the question says where it emptied, and stays so."""
+    def rec(effect, se):
+        return {"factor": "a", "level": "on", "reference": "off", "effect": effect, "se": se, "df": 40, "n_eff": 40.0}
+
+    looks = [{"cells": 24, "records": [rec(0.0015, 0.0005)]},  # wide, undecided at delta 0.001
+             {"cells": 32, "records": [rec(-0.02, 0.0005)]},  # far below it: the intersection is empty
+             {"cells": 40, "records": [rec(0.0015, 0.0001)]}]
+    [d] = decision.decide(looks, "maximize", 0.001, alpha=0.0125)
+    assert d["verdict"] == "undecided" and d["empty_at"] == 32 and d["adj_low"] > d["adj_high"]
+    assert d["decided_at"] is None
+    [first] = decision.decide(looks[:1], "maximize", 0.001, alpha=0.0125)
+    assert first["verdict"] == "undecided" and not first.get("empty_at")
+
+
+def test_the_report_says_coverage_failed_and_prices_nothing():
+    import dataclasses
+
+    from src.answer import records
+    from src.answer import summary as answer
+    from tests.answer.test_summary import answer_of
+
+    ans = answer_of({"a": 0.0, "b": 0.0, "c": 0.0, "d": 0.0})
+    q = ans["records"][0]
+    ans["records"][0] = dataclasses.replace(q, verdict="undecided", verdict_low=0.002, verdict_high=-0.01,
+                                            empty_at=32, price=None)
+    table = answer.verdict_table(ans)
+    [row] = [ln for ln in table.splitlines() if ln.startswith(f"| {q.factor}: {q.level} vs {q.reference} |")]
+    assert "| empty | undecided |" in row and "coverage failed at 32 trainings" in row
+    assert any(ln.startswith(f"coverage failed for {q.factor}: {q.level} vs {q.reference}: its interval at 32")
+               for ln in table.splitlines())
+    assert records.load(records.dump(ans["records"], "valid_auc", "maximize"))[0].empty_at == 32
