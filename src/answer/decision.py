@@ -95,7 +95,8 @@ def verdict(lo: float, hi: float, direction: str, delta: float) -> str:
     return "undecided"
 
 
-def decide(looks: list[dict], direction: str, delta: float, alpha: float = ALPHA) -> list[dict]:
+def decide(looks: list[dict], direction: str, delta: float, alpha: float = ALPHA,
+           family: int | None = None) -> list[dict]:
     """Every question's verdict over the looks taken so far: the first look whose interval (the running
     intersection of its confidence sequence) decides it, else undecided with the last look's interval.
 
@@ -109,6 +110,10 @@ def decide(looks: list[dict], direction: str, delta: float, alpha: float = ALPHA
         direction: "maximize" or "minimize".
         delta: the equivalence margin, in the metric's units.
         alpha: the family-wise error rate.
+        family: how many questions the sweep can ask, every block's included (src/sweep/answer.py counts
+            them from its definition); each gets alpha / family from its first look on, so a block whose
+            cells come later (a first look taken when a sweep was stopped early) adds no share that the
+            earlier questions spent. None: the last look's questions.
 
     Returns:
         the last look's records, each with "adj_low", "adj_high" (the interval the verdict uses; low above
@@ -124,8 +129,9 @@ def decide(looks: list[dict], direction: str, delta: float, alpha: float = ALPHA
     if not looks:
         return []
     last = looks[-1]["records"]
-    each = alpha / max(1, len(last))
-    how = (f"Bonferroni over {len(last)} question(s); {PROCEDURE}, valid at each of the {len(looks)} look(s) "
+    m = max(1, family or len(last), len(last))
+    each = alpha / m
+    how = (f"Bonferroni over {m} question(s); {PROCEDURE}, valid at each of the {len(looks)} look(s) "
            f"taken and at any later one, whatever the budget")
     out = []
     for r in last:

@@ -3,6 +3,8 @@ study's cells by src/answer (which knows nothing of Optuna or MLflow)."""
 
 from __future__ import annotations
 
+import math
+
 from src.answer import blocks, decision, summary
 from src.sweep import attrs
 
@@ -16,6 +18,15 @@ def _plain(v):
     if hasattr(v, "item") and not isinstance(v, str | bytes):
         return v.item()
     return v
+
+
+def family(definition) -> int:
+    """How many questions the sweep can ask: every level but the reference of every factor (the discrete
+    dimensions that are not blocks), in every block. Fixed for a study's life (its signature fixes the space)."""
+    s = definition.settings
+    factors = summary.factors(definition.params)
+    per_block = sum(len(v) - 1 for f, v in factors.items() if f not in s.block)
+    return per_block * math.prod(len(factors.get(b) or [None]) for b in s.block)
 
 
 def methods(looks: list[dict]) -> dict:
@@ -52,7 +63,7 @@ def look(definition, study, rows: list[dict] | None = None, eff: dict | None = N
     new = obs and (not looks or looks[-1]["cells"] < len(obs))  # a look needs data: none before the first cell
     if new:
         looks.append({"cells": len(obs), "records": [{k: _plain(r.get(k)) for k in SLIM} for r in records]})
-    decided = decision.decide(looks, s.direction, s.equivalence)
+    decided = decision.decide(looks, s.direction, s.equivalence, family=family(definition))
     if new:
         looks[-1]["decisions"] = {decision.question(d): {k: _plain(d.get(k)) for k in KEPT} for d in decided}
         attrs.LOOKS.set(study, looks)

@@ -2,6 +2,7 @@
 of trainings."""
 
 import numpy as np
+import pytest
 
 from src.answer import decision
 from src.sweep import answer
@@ -123,3 +124,44 @@ def test_a_question_keeps_the_estimator_of_its_first_look(tmp_path):
     assert {r.method for r in later["records"]} == {"regression"}
     looks = study.user_attrs["looks"]
     assert len(looks) == 2 and all(r["method"] == "regression" for lk in looks for r in lk["records"])
+
+
+def test_a_block_whose_cells_come_after_the_first_look_adds_no_share_the_first_questions_spent(tmp_path):
+    """The family is every question the definition can ask, in every block: a first look taken when only one
+    block had cells (a sweep stopped early) gives its questions alpha over the whole family, not alpha over
+    the questions it saw, so the block that comes later has its share left."""
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    d = load(["sweep=none", "data=synthetic", "sweep.sampler=grid", "sweep.block=data.segment_effect",
+              "data.segment_effect=choice(3.0,0.0)", "model/activation=choice(sigmoid,dice)",
+              "model.mlp.depth=choice(1,2,3)"])
+    assert answer.family(d) == 2 * (1 + 2)
+    study = optuna.create_study(study_name="s", storage=JournalStorage(JournalFileBackend(str(tmp_path / "j"))),
+                                direction="maximize")
+    dists = {k: CategoricalDistribution(p.values()) for k, p in d.params.items()}
+    rng = np.random.default_rng(1)
+
+    def add(block):
+        for seed in range(3):
+            for act in ("sigmoid", "dice"):
+                for depth in (1, 2, 3):
+                    p = {"data.segment_effect": block, "model/activation": act, "model.mlp.depth": depth}
+                    v = 0.7 + rng.normal(0, 0.004)
+                    study.add_trial(optuna.trial.create_trial(params=p, distributions=dists, value=v, user_attrs={
+                        "seed": seed, "seed_values": {str(seed): v}}))
+
+    add(3.0)
+    first = answer.look(d, study)
+    assert len(first) == 3 and {r["alpha_each"] for r in first} == {decision.ALPHA / 6}
+    assert first[0]["adjustment"].startswith("Bonferroni over 6 question(s)")
+    add(0.0)
+    later = answer.look(d, study)
+    assert len(later) == 6 and {r["alpha_each"] for r in later} == {decision.ALPHA / 6}
+    first_share = {}  # each question's share at its first look: over the family, at most alpha
+    for lk in study.user_attrs["looks"]:
+        for q, dec in lk["decisions"].items():
+            first_share.setdefault(q, dec["alpha_each"])
+    assert len(first_share) == 6 and sum(first_share.values()) == pytest.approx(decision.ALPHA)
