@@ -300,14 +300,16 @@ def _fewest_seeds(r: dict, direction: str, cells: int, per: int, alpha_each: flo
 
 
 def price(r: dict, direction: str, cells: int, per_seed: int, alpha_each: float, delta: float,
-          seconds_per_cell: float | None, power: float = POWER, most_seeds: int = MOST_SEEDS) -> dict | None:
+          seconds_per_cell: float | None, power: float = POWER, most_seeds: int = MOST_SEEDS,
+          seconds_per_block: float | None = None, block_cells: int | None = None) -> dict | None:
     """What deciding an undecided question would take, if its noise stays as estimated: the fewest whole
     seeds per configuration (trainings, minutes at the measured rate) at which the look reaches a verdict
     with at least `power` chance (`chance`), with the boundary the confidence sequence will use at that
     look; the chance at the hardest effect the interval allows (`least`); and the seeds whose look decides
     whatever the effect (`certain_seeds`). `seeds_low`, `seeds_high`: the same price with the residual
     variance at either end of its `NOISE_LEVEL` interval (`noise_range`), for the noise is itself an estimate
-    (None: beyond `most_seeds`). None when no number of seeds up to `most_seeds` gets there."""
+    (None: beyond `most_seeds`). The minutes count each block's fixed cost too (`seconds_per_block`, for
+    every `block_cells` trainings more). None when no number of seeds up to `most_seeds` gets there."""
     if r.get("effect") is None or not r.get("se") or r["se"] <= 0 or cells < 1:
         return None
     per = max(per_seed, 1)
@@ -324,7 +326,8 @@ def price(r: dict, direction: str, cells: int, per_seed: int, alpha_each: float,
         _fewest_seeds({**r, "se": r["se"] * math.sqrt(v)}, direction, cells, per, alpha_each, delta, power,
                       most_seeds) for v in (low, high))
     if seconds_per_cell:
-        out["minutes"] = (n - cells) * seconds_per_cell / 60
+        blocks = math.ceil((n - cells) / block_cells) if block_cells else 0
+        out["minutes"] = ((n - cells) * seconds_per_cell + blocks * (seconds_per_block or 0.0)) / 60
     return out
 
 

@@ -68,6 +68,8 @@ class Study:
     seconds_per_cell: float | None
     design_size: int      # configurations in the design (0: sampled)
     blocks: tuple = ()    # the block dimensions (sweep.block): questions are answered within each block
+    seconds_per_block: float | None = None  # a block's fixed cost (workers' start-up, the look), paid per block
+    add_seeds: int = 1    # seeds per block of a sequential sweep
 
 
 def assemble(rows: list[dict], decided: list[dict], st: Study, eff: dict | None = None) -> dict:
@@ -85,7 +87,8 @@ def assemble(rows: list[dict], decided: list[dict], st: Study, eff: dict | None 
         undecided = (not d.get("verdict") or d["verdict"] == "undecided") and not d.get("empty_at")
         cells, per = sizes.get(r.get("block"), (len(obs), per_seed))
         cost = (decision.price({**r, "now_low": d.get("now_low"), "now_high": d.get("now_high")}, st.direction,
-                               cells, per, d.get("alpha_each") or decision.ALPHA, st.delta, st.seconds_per_cell)
+                               cells, per, d.get("alpha_each") or decision.ALPHA, st.delta, st.seconds_per_cell,
+                               seconds_per_block=st.seconds_per_block, block_cells=st.add_seeds * per)
                 if undecided else None)
         records.append(question(r, d, cost))
     left = [r for r in rows if r["state"] in ("PRUNED", "FAIL")]

@@ -76,7 +76,9 @@ def build(definition, study, rows: list[dict], planned: int | None, design_size:
     eff = estimate(definition, study, rows)
     decided = look(definition, study, rows, eff)  # the look and the answer read one estimate
     per_cell = attrs.SECONDS_PER_CELL.get(study) or summary.seconds_per_cell(rows, s.workers or 1)
+    per_block = attrs.SECONDS_PER_BLOCK.get(study)
     st = summary.Study(factors=summary.factors(definition.params), direction=s.direction, metric=s.metric,
                        delta=s.equivalence, looks=[lk["cells"] for lk in attrs.LOOKS.get(study)],
-                       planned=planned, seconds_per_cell=per_cell, design_size=design_size, blocks=s.block)
+                       planned=planned, seconds_per_cell=per_cell, design_size=design_size, blocks=s.block,
+                       seconds_per_block=per_block, add_seeds=s.add_seeds)
     return summary.assemble(rows, decided, st, eff)

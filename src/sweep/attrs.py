@@ -79,11 +79,12 @@ SURPLUS: Key[bool] = Key("surplus", (bool,), bool)   # asked for a slot another 
 SIGNATURE: Key[str] = Key("signature", (str,))        # the definition a resume must match (JSON)
 DEFINITION: Key[dict] = Key("definition", (dict,), dict)  # base overrides and search space, for people
 SEEDS: Key[list] = Key("seeds", (list,), list)        # every seed queued so far (sweep.until adds some)
-SECONDS_PER_CELL: Key[float] = Key("seconds_per_cell", NUMBER)
+SECONDS_PER_CELL: Key[float] = Key("seconds_per_cell", NUMBER)   # a training's wall share at the parallelism
+SECONDS_PER_BLOCK: Key[float] = Key("seconds_per_block", NUMBER)  # a block's fixed cost: start-up, look
 LOOKS: Key[list] = Key("looks", (list,), list)        # the sequential looks taken, in order
 ENDED_BLOCKS: Key[dict] = Key("ended_blocks", (dict,), dict)  # block -> seeds it holds (its questions all decided)
 MLFLOW_PARENT_RUN_ID: Key[str] = Key("mlflow_parent_run_id", (str,))
 
 TRIAL = (HOST, PID, NODE, HEARTBEAT, SEED, RETRY_OF, RETRY_REASON, OVERRIDES, MLFLOW_RUN_IDS, SEED_VALUES,
          TEST_VALUES, EVAL_BOOTSTRAP, ATTENTION, SPREAD, PRUNED_AT_EPOCH, FAILURE, TRACEBACK, SURPLUS)
-STUDY = (SIGNATURE, DEFINITION, SEEDS, SECONDS_PER_CELL, LOOKS, ENDED_BLOCKS, MLFLOW_PARENT_RUN_ID)
+STUDY = (SIGNATURE, DEFINITION, SEEDS, SECONDS_PER_CELL, SECONDS_PER_BLOCK, LOOKS, ENDED_BLOCKS, MLFLOW_PARENT_RUN_ID)

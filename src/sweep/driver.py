@@ -44,6 +44,7 @@ class Sweep:
     closed: int = 0                             # runs the start's reconciliation ended
     ended: dict = field(default_factory=dict)   # block -> how many of the seeds it holds: its questions were all
                                                 # decided then, and it gets no more (sweep.block, until=decided)
+    look_seconds: float = 0.0                   # how long the last look took (its answer, report and logging)
 
     @property
     def cells(self) -> int:
@@ -242,12 +243,12 @@ def _another_block(sw: Sweep, t0: float, cells0: int) -> bool:
     """After a look of a sequential sweep: prints and logs it, then queues the next block of seeds, or says
     why the sweep stops."""
     s = sw.definition.settings
-    trained = studies.counts(sw.study)["finished"] - cells0
-    per_cell = (time.time() - t0) / trained if trained else (attrs.SECONDS_PER_CELL.get(sw.study) or 0.0)
-    attrs.SECONDS_PER_CELL.set(sw.study, per_cell)
+    per_cell, per_block = _timing(sw, time.time() - t0, studies.counts(sw.study)["finished"] - cells0)
+    looked = time.time()
     ans = answer.build(sw.definition, sw.study, studies.rows(sw.study), budget(sw), len(sw.design))
     summary.print_look(ans)
     sweep_tracking.log_look(sw.parent_run_id, ans["runs"], summary.text(ans), summary.plan_figure(ans))
+    sw.look_seconds = time.time() - looked
     for b in sw.end_decided_blocks(ans["records"]):
         print(f"{b}: every question of this block is decided at {sw.ended[b]} seed(s); it gets no more seeds",
               flush=True)
@@ -260,15 +261,32 @@ def _another_block(sw: Sweep, t0: float, cells0: int) -> bool:
         print(f"undecided questions remain, and another block would pass the budget of {budget(sw)} trainings "
               f"(sweep.budget)", flush=True)
         return False
-    if s.timeout and time.time() - sw.started + block * per_cell > s.timeout:
-        print(f"undecided questions remain, but another block ({block} trainings, about {block * per_cell / 60:.1f} "
-              f"min) would not finish within sweep.timeout={s.timeout:.0f}s", flush=True)
+    if s.timeout and time.time() - sw.started + block * per_cell + per_block > s.timeout:
+        print(f"undecided questions remain, but another block ({block} trainings, about "
+              f"{(block * per_cell + per_block) / 60:.1f} min) would not finish within sweep.timeout={s.timeout:.0f}s",
+              flush=True)
         return False
     top = max(sw.seeds)
     new = list(range(top + 1, top + 1 + s.add_seeds))
     queued = sw.add_seeds(new)
-    print(f"adding seeds {new}: {queued} more trainings (about {queued * per_cell / 60:.1f} min)", flush=True)
+    print(f"adding seeds {new}: {queued} more trainings (about {(queued * per_cell + per_block) / 60:.1f} min)",
+          flush=True)
     return True
+
+
+def _timing(sw: Sweep, wall: float, trained: int) -> tuple[float, float]:
+    """A block's time split in two and recorded in the study: seconds per training at the sweep's parallelism
+    (the trainings' own durations over the workers) and the block's fixed cost (the workers' start-up and
+    waits, the wall time the trainings do not explain, plus the last look), which a price pays per block."""
+    s = sw.definition.settings
+    busy = summary.seconds_per_cell(studies.rows(sw.study), s.workers or 1)
+    if not trained:
+        return attrs.SECONDS_PER_CELL.get(sw.study) or 0.0, attrs.SECONDS_PER_BLOCK.get(sw.study) or 0.0
+    per_cell = min(busy, wall / trained) if busy else wall / trained
+    per_block = max(0.0, wall - trained * per_cell) + sw.look_seconds
+    attrs.SECONDS_PER_CELL.set(sw.study, per_cell)
+    attrs.SECONDS_PER_BLOCK.set(sw.study, per_block)
+    return per_cell, per_block
 
 
 def run(sw: Sweep) -> int:

@@ -147,6 +147,10 @@ def test_price_is_the_fewest_seeds_whose_look_decides_with_the_chance_it_states(
     assert p["towards"] == "better" and p["trainings"] == 8 * p["seeds"] and p["seeds"] > 3
     assert p["chance"] >= decision.POWER > decision.chance(r, "maximize", 24, 8 * (p["seeds"] - 1), 0.0125, 0.001)[1]
     assert p["minutes"] == pytest.approx((p["trainings"] - 24) * 10 / 60)
+    # each block of one seed (8 trainings) more pays the block's fixed cost: workers' start-up and the look
+    blocked = decision.price(r, "maximize", 24, 8, 0.0125, 0.001, 10.0, seconds_per_block=30.0, block_cells=8)
+    more = blocked["trainings"] - 24
+    assert blocked["minutes"] == pytest.approx((more * 10 + math.ceil(more / 8) * 30) / 60)
     # the boundary at that look is the confidence sequence's, not the fixed-sample one
     se_n, c, _ = decision._at(r, 24, p["trainings"], 0.0125)
     assert c == decision.multiplier(round(20 * p["trainings"] / 24, 3), round(12.0 * p["trainings"] / 24, 3), 0.0125)

@@ -3,6 +3,7 @@ runs several workers, runs in a process of its own as a user runs it (`python -m
 call the same command's `main` in the test's process (`sw.run`, tests/conftest.py: sweep_main)."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -272,6 +273,13 @@ def test_a_verdict_reached_within_a_budget_is_kept_when_a_resume_raises_the_budg
     assert before["model"]["verdict"] == "better" and before["model"]["decided_at"], first.stdout[-2500:]
     assert before["train.shuffle_seed"]["verdict"] == "undecided" and before["train.shuffle_seed"]["price"]
     assert "another block would pass the budget of 16" in first.stdout
+    # the price's minutes pay each block's fixed cost (workers' start-up, the look) besides the trainings
+    kept = sw.study("raise").user_attrs
+    price = before["train.shuffle_seed"]["price"]
+    assert kept["seconds_per_block"] > 0 and kept["seconds_per_cell"] > 0, kept
+    more = price["more_trainings"]
+    assert price["minutes"] == pytest.approx((more * kept["seconds_per_cell"] + math.ceil(more / 4)
+                                              * kept["seconds_per_block"]) / 60, rel=1e-6), (price, kept)
     looks = len(sw.study("raise").user_attrs["looks"])
     again = sw.run(*args, "sweep.budget=200", "sweep.timeout=40", base=PLANTED)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
