@@ -376,7 +376,7 @@ def run_trial(job: Job, trial, tag="") -> float:
     values, tests, run_ids = {}, {}, []
     for k, seed in enumerate(seeds):
         try:
-            result = _train_seed(job, trial, overrides, sampled, seed, k, run_ids)
+            result = _train_seed(job, trial, overrides, sampled, seed, k, run_ids, last=k == len(seeds) - 1)
         except Pruned as e:
             attrs.PRUNED_AT_EPOCH.set(trial, e.epoch)
             raise optuna.TrialPruned(f"pruned at epoch {e.epoch} of seed {seed}") from None
@@ -396,28 +396,33 @@ def run_trial(job: Job, trial, tag="") -> float:
     return mean
 
 
-def _train_seed(job: Job, trial, overrides: list[str], sampled: list[str], seed: int, k: int, run_ids: list):
-    """One seed of a trial, as a nested run; its per-epoch validation feeds the pruner (step k*epochs+epoch)."""
+def _train_seed(job: Job, trial, overrides: list[str], sampled: list[str], seed: int, k: int, run_ids: list,
+                last: bool = True):
+    """One seed of a trial, as a nested run; its per-epoch validation feeds the pruner (step k*epochs+epoch).
+    The last epoch of the trial's last seed is reported but never pruned: the result is complete, pruning
+    would save nothing and leave it out of the search and the answer."""
     from src.run.training import Pruned, train_run
 
     d = job.definition
     metric = d.settings.metric[len("valid_"):]
     threads = [f"train.threads.inter_op={job.inter_op}"] if job.inter_op else []
     run_overrides = overrides + [f"seed={seed}"] + threads
+    cfg = compose(run_overrides)
+    epochs = int(cfg.train.epochs)  # this trial's, which the search may set
 
     def reporter(epoch, m):
         v = m.get(metric)
         if v is None or not math.isfinite(v):
             return
         trial.report(v, step=k * job.epochs + epoch)
-        if trial.should_prune():
+        if not (last and epoch >= epochs) and trial.should_prune():
             raise Pruned(epoch, v)
 
     def started(run_id):
         run_ids.append(run_id)
         attrs.MLFLOW_RUN_IDS.set(trial, list(run_ids))
 
-    return train_run(compose(run_overrides), run_overrides,
+    return train_run(cfg, run_overrides,
                      tags={**sweep_tracking.trial_tags(d, job.parent_run_id, trial.number, seed), **job.where},
                      parent_run_id=job.parent_run_id, run_name=run_name(sampled, seed), reporter=reporter,
                      on_start=started, log=lambda m: None)

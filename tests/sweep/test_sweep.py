@@ -130,6 +130,17 @@ def test_pruning_prunes_a_hopeless_trial(sw):
     assert by_lr[0.02].state == TrialState.COMPLETE
     killed = [r for r in sw.runs() if r.data.tags.get("trial") == str(by_lr[1e-9].number)]
     assert killed[0].info.status == "KILLED" and killed[0].data.tags["pruned_at_epoch"] == "1"
+    # with one epoch, epoch 1 is the last: a pruner would save nothing and lose a complete result, so the same
+    # hopeless trial completes, and the search and the answer see its value
+    out = sw.run("sweep.name=prune-last", "sweep.sampler=grid", "sweep.trials=3", "sweep.pruner=median",
+                 "~model/evolution", "model=din", "model/activation=sigmoid", "train.epochs=1",
+                 "data.current=6", "data.partner=6", "data.bias=-3", "data.users=150",
+                 "train.optimizer.lr=choice(0.02,0.0201,1e-9)")
+    assert out.returncode == 0, out.stdout + out.stderr
+    trials = sw.study("prune-last").get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3, out.stdout[-2000:]
+    hopeless = next(t for t in trials if t.params["train.optimizer.lr"] == 1e-9)
+    assert hopeless.value < min(t.value for t in trials if t is not hopeless)
 
 
 def test_first_trials_all_failing_stop_the_sweep(sw):
