@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -26,9 +27,17 @@ def _client():
     return mlflow.MlflowClient()
 
 
-def trial_tags(definition: Definition, parent_run_id: str, trial_number: int, seed: int) -> dict:
-    return {"study": definition.settings.name, "trial": str(trial_number), "trial_seed": str(seed),
+def trial_tags(definition: Definition, parent_run_id: str, trial_number: int, seed: int,
+               sampled: list[str] | None = None) -> dict:
+    """A cell's run's tags: its study, trial and seed, its parent run, and its configuration (`config`: a short
+    hash of the levels it trained, the same for every seed of a configuration, so that MLflow groups a
+    configuration's runs by it; `config_levels`: those levels, readable)."""
+    tags = {"study": definition.settings.name, "trial": str(trial_number), "trial_seed": str(seed),
             "sweep_parent": parent_run_id or ""}
+    if sampled is not None:
+        levels = " ".join(sorted(sampled)) or "(base config)"
+        tags.update(config=hashlib.sha256(levels.encode()).hexdigest()[:10], config_levels=levels[:5000])
+    return tags
 
 
 def definition_yaml(definition: Definition) -> str:

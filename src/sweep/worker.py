@@ -423,6 +423,6 @@ def _train_seed(job: Job, trial, overrides: list[str], sampled: list[str], seed:
         attrs.MLFLOW_RUN_IDS.set(trial, list(run_ids))
 
     return train_run(cfg, run_overrides,
-                     tags={**sweep_tracking.trial_tags(d, job.parent_run_id, trial.number, seed), **job.where},
+                     tags={**sweep_tracking.trial_tags(d, job.parent_run_id, trial.number, seed, sampled), **job.where},
                      parent_run_id=job.parent_run_id, run_name=run_name(sampled, seed), reporter=reporter,
                      on_start=started, log=lambda m: None)

@@ -264,6 +264,17 @@ def test_planted_truth_gets_the_right_verdicts_and_the_sequential_sweep_stops_ea
     assert "the answer" in out.stdout and "seed noise" in out.stdout
     files = {a.path for a in sw.client().list_artifacts(parent.info.run_id, "report")}
     assert {"report/effects.json", "report/effects.md", "report/effects.png", "report/plan.png"} <= files
+    # every cell's run carries its configuration as one tag: grouped by it, each group is one configuration's
+    # seeds, as MLflow's group-by shows them (mean, min, max over seeds)
+    cells_ = [r for r in sw.runs() if r.data.tags.get("trial") and r.info.status == "FINISHED"]
+    groups = {}
+    for r in cells_:
+        groups.setdefault(r.data.tags["config"], []).append(r)
+    assert len(groups) == 4 and sum(map(len, groups.values())) == cells, {k: len(v) for k, v in groups.items()}
+    for runs_ in groups.values():
+        assert len({r.data.tags["config_levels"] for r in runs_}) == 1
+        assert len({r.data.tags["trial_seed"] for r in runs_}) == len(runs_) == cells // 4
+        assert len({r.data.params["model.name"] for r in runs_}) == 1
 
 
 def _answer(sw) -> dict:
