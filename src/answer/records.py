@@ -16,9 +16,10 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 SCHEMA = "deep-interest-lab/effects"
-VERSION = 4  # 1: a bare list of records whose ci_low/ci_high were the verdict's interval; 2: group-sequential
-READS = (2, 3, 4)  # verdicts, no n_eff or looks; 3: anytime-valid verdicts, with n_eff, looks and the price's
-# chance; 4: a question's block, and the "pooled" records of the questions asked in several blocks
+VERSION = 5  # 1: a bare list of records whose ci_low/ci_high were the verdict's interval; 2: group-sequential
+READS = (2, 3, 4, 5)  # verdicts, no n_eff or looks; 3: anytime-valid verdicts, with n_eff, looks and the price's
+# chance; 4: a question's block, and the "pooled" records of the questions asked in several blocks; 5: "best",
+# the confidence set of the best configuration (src/answer/best.py), one per block
 
 
 @dataclass
@@ -91,14 +92,25 @@ def _plain(d: dict) -> dict:
 
 
 def dump(questions: list[Question], metric: str, direction: str, pooled: list[dict] | None = None,
-         blocks: list[str] | None = None) -> str:
+         blocks: list[str] | None = None, best: list | None = None) -> str:
     """`report/effects.json`: {"schema", "version", "metric", "direction", "blocks", "questions": [...],
-    "pooled": [...]} (pooled: src/answer/blocks.py, one record per question asked in several blocks)."""
+    "pooled": [...], "best": [...]} (pooled: src/answer/blocks.py, one record per question asked in several
+    blocks; best: src/answer/best.py's confidence sets of the best configuration, one per block)."""
+    from src.answer import best as best_mod
+
     rows = [{k: (_number(v) if not isinstance(v, dict | str) else v) for k, v in asdict(q).items()}
             for q in questions]
     return json.dumps({"schema": SCHEMA, "version": VERSION, "metric": metric, "direction": direction,
-                       "blocks": list(blocks or []), "questions": rows, "pooled": [_plain(p) for p in pooled or []]},
-                      indent=1, default=str)
+                       "blocks": list(blocks or []), "questions": rows, "pooled": [_plain(p) for p in pooled or []],
+                       "best": [best_mod.to_dict(b) for b in best or []]}, indent=1, default=str)
+
+
+def load_best(text: str) -> list:
+    """The confidence sets of the best configuration of an effects.json ([] before version 5)."""
+    from src.answer import best as best_mod
+
+    load(text)  # the same checks
+    return [best_mod.from_dict(b) for b in json.loads(text).get("best") or []]
 
 
 def load(text: str) -> list[Question]:

@@ -14,7 +14,7 @@ import math
 import statistics
 from dataclasses import dataclass
 
-from src.answer import blocks, decision
+from src.answer import best, blocks, decision
 from src.answer.effects import key as config_key
 from src.answer.records import Question, interval, unbounded
 
@@ -100,7 +100,21 @@ def assemble(rows: list[dict], decided: list[dict], st: Study, eff: dict | None 
             "attention": attention_summary(rows), "looks": list(st.looks), "planned": st.planned,
             "seconds_per_cell": st.seconds_per_cell, "per_seed": per_seed, "plan": plan(records, len(obs), per_seed),
             "delta": st.delta, "metric": st.metric, "direction": st.direction,
-            "sources": noise_sources(rows, st.factors, st.direction, records, st.blocks)}
+            "sources": noise_sources(rows, st.factors, st.direction, records, st.blocks),
+            "best": best_sets(obs, st)}
+
+
+def best_sets(obs: list[dict], st: Study) -> list:
+    """The confidence set of the best configuration (src/answer/best.py): one, or one per block."""
+    parts = blocks.split(obs, list(st.blocks)) if st.blocks else {None: obs}
+    out = []
+    for b, o in parts.items():
+        per = max(1, len({config_key(x["config"]) for x in o}))
+        found = best.confidence_set(o, st.direction, st.delta, per_seed=per, seconds_per_cell=st.seconds_per_cell,
+                                    block=b)
+        if found is not None:
+            out.append(found)
+    return out
 
 
 def block_sizes(obs: list[dict], blocks_: tuple | list) -> dict[str, tuple[int, int]]:
@@ -338,7 +352,7 @@ def text(ans: dict) -> str:
     noise, the plan and the notes."""
     lo = ans["left_out"]
     looks = ", ".join(str(c) for c in ans["looks"]) or str(ans["runs"])
-    parts = [verdict_table(ans), pooled_table(ans), "",
+    parts = [verdict_table(ans), pooled_table(ans), *best_lines(ans), "",
              f"{ans['runs']} trainings; the verdicts account for {len(ans['looks']) or 1} look(s), at {looks} "
              f"trainings" + (f", within a budget of {ans['planned']}" if ans["planned"] else "")
              + f"; {_noise_line(ans)}.",
@@ -350,6 +364,14 @@ def text(ans: dict) -> str:
                                                                        ("last_", "the last epoch"))]
     parts += ans["notes"]
     return "\n".join(p for p in parts if p is not None)
+
+
+def best_lines(ans: dict) -> list[str]:
+    """The best configuration's confidence set(s), as the report's lines (none for answers without them)."""
+    out = []
+    for b in ans.get("best") or []:
+        out += ["", *best.text(b, ans["metric"])]
+    return out
 
 
 def _attention_line(ans: dict, prefix: str, when: str) -> str | None:

@@ -3,7 +3,7 @@ write the report. Plain Python around Optuna; nothing imports this module but `_
 
     definition (definition.py) -> checked space (space.py) -> design (design.py) -> study (study.py)
       -> MLflow parent run (tracking.py) -> workers on their GPUs (placement.py), each with a frozen
-      Job (worker.py) -> effects and report (effects.py, report.py)
+      Job (worker.py) -> the answer (answer.py, on src/answer/) and the report (report.py)
 """
 
 from __future__ import annotations

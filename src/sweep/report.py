@@ -171,8 +171,8 @@ def write_report(out: Path, rows: list[dict], abl: dict, ans: dict, s) -> list[P
     (out / "ablation.md").write_text(ablation_table(abl, s.metric) + "\n")
     (out / "ablation.json").write_text(json.dumps(abl, indent=1))
     (out / "effects.json").write_text(records.dump(ans["records"], s.metric, s.direction, ans.get("pooled"),
-                                                   ans.get("blocks")))
-    (out / "effects_summary.json").write_text(json.dumps({k: v for k, v in ans.items() if k != "records"},
+                                                   ans.get("blocks"), ans.get("best")))
+    (out / "effects_summary.json").write_text(json.dumps({k: v for k, v in ans.items() if k not in ("records", "best")},
                                                          indent=1, default=str))
     (out / "effects.md").write_text(summary.text(ans) + "\n")
     _save_figure(summary.forest(ans, s.direction), out / "effects.png")
@@ -192,9 +192,6 @@ def _print_summary(rows, abl, best, counts, s, failed, hint, ans) -> None:
         print("ablation (complete trials, every seed):")
         print(ablation_table(abl, s.metric))
         print()
-    if best is not None:
-        print(f"best configuration: {s.metric} {best['value']:.4f} over {best['cells']} cell(s)  "
-              + " ".join(f"{k}={v}" for k, v in best["params"].items()))
     print(f"study {s.name!r}: {counts['finished']} finished ({counts['complete']} complete, {counts['pruned']} "
           f"pruned), {counts['failed']} failed")
     if failed:
@@ -204,15 +201,38 @@ def _print_summary(rows, abl, best, counts, s, failed, hint, ans) -> None:
     print()
     print("the answer (report/effects.md, effects.png and plan.png on the parent run):")
     print(summary.text(ans))
+    print()
+    if ans.get("best"):  # the last lines: which configuration to use, and how sure that is
+        for b in ans["best"]:
+            print(b_line(b, s.metric))
+    elif best is not None:
+        print(f"best configuration: {s.metric} {best['value']:.4f} over {best['cells']} cell(s), one "
+              f"configuration: nothing to compare it with  " + " ".join(f"{k}={v}" for k, v in best["params"].items()))
 
 
-def best_configuration(rows: list[dict], direction: str) -> dict | None:
-    """The configuration with the best mean over its complete cells: {"params", "value", "cells", "overrides"}."""
+def b_line(b, metric: str) -> str:
+    """The best set in one line: its verdict, the leader (what best_config.yaml holds) and the members."""
+    where = f" [{b.block}]" if b.block else ""
+    lead = f"{b.leader.name} ({metric} {b.leader.mean:.4f} over {b.leader.trainings} training(s))"
+    if b.verdict == "best":
+        return f"best configuration{where}: best: {lead}, shown better than the other {b.configurations - 1}"
+    if b.verdict == "any of these":
+        return (f"best configuration{where}: any of these {len(b.members)} (each within +-{b.delta:g} of the best of "
+                f"the others); best_config.yaml holds the leader, {lead}")
+    return (f"best configuration{where}: undecided among {len(b.members)} of {b.configurations} (they cannot be "
+            f"told from the best yet); best_config.yaml holds the leader, {lead}, which is not a finding")
+
+
+def best_configuration(rows: list[dict], direction: str, leader: dict | None = None) -> dict | None:
+    """The configuration with the best mean over its complete cells, or the `leader` of the best set (its
+    levels: src/answer/best.py), whose mean takes the seeds' luck out: {"params", "value", "cells",
+    "overrides"}."""
     groups = [g for g in configurations(rows) if g["values"]]
     if not groups:
         return None
     sign = 1 if direction == "maximize" else -1
-    best = max(groups, key=lambda g: sign * statistics.fmean(g["values"]))
+    chosen = [g for g in groups if leader is not None and config_key(g["params"]) == config_key(leader)]
+    best = chosen[0] if chosen else max(groups, key=lambda g: sign * statistics.fmean(g["values"]))
     overrides = next(r.get("overrides") or [] for r in rows if r["trial"] in best["trials"])
     return {"params": best["params"], "value": statistics.fmean(best["values"]), "cells": len(best["values"]),
             "overrides": overrides}
@@ -229,10 +249,13 @@ def finish(definition, study, parent: str, failed: str | None = None, planned: i
     abl = ablation(rows, definition.params)
     counts = study_counts(study)
     ans = answer.build(definition, study, rows, planned, design_size)
-    best = best_configuration(rows, s.direction)
+    sets = ans.get("best") or []
+    best = best_configuration(rows, s.direction, sets[0].leader.levels if len(sets) == 1 else None)
     best_cfg = None
     if best is not None:
         best_cfg = compose(list(definition.base) + best["overrides"] + [f"seed={s.seeds[0]}"])
+        best["note"] = "\n".join(b_line(b, s.metric) for b in sets) if sets else None
+        best["verdict"] = sets[0].verdict if len(sets) == 1 else None
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         files = write_report(out, rows, abl, ans, s)

@@ -295,8 +295,10 @@ def log_summary(parent: str, files, plots, metrics: dict, best=None, best_cfg=No
     if best is not None:
         metrics = {**metrics, "best_value": best["value"]}
         set_tags(parent, {"best_cells": str(best["cells"]), **{f"best.{k}": redact(str(v))
-                                                                for k, v in best["params"].items()}})
-        client.log_text(parent, tracking.rerunnable_yaml(best_cfg), "best_config.yaml")
+                                                                for k, v in best["params"].items()},
+                          **({"best_verdict": best["verdict"]} if best.get("verdict") else {})})
+        said = "".join(f"# {line}\n" for line in (best.get("note") or "").splitlines())
+        client.log_text(parent, said + tracking.rerunnable_yaml(best_cfg), "best_config.yaml")
     for k, v in metrics.items():
         if v is not None and math.isfinite(float(v)):
             client.log_metric(parent, k, float(v))

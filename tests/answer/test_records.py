@@ -26,11 +26,13 @@ def test_effects_json_holds_its_schema_and_version_and_reads_back():
     assert back[0] == questions[0] and back[1].verdict_low is None
     with pytest.raises(ValueError, match="bare list"):
         records.load(json.dumps([{"factor": "a"}]))
-    with pytest.raises(ValueError, match=r"version 1 is not one this code reads \(2, 3, 4\)"):
+    with pytest.raises(ValueError, match=r"version 1 is not one this code reads \(2, 3, 4, 5\)"):
         records.load(json.dumps({**doc, "version": 1}))
     old = {**doc, "version": 2, "questions": [{k: v for k, v in q.items() if k not in ("n_eff", "looks")}
                                               for q in doc["questions"]]}
     assert records.load(json.dumps(old))[0].n_eff is None  # version 2 (group-sequential verdicts) still reads
+    v4 = {k: v for k, v in {**doc, "version": 4}.items() if k != "best"}
+    assert records.load(json.dumps(v4)) == back and records.load_best(json.dumps(v4)) == []  # no best set before 5
 
 
 def test_the_interval_of_the_verdict_and_the_95_percent_interval_have_their_own_names():

@@ -1,0 +1,235 @@
+"""The best configuration, as a confidence set: the configurations that cannot be told from the best.
+
+The maximum of noisy means is not a finding: among configurations within seed noise of each other, which one
+has the highest mean is a coin toss (the winner's curse). What can be said, with error control, is which
+configurations could still be the best. This is Hsu's multiple comparisons with the best (Hsu, "Constrained
+simultaneous confidence intervals for multiple comparisons with the best", Annals of Statistics 12, 1984):
+configuration i stays in the set unless another one is shown better than it. The true best is excluded only
+if one of its own k - 1 comparisons with the others misses, whichever configuration it is, so k - 1
+comparisons share the error, not k(k - 1)/2. Each comparison is the difference of two configurations'
+seed-adjusted means (least squares with the configuration and the seed as terms, as src/answer/effects.py
+fits main effects), with src/answer/decision.py's anytime-valid confidence sequence at alpha / (k - 1): the
+set holds the best at every look at once, however many seeds are added and whenever the sweep stops (in the
+spirit of anytime-valid best-arm identification: Jamieson and Nowak 2014; Kaufmann, Cappe and Garivier 2016).
+
+Each member's interval is Hsu's: its mean minus the best mean of the others, clipped at 0 where the
+comparisons allow no more. The verdict:
+
+- best: one configuration remains;
+- any of these: every member is within +-delta of the best of the others (each member's interval lies above
+  -delta): whichever is chosen, it is at most delta worse than the best;
+- undecided: neither, with the seeds per configuration that would decide the closest comparison with the
+  leader (src/answer/decision.py's price).
+
+The set's error is its own: the chance that it misses the best is at most `alpha`, beside the questions'
+family (src/answer/decision.py), which it takes nothing from.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from src.answer import decision
+from src.answer.effects import key
+
+VERDICTS = ("best", "any of these", "undecided")
+
+
+@dataclass
+class Member:
+    """A configuration that may be the best: its levels, seed-adjusted mean, interval of its mean minus the best
+    of the others' (Hsu's), and its trainings."""
+
+    levels: dict
+    mean: float
+    low: float | None
+    high: float | None
+    trainings: int
+
+    @property
+    def name(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.levels.items()) or "(base config)"
+
+
+@dataclass
+class BestSet:
+    """The confidence set of the best configuration at one look."""
+
+    members: list[Member]      # the leader (the best mean) first, then by mean
+    verdict: str               # best, any of these, undecided
+    configurations: int        # the configurations compared
+    alpha: float               # the chance the set misses the best, at most
+    alpha_each: float          # each comparison's share: alpha / (configurations - 1)
+    delta: float
+    trainings: int
+    price: dict | None = None  # undecided: decision.price of the closest comparison with the leader
+    block: str | None = None
+    reason: str | None = None  # why nothing can be said yet (too few seeds), when so
+    excluded: list[str] = field(default_factory=list)  # the configurations shown worse than another
+
+    @property
+    def leader(self) -> Member:
+        return self.members[0]
+
+
+def _fit(obs: list[dict], configs: list[str]):
+    """Least squares of the value on the configuration and the seed: each configuration's coefficient (its mean,
+    the seeds' luck taken out), the covariance's unscaled matrix, the residual variance and df."""
+    seeds = sorted({str(o["seed"]) for o in obs})
+    index = {c: i for i, c in enumerate(configs)}
+    x = np.zeros((len(obs), len(configs) + len(seeds) - 1))
+    for row, o in enumerate(obs):
+        x[row, index[key(o["config"])]] = 1.0
+        s = seeds.index(str(o["seed"]))
+        if s:
+            x[row, len(configs) + s - 1] = 1.0
+    y = np.array([o["value"] for o in obs], dtype=float)
+    keep = np.ones(x.shape[1], dtype=bool)
+    keep[len(configs):] = x[:, len(configs):].any(0)
+    x = x[:, keep]
+    df = len(y) - np.linalg.matrix_rank(x)
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    resid = y - x @ coef
+    s2 = float(resid @ resid / df) if df > 0 else math.nan
+    # the seed terms are centred so that a configuration's coefficient is its mean over the average seed
+    xtx_inv = np.linalg.pinv(x.T @ x)
+    shift = float(np.mean(np.concatenate([[0.0], coef[len(configs):]])))
+    return coef[:len(configs)] + shift, xtx_inv[:len(configs), :len(configs)], s2, df
+
+
+def confidence_set(observations: list[dict], direction: str, delta: float, alpha: float = decision.ALPHA,
+                   per_seed: int | None = None, seconds_per_cell: float | None = None,
+                   block: str | None = None, priced: bool = True) -> BestSet | None:
+    """The configurations that cannot be told from the best, from one observation per cell
+    ({"config", "seed", "value"}, src/answer/summary.py `observations`); None under two configurations.
+    `priced`: an undecided set gets its price (simulations that only read the set leave it out)."""
+    groups: dict[str, list[dict]] = {}
+    for o in observations:
+        groups.setdefault(key(o["config"]), []).append(o)
+    configs = sorted(groups)
+    k = len(configs)
+    if k < 2:
+        return None
+    sign = 1.0 if direction == "maximize" else -1.0
+    mean, unscaled, s2, df = _fit(observations, configs)
+    each = alpha / (k - 1)
+    order = sorted(range(k), key=lambda i: -sign * mean[i])
+    levels = {c: groups[c][0]["config"] for c in configs}
+    counts = {c: len(groups[c]) for c in configs}
+    if not df or df < 1 or not math.isfinite(s2):
+        members = [Member(levels[configs[i]], float(mean[i]), None, None, counts[configs[i]]) for i in order]
+        return BestSet(members, "undecided", k, alpha, each, delta, len(observations), None, block,
+                       "one seed per configuration: the seed noise cannot be measured, so no configuration can "
+                       "be told from another (add seeds: sweep.seeds)")
+
+    def comparison(i, j):
+        """(i better than j by, its se, its n_eff, the confidence sequence's multiplier)."""
+        var = unscaled[i, i] + unscaled[j, j] - 2 * unscaled[i, j]
+        se = math.sqrt(max(s2 * var, 0.0))
+        n_eff = 1 / var if var > 0 else math.inf
+        c = decision.multiplier(round(float(df), 6), round(float(n_eff), 6), round(each, 12))
+        return sign * (mean[i] - mean[j]), se, n_eff, c
+
+    pairs = {(i, j): comparison(i, j) for i in range(k) for j in range(k) if i != j}
+    low, high, inside = {}, {}, []
+    for i in range(k):
+        ups = [d + c * se for (a, _), (d, se, _, c) in pairs.items() if a == i]
+        downs = [d - c * se for (a, _), (d, se, _, c) in pairs.items() if a == i]
+        high[i], low[i] = max(0.0, min(ups)), min(0.0, min(downs))
+        if high[i] > 0 or not all(math.isfinite(u) for u in ups):
+            inside.append(i)
+    members = [Member(levels[configs[i]], float(mean[i]), sign * low[i] if sign > 0 else -high[i],
+                      sign * high[i] if sign > 0 else -low[i], counts[configs[i]])
+               for i in order if i in inside]
+    leader = order[0]
+    if len(inside) == 1:
+        verdict = "best"
+    elif all(math.isfinite(low[i]) and low[i] > -delta for i in inside):
+        verdict = "any of these"
+    else:
+        verdict = "undecided"
+    out = BestSet(members, verdict, k, alpha, each, delta, len(observations), None, block,
+                  excluded=[" ".join(f"{a}={b}" for a, b in levels[configs[i]].items()) for i in order
+                            if i not in inside])
+    if verdict == "undecided" and priced:
+        out.price = _price(pairs, leader, inside, df, len(observations), per_seed or k, each, delta,
+                           seconds_per_cell)
+    return out
+
+
+def _price(pairs: dict, leader: int, inside: list[int], df: float, cells: int, per_seed: int, each: float,
+           delta: float, seconds_per_cell: float | None) -> dict | None:
+    """The seeds per configuration at which every comparison of the leader with a member left decides (that
+    member shown worse, or within delta) with the price's chance: the dearest of those comparisons."""
+    dearest = None
+    for i in inside:
+        if i == leader:
+            continue
+        d, se, n_eff, _ = pairs[(leader, i)]
+        p = decision.price({"effect": d, "se": se, "df": df, "n_eff": n_eff}, "maximize", cells, per_seed, each,
+                           delta, seconds_per_cell)
+        if p is None:
+            return None
+        if dearest is None or p["seeds"] > dearest["seeds"]:
+            dearest = p
+    return dearest
+
+
+def to_dict(b: BestSet) -> dict:
+    """The set as effects.json's `best` record (JSON-safe: infinite ends as null)."""
+    d = asdict(b)
+    for m in d["members"]:
+        for k in ("low", "high"):
+            if m[k] is not None and not math.isfinite(m[k]):
+                m[k] = None
+    return d
+
+
+def from_dict(d: dict) -> BestSet:
+    return BestSet(**{**d, "members": [Member(**m) for m in d["members"]]})
+
+
+def text(b: BestSet, metric: str) -> list[str]:
+    """The set as the report's lines: the verdict, then each member with its mean, interval and trainings."""
+    from src.answer.records import interval
+
+    where = f" [{b.block}]" if b.block else ""
+    n = len(b.members)
+    if b.verdict == "best":
+        head = (f"best configuration{where}: {b.leader.name}, shown better than each of the other "
+                f"{b.configurations - 1}")
+    elif b.verdict == "any of these":
+        head = (f"best configuration{where}: any of these {n}, each within +-{b.delta:g} of the best of the others "
+                f"(equivalent); the other {b.configurations - n} are shown worse")
+    else:
+        head = (f"best configuration{where}: undecided among {n} of {b.configurations} configurations "
+                f"(they cannot be told from the best yet)")
+    lines = [head + f"; the set holds the best with {1 - b.alpha:.0%} at every look (Hsu's comparisons with the "
+             f"best, each at {b.alpha_each:.4g}, anytime-valid)", "",
+             f"| configuration | mean {metric} | its mean minus the best of the others | trainings |",
+             "| --- | --- | --- | --- |"]
+    for m in b.members:
+        lines.append(f"| {m.name} | {m.mean:.4f} | {interval(m.low, m.high)} | {m.trainings} |")
+    if b.reason:
+        lines += ["", b.reason]
+    elif any(m.low is None or m.high is None or not (math.isfinite(m.low) and math.isfinite(m.high))
+             for m in b.members):
+        from src.answer.summary import UNBOUNDED
+
+        lines += ["", UNBOUNDED + "."]
+    elif b.verdict == "undecided":
+        p = b.price
+        if p:
+            from src.answer.summary import range_text
+
+            minutes = f", about {p['minutes']:.0f} min more" if p.get("minutes") is not None else ""
+            lines += ["", f"to decide: {p['seeds']} seeds per configuration{range_text(p)} ({p['trainings']} "
+                      f"trainings{minutes}): {p['chance']:.0%} chance that the closest comparison with the leader "
+                      f"decides"]
+        else:
+            lines += ["", f"to decide: not within {decision.MOST_SEEDS} seeds per configuration at these "
+                      f"differences and delta"]
+    return lines
