@@ -250,3 +250,40 @@ def block_summary(truths: tuple, sims: int, seed: int = 0, tau: float = 0.0, del
             "all_held": float(np.mean(held)), "random_effects_coverage": float(np.mean(re_cover)),
             "median_i2": float(np.median(i2)), "depends": float(np.mean(depends)),
             "trainings": float(np.mean(spent))}
+
+
+def race(truth, sims: int, seed: int = 0, racing: bool = True, delta: float = 0.001, noise: float = 0.008,
+         luck: float = 0.004, first: int = 3, most: int = 200, alpha: float = decision.ALPHA) -> dict:
+    """Sweeps for the best configuration (src/answer/best.py) among len(truth) configurations whose true means
+    are 0.7 + truth: after `first` seeds of every configuration, one seed more at a time, to every
+    configuration (racing=False) or only to those the best set still holds (racing: sweep.until=best), until
+    the set is decided or `most` seeds. Per sweep: the trainings spent, whether the set held the true best at
+    every look, and its verdict at the end."""
+    from src.answer import best
+
+    rng = np.random.default_rng(seed)
+    truth = np.asarray(truth, dtype=float)
+    top = int(np.argmax(truth))
+    configs = [{"c": i} for i in range(len(truth))]
+    out = {"trainings": [], "held": [], "verdict": [], "seeds": []}
+    for _ in range(sims):
+        cells, live, held, verdict, s = [], list(range(len(truth))), True, "undecided", 0
+        for s in range(most):
+            shared = rng.normal(0, luck)
+            cells += [{"config": configs[i], "seed": s, "value": 0.7 + truth[i] + shared + rng.normal(0, noise)}
+                      for i in live]
+            if s + 1 < first:
+                continue
+            b = best.confidence_set(cells, "maximize", delta, alpha, priced=False)
+            names = {m.levels["c"] for m in b.members}
+            held &= top in names
+            verdict = b.verdict
+            if verdict != "undecided":
+                break
+            if racing:
+                live = sorted(names)
+        out["trainings"].append(len(cells))
+        out["held"].append(held)
+        out["verdict"].append(verdict)
+        out["seeds"].append(s + 1)
+    return {k: np.asarray(v) for k, v in out.items()}

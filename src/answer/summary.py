@@ -505,6 +505,10 @@ def print_look(ans: dict) -> None:
         cost = f"; to decide: {to_decide(r)}" if to_decide(r) else ""
         print(f"  {r.name}: {r.verdict}  effect {_fmt(r.effect, signed=True)}  interval "
               f"{interval(r.verdict_low, r.verdict_high)}{cost}", flush=True)
+    for b in ans.get("best") or []:
+        where = f" [{b.block}]" if b.block else ""
+        print(f"  best configuration{where}: {b.verdict}, {len(b.members)} of {b.configurations} in the set, "
+              f"leader {b.leader.name} ({b.leader.mean:.4f})", flush=True)
     print(f"  {_noise_line(ans)}", flush=True)
     if _plan_line(ans):
         print(f"  {_plan_line(ans)}", flush=True)

@@ -83,8 +83,10 @@ SECONDS_PER_CELL: Key[float] = Key("seconds_per_cell", NUMBER)   # a training's 
 SECONDS_PER_BLOCK: Key[float] = Key("seconds_per_block", NUMBER)  # a block's fixed cost: start-up, look
 LOOKS: Key[list] = Key("looks", (list,), list)        # the sequential looks taken, in order
 ENDED_BLOCKS: Key[dict] = Key("ended_blocks", (dict,), dict)  # block -> seeds it holds (its questions all decided)
+DROPPED: Key[dict] = Key("dropped", (dict,), dict)  # configuration -> seeds it holds (shown worse than another: racing)
 MLFLOW_PARENT_RUN_ID: Key[str] = Key("mlflow_parent_run_id", (str,))
 
 TRIAL = (HOST, PID, NODE, HEARTBEAT, SEED, RETRY_OF, RETRY_REASON, OVERRIDES, MLFLOW_RUN_IDS, SEED_VALUES,
          TEST_VALUES, EVAL_BOOTSTRAP, ATTENTION, SPREAD, PRUNED_AT_EPOCH, FAILURE, TRACEBACK, SURPLUS)
-STUDY = (SIGNATURE, DEFINITION, SEEDS, SECONDS_PER_CELL, SECONDS_PER_BLOCK, LOOKS, ENDED_BLOCKS, MLFLOW_PARENT_RUN_ID)
+STUDY = (SIGNATURE, DEFINITION, SEEDS, SECONDS_PER_CELL, SECONDS_PER_BLOCK, LOOKS, ENDED_BLOCKS, DROPPED,
+         MLFLOW_PARENT_RUN_ID)

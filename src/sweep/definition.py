@@ -57,7 +57,8 @@ class Settings(BaseModel):
     grace: Seconds = 90          # seconds without a heartbeat after which another host's trial is dead
     max_initial_failures: PosInt = 3  # stop when this many trials failed before any succeeded
     equivalence: Annotated[float, Field(gt=0)] = DELTA_DEFAULT  # +-delta of "equivalent", in the metric's units
-    until: Literal["design", "decided"] = "design"  # decided: add blocks of seeds until every question is decided
+    until: Literal["design", "decided", "best"] = "design"  # decided: add blocks of seeds until every question is
+    # decided; best: add seeds only to the configurations still in the best set, until it is decided (racing)
     budget: PosInt | None = None  # most trainings in all (until=decided; default: 4 times the first block)
     add_seeds: PosInt = 1        # seeds per added block (until=decided)
     block: tuple[str, ...] = ()  # dimensions crossed with the design but not asked about (e.g. data): each
@@ -85,8 +86,8 @@ class Settings(BaseModel):
     def _consistent(self):
         if self.grace <= self.heartbeat:
             raise ValueError(f"`sweep.grace` ({self.grace}) must be longer than `sweep.heartbeat` ({self.heartbeat})")
-        if self.until == "decided" and not self.designed:
-            raise ValueError(f"`sweep.until=decided` adds seeds to a design: it needs `sweep.sampler=grid` or "
+        if self.until in ("decided", "best") and not self.designed:
+            raise ValueError(f"`sweep.until={self.until}` adds seeds to a design: it needs `sweep.sampler=grid` or "
                              f"`fractional`, got {self.sampler!r}")
         defaults = {"direction": METRICS[self.metric], "pruner": "none" if self.designed else "median",
                     "trials": None if self.designed else 10, "workers": 1 if self.launcher == "local" else None}

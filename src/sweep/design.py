@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 
 from src.answer import blocks
+from src.answer.effects import key as config_key
 from src.sweep import SweepError, attrs
 from src.sweep import study as studies
 from src.sweep.space import Param, applies, format_value, ordered, structural_combinations
@@ -110,14 +111,25 @@ def points(settings, base: list[str], params: dict[str, Param], compose) -> list
     return []
 
 
-def cells(points: list[dict], seeds, block=(), ended: dict | None = None) -> list[tuple[dict, int]]:
+def cells(points: list[dict], seeds, block=(), ended: dict | None = None,
+          dropped: dict | None = None) -> list[tuple[dict, int]]:
     """The (configuration, seed) cells of a design, seed by seed: a block of seeds covers the whole design
     before the next one starts, so the design stays balanced however far it got. A block of the design
     (`sweep.block`) named in `ended` (its name -> a count n) holds only the first n seeds: its questions were
-    all decided then."""
-    ended = ended or {}
+    all decided then. A configuration in `dropped` (its `race_key` -> n) holds only its first n seeds: racing
+    (sweep.until=best) showed it worse than another."""
+    ended, dropped = ended or {}, dropped or {}
     return [(p, seed) for i, seed in enumerate(seeds) for p in points
-            if i < ended.get(block_of(p, block), len(seeds))]
+            if i < min(ended.get(block_of(p, block), len(seeds)), dropped.get(race_key(p, block), len(seeds)))]
+
+
+def race_key(point: dict, block=(), levels: dict | None = None, block_name: str | None = None) -> str:
+    """A configuration as racing names it: its block and its levels within the block (the best set's members,
+    src/answer/best.py, carry the same: `levels` and `block_name`)."""
+    if levels is None:
+        levels = {k: v for k, v in point.items() if k not in block}
+        block_name = block_of(point, block)
+    return f"{block_name or ''}|{config_key(levels)}"
 
 
 def block_of(point: dict, block) -> str:

@@ -45,6 +45,8 @@ class Sweep:
     ended: dict = field(default_factory=dict)   # block -> how many of the seeds it holds: its questions were all
                                                 # decided then, and it gets no more (sweep.block, until=decided)
     look_seconds: float = 0.0                   # how long the last look took (its answer, report and logging)
+    dropped: dict = field(default_factory=dict)  # configuration (design.race_key) -> the seeds it holds: racing
+                                                 # (sweep.until=best) showed it worse than another
 
     @property
     def cells(self) -> int:
@@ -52,12 +54,31 @@ class Sweep:
         return len(self.queued_cells())
 
     def queued_cells(self) -> list[tuple[dict, int]]:
-        return designs.cells(self.design, self.seeds, self.definition.settings.block, self.ended)
+        return designs.cells(self.design, self.seeds, self.definition.settings.block, self.ended, self.dropped)
 
     def open_points(self) -> list[dict]:
-        """The configurations that another seed would train: those of the blocks not ended."""
+        """The configurations that another seed would train: those of the blocks not ended, not dropped."""
         block = self.definition.settings.block
-        return [p for p in self.design if designs.block_of(p, block) not in self.ended]
+        return [p for p in self.design if designs.block_of(p, block) not in self.ended
+                and designs.race_key(p, block) not in self.dropped]
+
+    def race(self, sets: list) -> tuple[int, int]:
+        """Racing (sweep.until=best): drops the configurations that the best sets (src/answer/best.py) no longer
+        hold, at the seeds they hold, and ends the blocks whose set is decided; (configurations still racing,
+        configurations in all)."""
+        block = self.definition.settings.block
+        kept = {designs.race_key({}, levels=m.levels, block_name=b.block) for b in sets for m in b.members}
+        decided = {b.block or "" for b in sets if b.verdict != "undecided"}
+        for p in self.design:
+            k = designs.race_key(p, block)
+            if k not in kept and k not in self.dropped:
+                self.dropped[k] = len(self.seeds)
+            if designs.block_of(p, block) in decided and block and designs.block_of(p, block) not in self.ended:
+                self.ended[designs.block_of(p, block)] = len(self.seeds)
+        attrs.DROPPED.set(self.study, self.dropped)
+        if block:
+            attrs.ENDED_BLOCKS.set(self.study, self.ended)
+        return len(self.open_points()), len(self.design)
 
     def end_decided_blocks(self, records: list) -> list[str]:
         """Ends the blocks whose questions are now all decided, at the seeds they hold; returns their names."""
@@ -156,6 +177,7 @@ def prepare(d: Definition) -> Sweep:
             # the seeds given, then any a sequential sweep added before (a resume keeps its blocks of seeds, and
             # a block of the design whose questions were all decided keeps the seeds it had)
             sw.ended = dict(attrs.ENDED_BLOCKS.get(study))
+            sw.dropped = dict(attrs.DROPPED.get(study))
             sw.queued = sw.add_seeds(list(d.settings.seeds) + list(attrs.SEEDS.get(study)))
     return sw
 
@@ -201,9 +223,15 @@ def _header(sw: Sweep) -> None:
         print(f"design: {len(sw.design)} configurations x {len(sw.seeds)} seeds = {sw.cells} cells, one trial "
               f"each; {sw.queued} queued now" + (f"; then blocks of {s.add_seeds} seed(s) until every question is "
                                                   f"decided or {budget(sw)} trainings" if s.until == "decided"
+                                                  else f"; then blocks of {s.add_seeds} seed(s) for the "
+                                                  f"configurations still in the best set, until it is decided or "
+                                                  f"{budget(sw)} trainings (racing)" if s.until == "best"
                                                   else ""), flush=True)
         for b, n in sw.ended.items():
             print(f"{b}: every question of this block was decided at {n} seed(s); it gets no more seeds", flush=True)
+        if sw.dropped:
+            print(f"racing: {len(sw.dropped)} configuration(s) left the best set before and get no more seeds",
+                  flush=True)
         if s.trials and s.trials > sw.cells:
             print(f"note: the design has {sw.cells} cells; sweep.trials={s.trials} samples the rest at random, "
                   f"outside the design (the report says so)")
@@ -249,20 +277,30 @@ def _another_block(sw: Sweep, t0: float, cells0: int) -> bool:
     summary.print_look(ans)
     sweep_tracking.log_look(sw.parent_run_id, ans["runs"], summary.text(ans), summary.plan_figure(ans))
     sw.look_seconds = time.time() - looked
-    for b in sw.end_decided_blocks(ans["records"]):
-        print(f"{b}: every question of this block is decided at {sw.ended[b]} seed(s); it gets no more seeds",
+    if s.until == "best":  # racing: seeds go to the configurations the best set still holds
+        racing, total = sw.race(ans["best"])
+        verdicts, what, done = [b.verdict for b in ans["best"]], "the best configuration is undecided", (
+            "the best configuration is decided (" + ", ".join(b.verdict for b in ans["best"]) + ")")
+        print(f"racing: {racing} of {total} configurations are still in the best set; the others get no more "
+              f"seeds" if racing < total else f"racing: all {total} configurations are still in the best set",
               flush=True)
+    else:
+        for b in sw.end_decided_blocks(ans["records"]):
+            print(f"{b}: every question of this block is decided at {sw.ended[b]} seed(s); it gets no more seeds",
+                  flush=True)
+        verdicts, what, done = [q.verdict for q in ans["records"]], "undecided questions remain", \
+            "every question is decided"
     block = len(sw.open_points()) * s.add_seeds
-    step = decision.next_step([q.verdict for q in ans["records"]], sw.cells, budget(sw), block)
+    step = decision.next_step(verdicts, sw.cells, budget(sw), block)
     if step == "decided":
-        print("every question is decided: the sweep stops here", flush=True)
+        print(f"{done}: the sweep stops here", flush=True)
         return False
     if step == "budget":
-        print(f"undecided questions remain, and another block would pass the budget of {budget(sw)} trainings "
-              f"(sweep.budget)", flush=True)
+        print(f"{what}, and another block would pass the budget of {budget(sw)} trainings (sweep.budget)",
+              flush=True)
         return False
     if s.timeout and time.time() - sw.started + block * per_cell + per_block > s.timeout:
-        print(f"undecided questions remain, but another block ({block} trainings, about "
+        print(f"{what}, but another block ({block} trainings, about "
               f"{(block * per_cell + per_block) / 60:.1f} min) would not finish within sweep.timeout={s.timeout:.0f}s",
               flush=True)
         return False
@@ -293,11 +331,12 @@ def run(sw: Sweep) -> int:
     """Runs the prepared sweep to the end and writes its report; the process exit code.
 
     A sequential sweep (sweep.until=decided) looks at the effects after each block of seeds and adds
-    the next block until every question is decided, or the budget or the timeout is reached.
+    the next block until every question is decided, or the budget or the timeout is reached; a racing one
+    (sweep.until=best) adds each block to the configurations still in the best set, until it is decided.
     """
     s = sw.definition.settings
     _header(sw)
-    if studies.counts(sw.study)["finished"] >= sw.target and s.until != "decided":
+    if studies.counts(sw.study)["finished"] >= sw.target and s.until == "design":
         print(f"the study already holds {studies.counts(sw.study)['finished']} finished trials; add seeds "
               f"(sweep.seeds) or raise sweep.trials to run more")
     try:
@@ -305,7 +344,7 @@ def run(sw: Sweep) -> int:
             t0, cells0 = time.time(), studies.counts(sw.study)["finished"]
             if not _workers_then_report_failure(sw):
                 return 1
-            if s.until != "decided" or not _another_block(sw, t0, cells0):
+            if s.until == "design" or not _another_block(sw, t0, cells0):
                 break
     finally:
         launch.close(sw)  # a Ray instance started for the sweep stops; the report needs no workers
@@ -313,6 +352,6 @@ def run(sw: Sweep) -> int:
     if closed:
         print(f"{closed} run(s) whose trial did not complete were ended KILLED (the study and the tracking store "
               f"agree)", flush=True)
-    report.finish(sw.definition, sw.study, sw.parent_run_id, planned=budget(sw) if s.until == "decided" else None,
+    report.finish(sw.definition, sw.study, sw.parent_run_id, planned=budget(sw) if s.until != "design" else None,
                   design_size=len(sw.design))
     return 0

@@ -165,3 +165,42 @@ def test_a_block_whose_cells_come_after_the_first_look_adds_no_share_the_first_q
         for q, dec in lk["decisions"].items():
             first_share.setdefault(q, dec["alpha_each"])
     assert len(first_share) == 6 and sum(first_share.values()) == pytest.approx(decision.ALPHA)
+
+
+def test_racing_queues_seeds_only_for_the_configurations_still_in_the_best_set_and_a_resume_keeps_it(tmp_path):
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from src.config import compose
+    from src.sweep import attrs, design, driver
+    from src.sweep.study import rows
+
+    d = load(["sweep=none", "data=synthetic", "sweep.sampler=grid", "sweep.until=best",
+              "model/activation=choice(sigmoid,dice)", "model.mlp.depth=choice(1,2)"])
+    points = design.points(d.settings, list(d.base), d.params, compose)
+    journal = str(tmp_path / "j")
+    study = optuna.create_study(study_name="s", storage=JournalStorage(JournalFileBackend(journal)),
+                                direction="maximize")
+    dists = {k: CategoricalDistribution(p.values()) for k, p in d.params.items()}
+    rng = np.random.default_rng(0)
+    for seed in range(4):  # dice clearly above sigmoid; depth does nothing
+        for p in points:
+            v = 0.7 + (0.05 if p["model/activation"] == "dice" else 0.0) + rng.normal(0, 0.004)
+            study.add_trial(optuna.trial.create_trial(params=p, distributions=dists, value=v,
+                                                      user_attrs={"seed": seed, "seed_values": {str(seed): v}}))
+    sw = driver.Sweep(d, "journal", study, "parent", 1, {}, False, design=points, seeds=list(range(4)))
+    ans = answer.build(d, study, rows(study), None, len(points))
+    [b] = ans["best"]
+    assert b.verdict != "best" and {m.levels["model/activation"] for m in b.members} == {"dice"}
+    assert sw.race(ans["best"]) == (2, 4)
+    assert sw.add_seeds([4]) == 2  # the new seed goes to the two configurations still racing
+    queued = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.WAITING]
+    assert {attrs.enqueued_params(t)["model/activation"] for t in queued} == {"dice"}
+    again = optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(journal)))
+    dropped = again.user_attrs["dropped"]
+    assert len(dropped) == 2 and set(dropped.values()) == {4}  # each holds the 4 seeds it had
+    resumed = driver.Sweep(d, "journal", again, "parent", 1, {}, True, design=points, seeds=list(range(5)),
+                           dropped=dict(dropped))
+    assert len(resumed.queued_cells()) == 4 * 4 + 2

@@ -321,6 +321,29 @@ FEATURES = ["sweep=none", "data=synthetic_features", "data.users=1000", "data.it
             "data.features.mood.enabled=choice(false,true)"]
 
 
+def test_racing_for_the_best_ends_best_on_the_configuration_with_the_planted_feature(sw):
+    # sweep.until=best on the planted segment feature: the set of configurations that cannot be told from the
+    # best ends as the one that sees the segment ("best"), every configuration without it excluded, and
+    # best_config.yaml is that configuration and says how sure it is
+    base = [a for a in FEATURES if not a.startswith("data.features.mood")]
+    out = sw.run("sweep.name=race", "sweep.until=best", "sweep.budget=16", base=base)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    parent = [r for r in sw.runs() if r.data.tags.get("sweep_role") == "parent"][0]
+    text = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/report/effects.json")
+    from src.answer import records
+
+    [found] = records.load_best(text)
+    assert found.verdict == "best", out.stdout[-3000:]
+    assert [m.levels for m in found.members] == [{"data.features.segment.enabled": True}], found
+    assert found.excluded == ["data.features.segment.enabled=False"] and found.leader.low == 0.0
+    assert "the best configuration is decided (best): the sweep stops here" in out.stdout
+    assert parent.data.tags["best_verdict"] == "best" and parent.data.tags["best.data.features.segment.enabled"] == \
+        "True"
+    said = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/best_config.yaml").splitlines()[0]
+    assert said.startswith("# best configuration: best: data.features.segment.enabled=True"), said
+    assert out.stdout.rstrip().splitlines()[-2].startswith("best configuration: best: "), out.stdout[-1500:]
+
+
 def test_a_planted_user_feature_is_called_better_and_one_with_no_effect_equivalent(sw):
     # conf/data/synthetic_features.yaml: the click rises when the user's segment is the target's style (planted),
     # the user's mood does nothing; the model that sees the segment must be called better, the one that sees
