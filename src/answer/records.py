@@ -196,3 +196,47 @@ def latex(questions: list[Question], caption: str = "Each question's effect, the
     return "\n".join([r"\begin{table}[t]", r"\centering", r"\begin{tabular}{lrlll}", r"\toprule",
                       " & ".join(_tex(h) for h in HEADER) + r" \\", r"\midrule", *body, r"\bottomrule",
                       r"\end{tabular}", rf"\caption{{{_tex(caption)}}}", r"\end{table}"])
+
+
+BEST_HEADER = ["configuration", "mean", "minus the best of the others", "trainings"]
+
+
+def _best_rows(sets: list) -> list[list[str]]:
+    return [[m.name + (f" [{b.block}]" if b.block else ""), f"{m.mean:.4f}", interval(m.low, m.high),
+             str(m.trainings)] for b in sets for m in b.members]
+
+
+def best_caption(sets: list) -> str:
+    """The best sets' verdicts in words, for a table's caption or heading."""
+    said = [f"{b.verdict}" + (f" [{b.block}]" if b.block else "") + f": {len(b.members)} of {b.configurations} "
+            f"configurations" for b in sets]
+    return ("The configurations that cannot be told from the best (a set that holds the best with "
+            f"{1 - sets[0].alpha:.0%} at every look): " + "; ".join(said) + ".") if sets else ""
+
+
+def best_markdown(sets: list) -> str:
+    """The best configuration's confidence set(s) as a Markdown table under its verdict ('' without one)."""
+    if not sets:
+        return ""
+    lines = [best_caption(sets), "", "| " + " | ".join(BEST_HEADER) + " |", "|" + " --- |" * len(BEST_HEADER)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in _best_rows(sets)])
+
+
+def best_latex(sets: list) -> str:
+    """The same as a LaTeX `table` (booktabs)."""
+    if not sets:
+        return ""
+    body = [" & ".join(_tex(c) for c in r) + r" \\" for r in _best_rows(sets)]
+    return "\n".join([r"\begin{table}[t]", r"\centering", r"\begin{tabular}{lrlr}", r"\toprule",
+                      " & ".join(_tex(h) for h in BEST_HEADER) + r" \\", r"\midrule", *body, r"\bottomrule",
+                      r"\end{tabular}", rf"\caption{{{_tex(best_caption(sets))}}}", r"\end{table}"])
+
+
+def best_frame(sets: list):
+    """The members of the best set(s) as a pandas DataFrame: one row per member, with its set's verdict."""
+    import pandas as pd
+
+    rows = [{**m.levels, "configuration": m.name, "mean": m.mean, "low": m.low, "high": m.high,
+             "trainings": m.trainings, "verdict": b.verdict, "block": b.block, "leader": i == 0}
+            for b in sets for i, m in enumerate(b.members)]
+    return pd.DataFrame(rows)

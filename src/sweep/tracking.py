@@ -351,6 +351,19 @@ def log_look(parent: str, trainings: int, text: str, plan_figure=None) -> None:
         plt.close(plan_figure)
 
 
+def _effects_text(run_id: str, uri: str | None) -> str:
+    """A finished sweep's `report/effects.json`, from its parent run in the store at `uri`."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(tracking.resolve_uri(uri))
+    try:
+        return mlflow.artifacts.load_text(f"runs:/{run_id}/report/effects.json")
+    except (MlflowException, OSError) as e:
+        raise SweepError(f"no answer on run {run_id} in {redact(mlflow.get_tracking_uri())}: is it a sweep's parent "
+                         f"run, and did the sweep finish? ({redact(str(e)).splitlines()[0]})") from None
+
+
 def answer_questions(run_id: str, uri: str | None = None) -> list:
     """A finished sweep's answer, its questions (src/answer/records.py `Question`), from its parent run's
     `report/effects.json` in the store at `uri` (default: the project's).
@@ -358,19 +371,21 @@ def answer_questions(run_id: str, uri: str | None = None) -> list:
     Raises:
         SweepError: the run or its answer cannot be read; the message says why.
     """
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
     from src.answer import records
 
-    mlflow.set_tracking_uri(tracking.resolve_uri(uri))
     try:
-        text = mlflow.artifacts.load_text(f"runs:/{run_id}/report/effects.json")
-    except (MlflowException, OSError) as e:
-        raise SweepError(f"no answer on run {run_id} in {redact(mlflow.get_tracking_uri())}: is it a sweep's parent "
-                         f"run, and did the sweep finish? ({redact(str(e)).splitlines()[0]})") from None
+        return records.load(_effects_text(run_id, uri))
+    except ValueError as e:
+        raise SweepError(f"run {run_id}: {e}") from None
+
+
+def answer_best(run_id: str, uri: str | None = None) -> list:
+    """A finished sweep's confidence set(s) of the best configuration (src/answer/best.py `BestSet`), from the
+    same file; [] for answers written before they were kept."""
+    from src.answer import records
+
     try:
-        return records.load(text)
+        return records.load_best(_effects_text(run_id, uri))
     except ValueError as e:
         raise SweepError(f"run {run_id}: {e}") from None
 
@@ -384,3 +399,11 @@ def answer_frame(run_id: str, uri: str | None = None):
     from src.answer import records
 
     return records.frame(answer_questions(run_id, uri))
+
+
+def best_frame(run_id: str, uri: str | None = None):
+    """The members of a finished sweep's best set(s) as a pandas DataFrame, one row per member (its levels,
+    mean, interval against the best of the others, trainings, its set's verdict, whether it leads)."""
+    from src.answer import records
+
+    return records.best_frame(answer_best(run_id, uri))

@@ -3,8 +3,9 @@
     python -m src.tools.answer RUN_ID [--latex | --markdown | --csv] [--uri URI]
 
 The verdict table (each question's effect, the interval its verdict uses, the verdict, the trainings at
-which it was decided) as LaTeX (booktabs), Markdown, or every field as CSV. In Python:
-`src.sweep.tracking.answer_frame(RUN_ID)` gives a pandas DataFrame.
+which it was decided) as LaTeX (booktabs), Markdown, or every field as CSV, followed (LaTeX, Markdown) by the
+best configuration's confidence set. In Python: `src.sweep.tracking.answer_frame(RUN_ID)` and
+`best_frame(RUN_ID)` give pandas DataFrames.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 def main(argv=None) -> int:
     from src.answer import records
     from src.sweep import SweepError
-    from src.sweep.tracking import answer_questions
+    from src.sweep.tracking import answer_best, answer_questions
 
     p = argparse.ArgumentParser(prog="python -m src.tools.answer", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -29,15 +30,20 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     try:
         questions = answer_questions(a.run_id, a.uri)
+        sets = answer_best(a.run_id, a.uri)
     except SweepError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if a.fmt == "latex":
         print(records.latex(questions))
+        if sets:
+            print("\n" + records.best_latex(sets))
     elif a.fmt == "csv":
         print(records.frame(questions).to_csv(index=False), end="")
     else:
         print(records.markdown(questions))
+        if sets:
+            print("\n" + records.best_markdown(sets))
     return 0
 
 

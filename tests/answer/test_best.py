@@ -139,3 +139,20 @@ def test_racing_reaches_a_decided_set_with_fewer_trainings_and_keeps_the_true_be
     for r in (alike, raced):
         assert r["held"].mean() >= 0.95 and (r["verdict"] == "best").mean() >= 0.95
     assert saving >= 0.30, saving
+
+
+def test_the_set_as_a_table_for_a_paper_and_a_frame_for_a_notebook():
+    from src.answer import records
+
+    rng = np.random.default_rng(8)
+    far = [0.0] * 8
+    far[2] = 0.05
+    b = best.confidence_set(sweep(rng, far, 6), "maximize", 0.001)
+    md = records.best_markdown([b])
+    assert md.startswith("The configurations that cannot be told from the best") and "best: 1 of 8" in md
+    assert f"| {b.leader.name} | {b.leader.mean:.4f} | [+0.0000, " in md
+    tex = records.best_latex([b])
+    assert "\\begin{tabular}{lrlr}" in tex and "\\toprule" in tex and b.leader.name in tex
+    frame = records.best_frame([b])
+    assert frame.loc[0, "leader"] and frame.loc[0, "a"] == CONFIGS[2]["a"] and frame.loc[0, "verdict"] == "best"
+    assert records.best_markdown([]) == "" and records.best_frame([]).empty

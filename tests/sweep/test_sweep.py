@@ -373,6 +373,12 @@ def test_a_planted_user_feature_is_called_better_and_one_with_no_effect_equivale
     assert "Downloading artifacts" not in tex.stdout + tex.stderr, tex.stderr[-2000:]  # no progress bars
     assert "\\begin{tabular}" in tex.stdout and "data.features.segment.enabled: True vs False" in tex.stdout
     assert "better" in tex.stdout and "equivalent" in tex.stdout
+    # the best configuration's confidence set, in the export and for a notebook: it is led by the segment
+    from src.sweep.tracking import best_frame
+
+    assert "cannot be told from the best" in tex.stdout and "\\begin{tabular}{lrlr}" in tex.stdout
+    members = best_frame(parent.info.run_id, f"sqlite:///{sw.db}")
+    assert members.loc[members["leader"], "data.features.segment.enabled"].tolist() == [True], members
 
 
 def test_a_block_of_two_data_sets_answers_in_each_and_says_the_effect_depends_on_the_data_set(sw):
