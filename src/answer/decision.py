@@ -32,6 +32,7 @@ docs/answer.md says why this procedure and not a group-sequential one, with the 
 
 from __future__ import annotations
 
+import enum
 import functools
 import math
 
@@ -342,11 +343,19 @@ def detectable_curve(r: dict, cells: int, per_seed: int, alpha_each: float, seed
     return out
 
 
-def next_step(verdicts: list[str], cells: int, budget: int | None, block_cells: int) -> str:
-    """After a look at its questions' `verdicts`: "decided" (every question is), "budget" (another block would
-    pass it), or "continue"."""
+class Next(enum.Enum):
+    """What a sequential sweep does after a look."""
+
+    DECIDED = "decided"    # every verdict is reached: stop
+    BUDGET = "budget"      # another block would pass the budget: stop
+    CONTINUE = "continue"  # queue another block
+
+
+def next_step(verdicts: list[str], cells: int, budget: int | None, block_cells: int) -> Next:
+    """After a look at its `verdicts` (the questions', or the best sets'): DECIDED when none is undecided,
+    BUDGET when another block would pass the budget, else CONTINUE."""
     if all(v != "undecided" for v in verdicts):
-        return "decided"
+        return Next.DECIDED
     if budget is None or cells + block_cells > budget:
-        return "budget"
-    return "continue"
+        return Next.BUDGET
+    return Next.CONTINUE

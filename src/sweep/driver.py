@@ -292,10 +292,10 @@ def _another_block(sw: Sweep, t0: float, cells0: int) -> bool:
             "every question is decided"
     block = len(sw.open_points()) * s.add_seeds
     step = decision.next_step(verdicts, sw.cells, budget(sw), block)
-    if step == "decided":
+    if step is decision.Next.DECIDED:
         print(f"{done}: the sweep stops here", flush=True)
         return False
-    if step == "budget":
+    if step is decision.Next.BUDGET:
         print(f"{what}, and another block would pass the budget of {budget(sw)} trainings (sweep.budget)",
               flush=True)
         return False

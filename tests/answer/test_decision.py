@@ -39,7 +39,7 @@ def one_sweep(truth, delta, rng, sequential=True, max_seeds=MAX_SEEDS):
         looks.append({"cells": len(obs), "records": estimate(obs, FACTORS, "maximize")["records"]})
         final = decision.decide(looks, "maximize", delta)
         step = decision.next_step([r["verdict"] for r in final], len(obs), planned, BLOCK * len(configs))
-        if not sequential or step != "continue":
+        if not sequential or step is not decision.Next.CONTINUE:
             return final, len(obs)
         new = list(range(len(seeds), len(seeds) + BLOCK))
         obs += observations(configs, new, truth, rng, luck)
