@@ -16,6 +16,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from src.answer import records as answer_records
 from src.config.paths import ROOT
 from tests.conftest import mlflow_db_at, native_lines
 
@@ -330,9 +331,7 @@ def test_racing_for_the_best_ends_best_on_the_configuration_with_the_planted_fea
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     parent = [r for r in sw.runs() if r.data.tags.get("sweep_role") == "parent"][0]
     text = mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/report/effects.json")
-    from src.answer import records
-
-    [found] = records.load_best(text)
+    [found] = answer_records.load_best(text)
     assert found.verdict == "best", out.stdout[-3000:]
     assert [m.levels for m in found.members] == [{"data.features.segment.enabled": True}], found
     assert found.excluded == ["data.features.segment.enabled=False"] and found.leader.low == 0.0
@@ -392,7 +391,8 @@ def test_a_block_of_two_data_sets_answers_in_each_and_says_the_effect_depends_on
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     parent = [r for r in sw.runs() if r.data.tags.get("sweep_role") == "parent"][0]
     doc = json.loads(mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/report/effects.json"))
-    assert doc["version"] == 4 and doc["blocks"] == ["data.segment_effect"]
+    assert doc["version"] == answer_records.VERSION and doc["blocks"] == ["data.segment_effect"]
+    assert {b["block"] for b in doc["best"]} == {"data.segment_effect=3.0", "data.segment_effect=0.0"}  # per block
     by_block = {q["block"]: q for q in doc["questions"]}
     assert set(by_block) == {"data.segment_effect=3.0", "data.segment_effect=0.0"}, by_block
     assert by_block["data.segment_effect=3.0"]["verdict"] == "better", out.stdout[-3000:]
