@@ -15,6 +15,8 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields
 
+from src.answer import best as best_mod
+
 SCHEMA = "deep-interest-lab/effects"
 VERSION = 5  # 1: a bare list of records whose ci_low/ci_high were the verdict's interval; 2: group-sequential
 READS = (2, 3, 4, 5)  # verdicts, no n_eff or looks; 3: anytime-valid verdicts, with n_eff, looks and the price's
@@ -96,8 +98,6 @@ def dump(questions: list[Question], metric: str, direction: str, pooled: list[di
     """`report/effects.json`: {"schema", "version", "metric", "direction", "blocks", "questions": [...],
     "pooled": [...], "best": [...]} (pooled: src/answer/blocks.py, one record per question asked in several
     blocks; best: src/answer/best.py's confidence sets of the best configuration, one per block)."""
-    from src.answer import best as best_mod
-
     rows = [{k: (_number(v) if not isinstance(v, dict | str) else v) for k, v in asdict(q).items()}
             for q in questions]
     return json.dumps({"schema": SCHEMA, "version": VERSION, "metric": metric, "direction": direction,
@@ -107,8 +107,6 @@ def dump(questions: list[Question], metric: str, direction: str, pooled: list[di
 
 def load_best(text: str) -> list:
     """The confidence sets of the best configuration of an effects.json ([] before version 5)."""
-    from src.answer import best as best_mod
-
     load(text)  # the same checks
     return [best_mod.from_dict(b) for b in json.loads(text).get("best") or []]
 

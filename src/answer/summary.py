@@ -370,7 +370,7 @@ def best_lines(ans: dict) -> list[str]:
     """The best configuration's confidence set(s), as the report's lines (none for answers without them)."""
     out = []
     for b in ans.get("best") or []:
-        out += ["", *best.text(b, ans["metric"])]
+        out += ["", *best_text(b, ans["metric"])]
     return out
 
 
@@ -558,3 +558,41 @@ def metrics(ans: dict) -> dict:
         out["seed_noise_sd"] = n
     out["trainings"] = ans["runs"]
     return out
+
+
+def best_text(b, metric: str) -> list[str]:
+    """A best set (src/answer/best.py) as the report's lines: the verdict, then each member with its mean,
+    interval and trainings."""
+    where = f" [{b.block}]" if b.block else ""
+    n = len(b.members)
+    if b.verdict == "best":
+        head = (f"best configuration{where}: {b.leader.name}, shown better than each of the other "
+                f"{b.configurations - 1}")
+    elif b.verdict == "any of these":
+        head = (f"best configuration{where}: any of these {n}, each within +-{b.delta:g} of the best of the others "
+                f"(equivalent); the other {b.configurations - n} are shown worse")
+    else:
+        head = (f"best configuration{where}: undecided among {n} of {b.configurations} configurations "
+                f"(they cannot be told from the best yet)")
+    lines = [head + f"; the set holds the best with {1 - b.alpha:.0%} at every look (Hsu's comparisons with the "
+             f"best, each at {b.alpha_each:.4g}, anytime-valid)", "",
+             f"| configuration | mean {metric} | its mean minus the best of the others | trainings |",
+             "| --- | --- | --- | --- |"]
+    for m in b.members:
+        lines.append(f"| {m.name} | {m.mean:.4f} | {interval(m.low, m.high)} | {m.trainings} |")
+    if b.reason:
+        lines += ["", b.reason]
+    elif any(m.low is None or m.high is None or not (math.isfinite(m.low) and math.isfinite(m.high))
+             for m in b.members):
+        lines += ["", UNBOUNDED + "."]
+    elif b.verdict == "undecided":
+        p = b.price
+        if p:
+            minutes = f", about {p['minutes']:.0f} min more" if p.get("minutes") is not None else ""
+            lines += ["", f"to decide: {p['seeds']} seeds per configuration{range_text(p)} ({p['trainings']} "
+                      f"trainings{minutes}): {p['chance']:.0%} chance that the closest comparison with the leader "
+                      f"decides"]
+        else:
+            lines += ["", f"to decide: not within {decision.MOST_SEEDS} seeds per configuration at these "
+                      f"differences and delta"]
+    return lines
