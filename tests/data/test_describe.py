@@ -71,14 +71,15 @@ def test_a_damaged_file_is_one_line_naming_it_from_describe_and_from_train_and_n
     _refused_by_both(args, message, "events", started, tmp_path, capsys)
 
 
-def _clicks_copy(tmp_path):
-    """The example click log's three files in tmp_path, and the overrides that read them."""
+def _clicks_copy(tmp_path, cache: bool = True):
+    """The example click log's three files in tmp_path, and the overrides that read them (`cache`: into the
+    project's data cache, where a refusal must leave nothing)."""
     import shutil
 
     src = ROOT / "docs" / "examples" / "clicks"
     for name in ("clicks.csv", "items.csv", "users.csv"):
         shutil.copy(src / name, tmp_path / name)
-    return ["data=clicks_example", "data.cache=true", f"data.path={tmp_path / 'clicks.csv'}",
+    return ["data=clicks_example", f"data.cache={str(cache).lower()}", f"data.path={tmp_path / 'clicks.csv'}",
             f"data.items.path={tmp_path / 'items.csv'}", f"data.users.path={tmp_path / 'users.csv'}"]
 
 
@@ -106,7 +107,8 @@ def test_a_feature_with_one_value_is_said_by_describe_and_warned_by_a_train_run(
     from src.train import run_cli
 
     users = (tmp_path / "users.csv")
-    args = [*_clicks_copy(tmp_path), *new_store, "train.epochs=1"]
+    # not cached: a build that succeeds must not write beside the tests that check a refusal wrote nothing
+    args = [*_clicks_copy(tmp_path, cache=False), *new_store, "train.epochs=1"]
     lines = users.read_text().splitlines()
     users.write_text("\n".join([lines[0], *(f"{ln.split(',')[0]},18-24" for ln in lines[1:])]) + "\n")
     said = "feature 'age_band' (of: user) has one value in the training period: it cannot tell samples apart"
