@@ -39,6 +39,9 @@ import math
 import numpy as np
 from scipy import optimize, stats
 
+from src.answer.boundary import Plan
+from src.answer.boundary import multiplier as planned_multiplier
+
 ALPHA = 0.05
 POWER = 0.8
 PHI = 1.0  # the mixture's precision on the standardized effect (effect / residual SD); chosen by simulation
@@ -46,6 +49,14 @@ DELTA_DEFAULT = 0.001  # AUC: "0.001 absolute AUC gain is significant" (DIN pape
 VERDICTS = ("better", "worse", "equivalent", "undecided")
 VERDICT_CODE = {"worse": -1, "undecided": 0, "better": 1, "equivalent": 2}
 PROCEDURE = "anytime-valid confidence sequence (Lindon et al.)"
+
+
+def procedure(plan: Plan | None) -> str:
+    """The procedure's name as the report gives it."""
+    if plan is None:
+        return PROCEDURE
+    return (f"a group-sequential boundary over a plan of seeds {plan.first} to {plan.last} at {plan.share:.0%} "
+            f"of each question's error, and the {PROCEDURE} at the rest")
 MOST_SEEDS = 10_000  # the most seeds per configuration a price looks at
 
 
@@ -79,10 +90,21 @@ def _information(r: dict, df: float) -> float:
     return r.get("n_eff") or df + 1
 
 
-def boundary(r: dict, alpha: float) -> float:
-    """A record's multiplier of its standard error."""
+def combined(df: float, n_eff: float, seeds, alpha_each: float, plan: Plan | None = None) -> float:
+    """A look's multiplier of its standard error: without a plan, the confidence sequence's at alpha_each;
+    with one (src/answer/boundary.py), the narrower of the confidence sequence's at (1 - share) * alpha_each
+    and, on the plan's grid of whole seeds, the planned boundary at share * alpha_each."""
+    if not df:
+        return math.inf
+    rest = alpha_each if plan is None else (1 - plan.share) * alpha_each
+    c = multiplier(round(float(df), 6), round(float(n_eff), 6), round(rest, 12))
+    return c if plan is None else min(c, planned_multiplier(plan, seeds, df, alpha_each))
+
+
+def boundary(r: dict, alpha: float, plan: Plan | None = None) -> float:
+    """A record's multiplier of its standard error (`seeds`: the whole seeds its look had, if it had them)."""
     df = r.get("df")
-    return multiplier(round(float(df), 6), round(float(_information(r, df)), 6), round(alpha, 12)) if df else math.inf
+    return combined(df, _information(r, df), r.get("seeds"), alpha, plan) if df else math.inf
 
 
 def verdict(lo: float, hi: float, direction: str, delta: float) -> str:
@@ -97,7 +119,7 @@ def verdict(lo: float, hi: float, direction: str, delta: float) -> str:
 
 
 def decide(looks: list[dict], direction: str, delta: float, alpha: float = ALPHA,
-           family: int | None = None) -> list[dict]:
+           family: int | None = None, plan: Plan | None = None) -> list[dict]:
     """Every question's verdict over the looks taken so far: the first look whose interval (the running
     intersection of its confidence sequence) decides it, else undecided with the last look's interval.
 
@@ -115,6 +137,8 @@ def decide(looks: list[dict], direction: str, delta: float, alpha: float = ALPHA
             them from its definition); each gets alpha / family from its first look on, so a block whose
             cells come later (a first look taken when a sweep was stopped early) adds no share that the
             earlier questions spent. None: the last look's questions.
+        plan: the study's plan (src/answer/boundary.py), recorded at its first look; None (studies without
+            one, and those recorded before plans were): the confidence sequence alone.
 
     Returns:
         the last look's records, each with "adj_low", "adj_high" (the interval the verdict uses; low above
@@ -132,7 +156,7 @@ def decide(looks: list[dict], direction: str, delta: float, alpha: float = ALPHA
     last = looks[-1]["records"]
     m = max(1, family or len(last), len(last))
     each = alpha / m
-    how = (f"Bonferroni over {m} question(s); {PROCEDURE}, valid at each of the {len(looks)} look(s) "
+    how = (f"Bonferroni over {m} question(s); {procedure(plan)}, valid at each of the {len(looks)} look(s) "
            f"taken and at any later one, whatever the budget")
     out = []
     for r in last:
@@ -141,19 +165,19 @@ def decide(looks: list[dict], direction: str, delta: float, alpha: float = ALPHA
                      alpha_each=each)
         for look in looks:
             d = (look.get("decisions") or {}).get(q) or _decision(_find(look, q), look["cells"], final, each,
-                                                                 direction, delta)
+                                                                 direction, delta, plan)
             if d is None:
                 continue
             final.update(d)
             if d["verdict"] != "undecided":
                 break
         final.update(delta=delta, looks=len(looks), adjustment=how,
-                     verdict_method="anytime-valid interval vs 0 and +-delta", **_running(looks, q, each))
+                     verdict_method="anytime-valid interval vs 0 and +-delta", **_running(looks, q, each, plan))
         out.append(final)
     return out
 
 
-def _running(looks: list[dict], q: str, each: float) -> dict:
+def _running(looks: list[dict], q: str, each: float, plan: Plan | None) -> dict:
     """The confidence sequence's running intersection over every look, past a decision too (a decided
     question keeps the interval that decided it; src/answer/blocks.py compares blocks on this one), and the
     last look's effect and se (a decided question keeps the estimate of its deciding look, which the
@@ -161,7 +185,7 @@ def _running(looks: list[dict], q: str, each: float) -> dict:
     now, rec = {}, {}
     for look in looks:
         r = _find(look, q)
-        d = _decision(r, look["cells"], now, each, "maximize", 0.0)
+        d = _decision(r, look["cells"], now, each, "maximize", 0.0, plan)
         now, rec = d or now, (r if d else rec)
     return {"now_low": now.get("adj_low"), "now_high": now.get("adj_high"), "now_effect": rec.get("effect"),
             "now_se": rec.get("se")}
@@ -171,11 +195,12 @@ def _find(look: dict, q: str) -> dict | None:
     return next((r for r in look["records"] if question(r) == q), None)
 
 
-def _decision(rk: dict | None, cells: int, before: dict, each: float, direction: str, delta: float) -> dict | None:
+def _decision(rk: dict | None, cells: int, before: dict, each: float, direction: str, delta: float,
+              plan: Plan | None = None) -> dict | None:
     """One look's decision on one question, from its record and the interval before it (intersected)."""
     if rk is None or rk.get("effect") is None or rk.get("se") is None:
         return None
-    c = boundary(rk, each)
+    c = boundary(rk, each, plan)
     lo, hi = rk["effect"] - c * rk["se"], rk["effect"] + c * rk["se"]
     if before.get("adj_low") is not None:
         lo, hi = max(lo, before["adj_low"]), min(hi, before["adj_high"])
@@ -196,13 +221,14 @@ def question(r: dict) -> str:
     return f"{r['factor']}={r['level']} vs {r['reference']}" + (f" @ {block}" if block else "")
 
 
-def _at(r: dict, cells: int, n: int, alpha_each: float) -> tuple[float, float, float]:
+def _at(r: dict, cells: int, n: int, alpha_each: float, plan: Plan | None = None) -> tuple[float, float, float]:
     """At a future look after n trainings, if the effect and noise stay as estimated now: the standard error,
-    the boundary the confidence sequence will use then, and the SD of that look's estimate given today's."""
+    the boundary the look will use then, and the SD of that look's estimate given today's."""
     grow = n / cells
     se_n = r["se"] / math.sqrt(grow)
     df = r.get("df") or cells - 1
-    c = multiplier(round(df * grow, 3), round(_information(r, df) * grow, 3), round(alpha_each, 12))
+    seeds = round(r["seeds"] * grow, 6) if r.get("seeds") else None
+    c = combined(round(df * grow, 3), round(_information(r, df) * grow, 3), seeds, alpha_each, plan)
     return se_n, c, r["se"] * math.sqrt(cells * max(n - cells, 0)) / n
 
 
@@ -216,12 +242,13 @@ def _undecided(m, sd: float, b: float, delta: float):
     return np.maximum((cdf(b) - cdf(-b)) - (cdf(inner) - cdf(-inner)), 0.0)
 
 
-def chance(r: dict, direction: str, cells: int, n: int, alpha_each: float, delta: float) -> tuple[str, float]:
+def chance(r: dict, direction: str, cells: int, n: int, alpha_each: float, delta: float,
+           plan: Plan | None = None) -> tuple[str, float]:
     """The verdict a look after n trainings would most likely reach, and the chance that it reaches any
     verdict, given the results so far and the noise as estimated (predictive power: the true effect is as
     uncertain as its estimate, N(effect, se^2), not fixed at it, which overstated the chance)."""
     est = r["effect"]
-    se_n, c, _ = _at(r, cells, n, alpha_each)
+    se_n, c, _ = _at(r, cells, n, alpha_each, plan)
     sd = r["se"] * math.sqrt(max(n - cells, 0) / n)  # the look's estimate, given today's, the effect unknown
     if not math.isfinite(c) or sd <= 0:
         return "undecided", 0.0
@@ -233,12 +260,12 @@ def chance(r: dict, direction: str, cells: int, n: int, alpha_each: float, delta
     return ("equivalent" if p_in > p_side else side), 1.0 - float(_undecided(est, sd, b, delta))
 
 
-def least(r: dict, cells: int, n: int, alpha_each: float, delta: float) -> float:
+def least(r: dict, cells: int, n: int, alpha_each: float, delta: float, plan: Plan | None = None) -> float:
     """The chance that the look after n trainings decides if the true effect is the hardest one the interval
     so far allows (r's "now_low", "now_high"; unbounded without them), the noise as estimated: a floor that
     holds at every effect the interval covers, where `chance`, an average over the plausible effects, can
     fall short (near +-delta/2, which needs the interval narrow on both sides)."""
-    se_n, c, sd = _at(r, cells, n, alpha_each)
+    se_n, c, sd = _at(r, cells, n, alpha_each, plan)
     if not math.isfinite(c) or sd <= 0:
         return 0.0
     b, est, grow = c * se_n, r["effect"], n / (n - cells)
@@ -255,16 +282,16 @@ def least(r: dict, cells: int, n: int, alpha_each: float, delta: float) -> float
 
 
 def certain(r: dict, cells: int, per_seed: int, alpha_each: float, delta: float,
-            most_seeds: int = MOST_SEEDS) -> int | None:
+            most_seeds: int = MOST_SEEDS, plan: Plan | None = None) -> int | None:
     """The fewest seeds per configuration whose look decides whatever the effect, if the noise stays as
     estimated: its interval is at most delta wide, so it excludes 0 or lies inside +-delta."""
     per = max(per_seed, 1)
 
     def sure(seeds):
-        se_n, c, _ = _at(r, cells, seeds * per, alpha_each)
+        se_n, c, _ = _at(r, cells, seeds * per, alpha_each, plan)
         return 2 * c * se_n <= delta
 
-    return _fewest(sure, 0, max(1, math.floor(cells / per)), most_seeds)
+    return _fewest_planned(sure, 0, max(1, math.floor(cells / per)), most_seeds, _last(r, cells, per, plan))
 
 
 def _fewest(ok, lo: int, hi: int, most: int) -> int | None:
@@ -290,19 +317,39 @@ def noise_range(df: float, level: float = NOISE_LEVEL) -> tuple[float, float]:
     return float(df / stats.chi2.ppf(1 - tail, df)), float(df / stats.chi2.ppf(tail, df))
 
 
+def _last(r: dict, cells: int, per: int, plan: Plan | None) -> int | None:
+    """The plan's last seed, where the boundary widens to the confidence sequence's alone; None without a plan
+    or where the record's seeds are not the sweep's (a look on no whole number of seeds)."""
+    return plan.last if plan is not None and r.get("seeds") else None
+
+
+def _fewest_planned(ok, lo: int, hi: int, most: int, last: int | None) -> int | None:
+    """`_fewest`, where `ok` grows with the seeds up to a plan's `last` seed and again past it, but falls
+    there (the planned boundary ends): the fewest within the plan if any, else the fewest past it."""
+    if last is None or last <= lo:
+        return _fewest(ok, lo, hi, most)
+    if ok(last):
+        while last - lo > 1:  # bisection: the fewest above lo within the plan
+            mid = (lo + last) // 2
+            lo, last = (lo, mid) if ok(mid) else (mid, last)
+        return last
+    return _fewest(ok, last, last + 1, most)
+
+
 def _fewest_seeds(r: dict, direction: str, cells: int, per: int, alpha_each: float, delta: float, power: float,
-                  most_seeds: int) -> int | None:
+                  most_seeds: int, plan: Plan | None = None) -> int | None:
     """The fewest whole seeds per configuration whose look decides with at least `power` chance (`chance`)."""
     def enough(seeds):
-        return chance(r, direction, cells, seeds * per, alpha_each, delta)[1] >= power
+        return chance(r, direction, cells, seeds * per, alpha_each, delta, plan)[1] >= power
 
     now = max(1, math.floor(cells / per))
-    return _fewest(enough, now, now + 1, most_seeds)  # the chance grows with the seeds
+    return _fewest_planned(enough, now, now + 1, most_seeds, _last(r, cells, per, plan))
 
 
 def price(r: dict, direction: str, cells: int, per_seed: int, alpha_each: float, delta: float,
           seconds_per_cell: float | None, power: float = POWER, most_seeds: int = MOST_SEEDS,
-          seconds_per_block: float | None = None, block_cells: int | None = None) -> dict | None:
+          seconds_per_block: float | None = None, block_cells: int | None = None,
+          plan: Plan | None = None) -> dict | None:
     """What deciding an undecided question would take, if its noise stays as estimated: the fewest whole
     seeds per configuration (trainings, minutes at the measured rate) at which the look reaches a verdict
     with at least `power` chance (`chance`), with the boundary the confidence sequence will use at that
@@ -310,35 +357,38 @@ def price(r: dict, direction: str, cells: int, per_seed: int, alpha_each: float,
     whatever the effect (`certain_seeds`). `seeds_low`, `seeds_high`: the same price with the residual
     variance at either end of its `NOISE_LEVEL` interval (`noise_range`), for the noise is itself an estimate
     (None: beyond `most_seeds`). The minutes count each block's fixed cost too (`seconds_per_block`, for
-    every `block_cells` trainings more). None when no number of seeds up to `most_seeds` gets there."""
+    every `block_cells` trainings more). `plan_seeds`: the plan's last seed, past which only the confidence
+    sequence's share of the error is left. None when no number of seeds up to `most_seeds` gets there."""
     if r.get("effect") is None or not r.get("se") or r["se"] <= 0 or cells < 1:
         return None
     per = max(per_seed, 1)
-    hi = _fewest_seeds(r, direction, cells, per, alpha_each, delta, power, most_seeds)
+    hi = _fewest_seeds(r, direction, cells, per, alpha_each, delta, power, most_seeds, plan)
     if hi is None:
         return None
     n = hi * per
-    towards, p = chance(r, direction, cells, n, alpha_each, delta)
+    towards, p = chance(r, direction, cells, n, alpha_each, delta, plan)
     out = {"towards": towards, "trainings": n, "seeds": hi, "more_trainings": n - cells, "chance": p,
-           "least": least(r, cells, n, alpha_each, delta),
-           "certain_seeds": certain(r, cells, per, alpha_each, delta, most_seeds)}
+           "least": least(r, cells, n, alpha_each, delta, plan),
+           "certain_seeds": certain(r, cells, per, alpha_each, delta, most_seeds, plan)}
+    out["plan_seeds"] = _last(r, cells, per, plan)  # where the planned boundary ends (None: no plan)
     low, high = noise_range(r.get("df") or cells - 1)
     out["seeds_low"], out["seeds_high"] = (
         _fewest_seeds({**r, "se": r["se"] * math.sqrt(v)}, direction, cells, per, alpha_each, delta, power,
-                      most_seeds) for v in (low, high))
+                      most_seeds, plan) for v in (low, high))
     if seconds_per_cell:
         blocks = math.ceil((n - cells) / block_cells) if block_cells else 0
         out["minutes"] = ((n - cells) * seconds_per_cell + blocks * (seconds_per_block or 0.0)) / 60
     return out
 
 
-def detectable_curve(r: dict, cells: int, per_seed: int, alpha_each: float, seeds=range(1, 41)) -> list:
+def detectable_curve(r: dict, cells: int, per_seed: int, alpha_each: float, seeds=range(1, 41),
+                     plan: Plan | None = None) -> list:
     """[(seeds per configuration, smallest effect found 80% of the time)] for an estimate like `r` (its se,
     df and n_eff at `cells` trainings), with the boundary the confidence sequence uses at that many seeds."""
     z = stats.norm.ppf(POWER)
     out = []
     for s in seeds:
-        se_n, c, _ = _at(r, cells, s * max(per_seed, 1), alpha_each)
+        se_n, c, _ = _at(r, cells, s * max(per_seed, 1), alpha_each, plan)
         out.append((s, float((c + z) * se_n) if math.isfinite(c) else math.inf))
     return out
 

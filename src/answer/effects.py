@@ -89,6 +89,18 @@ def noise_floor(observations: list[dict]) -> dict:
     return {"sd_median": float(np.median(sds)), "sd_min": min(sds), "sd_max": max(sds), "configs": len(sds)}
 
 
+def whole_seeds(observations: list[dict]) -> int | None:
+    """How many seeds the runs hold when every seed holds one run of the same configurations (a balanced design:
+    each seed adds the same information), else None."""
+    per_seed = defaultdict(list)
+    for o in observations:
+        per_seed[str(o["seed"])].append(key(o["config"]))
+    sets = [sorted(v) for v in per_seed.values()]
+    if not sets or any(len(set(v)) != len(v) or v != sets[0] for v in sets):
+        return None
+    return len(sets)
+
+
 def _detectable(crit_df: float, scale: float | None) -> float | None:
     """The smallest true effect found with probability POWER at two-sided ALPHA, for an estimate whose
     standard error is `scale` (noise floor times the design's factor) with crit_df degrees of freedom."""
@@ -199,11 +211,12 @@ def estimate(observations: list[dict], factors: dict, direction: str, methods: d
 
     Returns:
         {"records": [{factor, level, reference, effect, ci_low, ci_high, p_better, n_pairs, method,
-        detectable, verdict}], "noise": noise_floor(...), "notes": [...]}
+        detectable, verdict, seeds (`whole_seeds`)}], "noise": noise_floor(...), "notes": [...]}
     """
     noise = noise_floor(observations)
     floor = noise["sd_median"]
     n_seeds = len({str(o["seed"]) for o in observations})
+    whole = whole_seeds(observations)
     records, notes, fits = [], [], {}
     for factor, levels in factors.items():
         if len(levels) < 2:
@@ -225,7 +238,8 @@ def estimate(observations: list[dict], factors: dict, direction: str, methods: d
                        else "too few runs to say")
             if n_seeds < 2 and verdict in ("better", "worse"):
                 verdict += " (one seed: not checked against seed noise)"
-            records.append({"factor": factor, "level": str(level), "reference": str(ref), **r, "verdict": verdict})
+            records.append({"factor": factor, "level": str(level), "reference": str(ref), **r, "verdict": verdict,
+                            "seeds": whole})
     if n_seeds < 2:
         notes.append("One seed per configuration: a difference cannot be separated from what changing the seed "
                      "alone does. Add seeds, e.g. `sweep.seeds=[0,1,2]`, to measure the noise floor and get "

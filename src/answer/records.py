@@ -35,11 +35,13 @@ class Question:
     ci95_low, ci95_high: the unadjusted 95% interval of this look alone (for reading, not for verdicts).
     verdict: better, worse, equivalent or undecided; decided_at: the trainings at the look that decided it.
     price: for an undecided question, {"seeds", "trainings", "minutes", "towards", "chance", "least",
-        "certain_seeds", "seeds_low", "seeds_high"}: the fewest seeds whose look decides with that chance (at
-        least 80%; `towards`: the likeliest verdict), the effect as uncertain as estimated and the noise as
+        "certain_seeds", "seeds_low", "seeds_high", "plan_seeds"}: the fewest seeds whose look decides with that
+        chance (at least 80%; `towards`: the likeliest verdict), the effect as uncertain as estimated and the noise as
         estimated; the chance there at the hardest effect the interval still allows; the seeds whose look
         decides whatever the effect; and the price's range when the noise is as uncertain as its estimate
-        (the residual variance at either end of its 80% interval; seeds_high None: beyond 10,000 seeds).
+        (the residual variance at either end of its 80% interval; seeds_high None: beyond 10,000 seeds);
+        `plan_seeds`, the study's plan (`sweep.plan`), past which only the confidence sequence's share of the
+        error is left (None: no plan).
     n_eff: the estimate's information, (residual SD / se) squared; looks: the looks the verdict accounts for.
     block: the block (`sweep.block`) the question is answered within, e.g. `data=movielens`; None: no blocks.
     empty_at: the trainings at the look whose interval shared no effect with the earlier looks' (the running

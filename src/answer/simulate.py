@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from src.answer import decision
+from src.answer.boundary import Plan
 
 UNDECIDED, BETTER, WORSE, EQUIVALENT = (decision.VERDICT_CODE[v] for v in ("undecided", "better", "worse",
                                                                          "equivalent"))
@@ -32,6 +33,16 @@ class Setting:
     budget: int = 12          # seeds the first budget allows (4 times the first block: sweep.budget's default)
     raises: int = 3           # times the user raises an exhausted budget fourfold while a question is undecided
     alpha: float = decision.ALPHA
+    plan: int | None = None   # sweep.plan: the seeds a group-sequential boundary plans for (None: none)
+
+    @property
+    def boundary(self) -> Plan | None:
+        return Plan(self.first, self.plan) if self.plan else None
+
+    def multipliers(self, f: dict, seeds: int, each: float) -> np.ndarray:
+        """Each factor's boundary at the look after `seeds` seeds (`f`: their fit), as decision.py's."""
+        return np.array([decision.combined(f["df"], round(float(n), 6), seeds, each, self.boundary)
+                         for n in f["n_eff"]])
 
     @property
     def most_seeds(self) -> int:
@@ -84,7 +95,7 @@ def sweeps(s: Setting, sims: int, seed: int = 0, y: np.ndarray | None = None) ->
     budget, raised, live = np.full(sims, s.budget), np.zeros(sims, dtype=int), np.ones(sims, dtype=bool)
     for seeds in range(s.first, min(s.most_seeds, y.shape[2]) + 1):
         f = fit(y[live, :, :seeds], s.levels)
-        c = np.array([decision.multiplier(f["df"], round(float(n), 6), each) for n in f["n_eff"]])
+        c = s.multipliers(f, seeds, each)
         open_ = verdict[live] == UNDECIDED  # a decided question keeps its verdict and interval
         l_now = np.where(open_, np.maximum(lo[live], f["effect"] - c * f["se"]), lo[live])
         h_now = np.where(open_, np.minimum(hi[live], f["effect"] + c * f["se"]), hi[live])
@@ -106,9 +117,11 @@ def sweeps(s: Setting, sims: int, seed: int = 0, y: np.ndarray | None = None) ->
 
 def summary(s: Setting, out: dict) -> dict:
     """The family-wise false-call rate, the coverage of the intervals at stopping, each factor's power (called
-    better) and the trainings spent on average."""
+    better), the trainings spent on average, and each factor's trainings at its decision (mean, median; an
+    undecided one's: the sweep's end)."""
     truth = np.asarray(s.truth, dtype=float)
     v = out["verdict"]
+    at = np.where(out["decided_at"] > 0, out["decided_at"], out["trainings"][:, None])  # undecided: at the end
     false = ((v == BETTER) & (truth <= 0)) | ((v == WORSE) & (truth >= 0)) | \
             ((v == EQUIVALENT) & (np.abs(truth) >= s.delta))
     return {"false_call_rate": float(false.any(1).mean()),
@@ -116,8 +129,7 @@ def summary(s: Setting, out: dict) -> dict:
             "called_better": [float(x) for x in (v == BETTER).mean(0)],
             "undecided": float((v == UNDECIDED).mean()),
             "trainings": float(out["trainings"].mean()),
-            "decided_at": [float(x) for x in np.where(out["decided_at"] > 0, out["decided_at"],
-                                                        out["trainings"][:, None]).mean(0)]}
+            "decided_at": [float(x) for x in at.mean(0)], "decided_at_median": [float(x) for x in np.median(at, 0)]}
 
 
 def follow_price(s: Setting, sims: int, seed: int = 0, question: int = 0) -> dict:
@@ -135,9 +147,9 @@ def follow_price(s: Setting, sims: int, seed: int = 0, question: int = 0) -> dic
     priced, prices = [], []
     for j, i in enumerate(undecided):
         r = {"effect": float(f["effect"][j, question]), "se": float(f["se"][j, question]), "df": f["df"],
-             "n_eff": float(f["n_eff"][question]), "now_low": float(first["low"][i, question]),
+             "n_eff": float(f["n_eff"][question]), "seeds": s.budget, "now_low": float(first["low"][i, question]),
              "now_high": float(first["high"][i, question])}
-        p = decision.price(r, "maximize", s.budget * per_seed, per_seed, each, s.delta, None)
+        p = decision.price(r, "maximize", s.budget * per_seed, per_seed, each, s.delta, None, plan=s.boundary)
         if p is None or p["seeds"] > y.shape[2]:
             continue
         priced.append(i)
@@ -170,7 +182,7 @@ def _decided_at(y: np.ndarray, s: Setting, interval: tuple, question: int, most:
         if not live.any():
             break
         f = fit(y[live, :, :seeds], s.levels)
-        c = decision.multiplier(f["df"], round(float(f["n_eff"][question]), 6), each)
+        c = s.multipliers(f, seeds, each)[question]
         e, se = f["effect"][:, question], f["se"][:, question]
         lo[live], hi[live] = np.maximum(lo[live], e - c * se), np.minimum(hi[live], e + c * se)
         at[np.flatnonzero(live)[_verdicts(lo[live], hi[live], s.delta) != UNDECIDED]] = seeds

@@ -15,6 +15,7 @@ import statistics
 from dataclasses import dataclass
 
 from src.answer import best, blocks, decision
+from src.answer.boundary import Plan
 from src.answer.effects import key as config_key
 from src.answer.records import Question, interval, unbounded
 
@@ -70,6 +71,7 @@ class Study:
     blocks: tuple = ()    # the block dimensions (sweep.block): questions are answered within each block
     seconds_per_block: float | None = None  # a block's fixed cost (workers' start-up, the look), paid per block
     add_seeds: int = 1    # seeds per block of a sequential sweep
+    boundary: Plan | None = None  # the study's plan of seeds (src/answer/boundary.py), fixed at its first look
 
 
 def assemble(rows: list[dict], decided: list[dict], st: Study, eff: dict | None = None) -> dict:
@@ -88,7 +90,8 @@ def assemble(rows: list[dict], decided: list[dict], st: Study, eff: dict | None 
         cells, per = sizes.get(r.get("block"), (len(obs), per_seed))
         cost = (decision.price({**r, "now_low": d.get("now_low"), "now_high": d.get("now_high")}, st.direction,
                                cells, per, d.get("alpha_each") or decision.ALPHA, st.delta, st.seconds_per_cell,
-                               seconds_per_block=st.seconds_per_block, block_cells=st.add_seeds * per)
+                               seconds_per_block=st.seconds_per_block, block_cells=st.add_seeds * per,
+                               plan=st.boundary)
                 if undecided else None)
         records.append(question(r, d, cost))
     left = [r for r in rows if r["state"] in ("PRUNED", "FAIL")]
@@ -98,7 +101,8 @@ def assemble(rows: list[dict], decided: list[dict], st: Study, eff: dict | None 
             "left_out": {"trials": len(left), "pruned": sum(r["state"] == "PRUNED" for r in left),
                          "failed": sum(r["state"] == "FAIL" for r in left)},
             "attention": attention_summary(rows), "looks": list(st.looks), "planned": st.planned,
-            "seconds_per_cell": st.seconds_per_cell, "per_seed": per_seed, "plan": plan(records, len(obs), per_seed),
+            "seconds_per_cell": st.seconds_per_cell, "per_seed": per_seed,
+            "plan": plan(records, len(obs), per_seed, st.boundary),
             "delta": st.delta, "metric": st.metric, "direction": st.direction,
             "sources": noise_sources(rows, st.factors, st.direction, records, st.blocks),
             "best": best_sets(obs, st)}
@@ -183,7 +187,7 @@ def seconds_per_cell(rows: list[dict], workers: int) -> float | None:
     return statistics.fmean(secs) / max(workers, 1) if secs else None
 
 
-def plan(records: list[dict], cells: int, per_seed: int) -> dict:
+def plan(records: list[dict], cells: int, per_seed: int, boundary: Plan | None = None) -> dict:
     """The effect the design detects (80% of the time, at the family's error rate) at each number of seeds per
     configuration, for the question of median standard error now, with the boundary the verdicts will use then;
     and each undecided question's price (seeds, its effect), the same numbers as its line of the table."""
@@ -196,8 +200,9 @@ def plan(records: list[dict], cells: int, per_seed: int) -> dict:
     prices = [(r.name, r.price["seeds"], abs(r.effect), r.price["chance"], r.price.get("least"),
                r.price.get("seeds_low"), r.price.get("seeds_high")) for r in records
               if r.verdict == "undecided" and r.price]
-    return {"curve": decision.detectable_curve({"se": mid.se, "df": mid.df, "n_eff": mid.n_eff}, cells, per_seed,
-                                               each, seeds),
+    whole = cells / per_seed if per_seed and cells % per_seed == 0 else None
+    return {"curve": decision.detectable_curve({"se": mid.se, "df": mid.df, "n_eff": mid.n_eff, "seeds": whole}, cells,
+                                               per_seed, each, seeds, boundary),
             "seeds_now": cells / max(per_seed, 1), "prices": prices}
 
 
@@ -252,8 +257,10 @@ def range_text(p: dict) -> str:
     if "seeds_low" not in p:
         return ""
     high = f"{p['seeds_high']}" if p.get("seeds_high") else f"over {decision.MOST_SEEDS}"
-    return (f" ({p['seeds_low']} to {high} as the noise estimate allows, {decision.NOISE_LEVEL:.0%}"
-            f" range)")
+    last = p.get("plan_seeds")
+    past = (f"; its high end is past the plan's {last} seeds" if last and p["seeds"] <= last and
+            (not p.get("seeds_high") or p["seeds_high"] > last) else "")
+    return f" ({p['seeds_low']} to {high} as the noise estimate allows, {decision.NOISE_LEVEL:.0%} range{past})"
 
 
 def to_decide(r) -> str | None:

@@ -586,22 +586,31 @@ def bench_decisions(a) -> dict:
     levels = np.array([[int(c[k] == 1) for k in names] for c in fractional(
         {k: space.Param(k, "categorical", choices=(0, 1)) for k in names})])
     out = {"sims": a.sims, "widths": [], "sweeps": [], "prices": []}
+    planned = simulate.Setting(levels, (0,) * 4, 0.002, plan=192).boundary
     for seeds in (3, 6, 12, 48, 192):
         f = simulate.fit(simulate.runs(simulate.Setting(levels, (0,) * 4, 0.002), 1, np.random.default_rng(0),
                                        seeds), levels)
         c = decision.multiplier(f["df"], float(f["n_eff"][0]), decision.ALPHA / 4)
+        cp = decision.combined(f["df"], float(f["n_eff"][0]), seeds, decision.ALPHA / 4, planned)
         fixed = float(decision.stats.t.ppf(1 - decision.ALPHA / 8, f["df"]))
-        out["widths"].append({"seeds": seeds, "trainings": 8 * seeds, "boundary": c, "fixed_sample": fixed,
-                              "ratio": c / fixed})
-        print(f"{8 * seeds:5d} trainings: boundary {c:.2f} se, fixed-sample {fixed:.2f} se, ratio {c / fixed:.2f}")
-    for label, truth in (("null", (0.0,) * 4), ("one SD on a", (0.008, 0.0, 0.0, 0.0))):
-        for raises in (0, 3):
-            s = simulate.Setting(levels, truth, 0.002, raises=raises)
-            row = {"truth": label, "raises": raises, **simulate.summary(s, simulate.sweeps(s, a.sims, seed=1))}
-            out["sweeps"].append(row)
-            print(f"{label:12s} raises {raises}: false calls {row['false_call_rate']:.3f}, coverage "
-                  f"{row['coverage']:.3f}, a called better {row['called_better'][0]:.3f}, trainings "
-                  f"{row['trainings']:.0f}, a decided at {row['decided_at'][0]:.0f}", flush=True)
+        out["widths"].append({"seeds": seeds, "trainings": 8 * seeds, "boundary": c, "planned_192": cp,
+                              "fixed_sample": fixed, "ratio": c / fixed, "ratio_planned_192": cp / fixed})
+        print(f"{8 * seeds:5d} trainings: boundary {c:.2f} se (with a plan of 192 seeds {cp:.2f}), fixed-sample "
+              f"{fixed:.2f} se, ratio {c / fixed:.2f} ({cp / fixed:.2f})")
+    budget = simulate.Setting(levels, (0.0,) * 4, 0.002).budget
+    for plan, procedure in ((None, "no plan: the confidence sequence alone"),
+                            (budget, "plan = the budget's seeds (sweep.plan's default)"),
+                            (4 * budget, "plan = 4 times the budget's seeds")):
+        for label, truth in (("null", (0.0,) * 4), ("one SD on a", (0.008, 0.0, 0.0, 0.0))):
+            for raises in (0, 3):
+                s = simulate.Setting(levels, truth, 0.002, raises=raises, plan=plan)
+                row = {"procedure": procedure, "plan": plan, "truth": label, "raises": raises,
+                       **simulate.summary(s, simulate.sweeps(s, a.sims, seed=1))}
+                out["sweeps"].append(row)
+                print(f"{procedure}, {label}, raises {raises}: false calls {row['false_call_rate']:.3f}, coverage "
+                      f"{row['coverage']:.3f}, a called better {row['called_better'][0]:.3f}, trainings "
+                      f"{row['trainings']:.0f}, a decided at {row['decided_at'][0]:.0f} (median "
+                      f"{row['decided_at_median'][0]:.0f})", flush=True)
     for effect in (0.0, 0.001, 0.002, 0.004, 0.006):
         s = simulate.Setting(levels, (effect, 0.0, 0.0, 0.0), 0.002)
         row = {"effect": effect, **simulate.follow_price(s, min(a.sims, 1000), seed=5)}
@@ -610,9 +619,30 @@ def bench_decisions(a) -> dict:
               f"(at least {row['stated_least']:.3f}), decided {row['decided']:.3f}; decided by the seeds that "
               f"decide whatever the effect "
               f"{row['decided_by_certain']:.3f} (of {row['certain_priced']})", flush=True)
+    out["default_prices"] = _default_prices()
     out["blocks"] = _block_rows(a.sims)
     print(json.dumps(out))
     return out
+
+
+def _default_prices() -> list[dict]:
+    """The default sweep's four questions as its README gives them (effects at 3 seeds of 8 configurations,
+    residual SD 0.00496), priced as the report prices them with no plan and with plans of several lengths."""
+    import math
+
+    from src.answer import decision
+    from src.answer.boundary import Plan
+
+    rows = []
+    for last in (None, 150, 170, 200, 250):
+        plan = Plan(2, last) if last else None
+        seeds = [decision.price({"effect": e, "se": 0.00496 / math.sqrt(6), "df": 17, "n_eff": 6.0, "seeds": 3},
+                                "maximize", 24, 8, decision.ALPHA / 4, 0.001, None, plan=plan)["seeds"]
+                 for e in (0.0003, -0.0002, 0.0008, -0.0001)]
+        rows.append({"plan": last, "seeds": seeds})
+        print(f"default sweep's questions, {'no plan' if last is None else f'plan of {last} seeds'}: priced at "
+              f"{min(seeds)}-{max(seeds)} seeds", flush=True)
+    return rows
 
 
 def _block_rows(sims: int) -> list[dict]:
