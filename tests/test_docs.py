@@ -154,3 +154,5 @@ def test_the_sweep_files_describe_the_procedure_the_answer_uses():
         text = path.read_text()
         for stale in ("O'Brien", "information fraction", "spending"):
             assert stale not in text, f"{path.name} still describes {stale!r}"
+        if "\n  plan:" in text:  # a planned boundary (src/answer/boundary.py) is said where it is used
+            assert "group-sequential" in text and "anytime-valid" in text, path.name

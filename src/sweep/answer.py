@@ -6,9 +6,11 @@ from __future__ import annotations
 import math
 
 from src.answer import blocks, decision, summary
+from src.answer.boundary import Plan
 from src.sweep import attrs
 
-SLIM = ("factor", "level", "reference", "block", "effect", "se", "df", "n_eff", "method")  # a look's, per question
+SLIM = ("factor", "level", "reference", "block", "effect", "se", "df", "n_eff", "method",  # a look's, per question
+        "seeds")
 KEPT = ("adj_low", "adj_high", "verdict", "boundary", "alpha_each", "decided_at", "effect", "se", "df", "n_eff",
         "empty_at")
 
@@ -40,6 +42,34 @@ def methods(looks: list[dict]) -> dict:
     return out
 
 
+def fix_plan(definition, study, budget_seeds: int | None) -> Plan | None:
+    """The study's plan (src/answer/boundary.py): fixed before its first look, from `sweep.plan`, else the
+    seeds the budget allows (`budget_seeds`, a designed sweep's), and recorded; what was recorded after that.
+    None for a sampled sweep, and for a study whose looks were taken before plans were (they keep the
+    procedure they had: the anytime-valid sequence alone)."""
+    if not attrs.PLAN.has(study) and not attrs.LOOKS.get(study):
+        s = definition.settings
+        last = (s.plan or budget_seeds) if s.designed else None
+        fixed = Plan(len(s.seeds), max(last, len(s.seeds))) if last else None
+        attrs.PLAN.set(study, fixed.to_dict() if fixed else {})
+    return plan(study)
+
+
+def plan(study) -> Plan | None:
+    """The plan the study recorded (`fix_plan`), or None."""
+    return Plan.from_dict(attrs.PLAN.get(study))
+
+
+def plan_note(definition, fixed: Plan | None) -> str | None:
+    """A line for the terminal when `sweep.plan` asks for another plan than the one the study fixed."""
+    asked = definition.settings.plan
+    if asked is None or asked == (fixed.last if fixed else None):
+        return None
+    held = f"its plan of {fixed.last} seeds" if fixed else "no plan (the anytime-valid sequence alone)"
+    return (f"note: sweep.plan={asked} is not used: the study fixed {held} at its first look, and a plan cannot "
+            f"change after the data have been seen")
+
+
 def estimate(definition, study, rows: list[dict]) -> dict:
     """The cells' estimate, each question by the method of its first look."""
     s = definition.settings
@@ -63,7 +93,7 @@ def look(definition, study, rows: list[dict] | None = None, eff: dict | None = N
     new = obs and (not looks or looks[-1]["cells"] < len(obs))  # a look needs data: none before the first cell
     if new:
         looks.append({"cells": len(obs), "records": [{k: _plain(r.get(k)) for k in SLIM} for r in records]})
-    decided = decision.decide(looks, s.direction, s.equivalence, family=family(definition))
+    decided = decision.decide(looks, s.direction, s.equivalence, family=family(definition), plan=plan(study))
     if new:
         looks[-1]["decisions"] = {decision.question(d): {k: _plain(d.get(k)) for k in KEPT} for d in decided}
         attrs.LOOKS.set(study, looks)
@@ -80,5 +110,5 @@ def build(definition, study, rows: list[dict], planned: int | None, design_size:
     st = summary.Study(factors=summary.factors(definition.params), direction=s.direction, metric=s.metric,
                        delta=s.equivalence, looks=[lk["cells"] for lk in attrs.LOOKS.get(study)],
                        planned=planned, seconds_per_cell=per_cell, design_size=design_size, blocks=s.block,
-                       seconds_per_block=per_block, add_seeds=s.add_seeds)
+                       seconds_per_block=per_block, add_seeds=s.add_seeds, boundary=plan(study))
     return summary.assemble(rows, decided, st, eff)

@@ -82,11 +82,13 @@ SEEDS: Key[list] = Key("seeds", (list,), list)        # every seed queued so far
 SECONDS_PER_CELL: Key[float] = Key("seconds_per_cell", NUMBER)   # a training's wall share at the parallelism
 SECONDS_PER_BLOCK: Key[float] = Key("seconds_per_block", NUMBER)  # a block's fixed cost: start-up, look
 LOOKS: Key[list] = Key("looks", (list,), list)        # the sequential looks taken, in order
+PLAN: Key[dict] = Key("plan", (dict,))                # fixed at the first look: src/answer/boundary.Plan's fields, or
+#                                                       {} (none); absent in studies recorded before plans were
 ENDED_BLOCKS: Key[dict] = Key("ended_blocks", (dict,), dict)  # block -> seeds it holds (its questions all decided)
 DROPPED: Key[dict] = Key("dropped", (dict,), dict)  # configuration -> seeds it holds (shown worse than another: racing)
 MLFLOW_PARENT_RUN_ID: Key[str] = Key("mlflow_parent_run_id", (str,))
 
 TRIAL = (HOST, PID, NODE, HEARTBEAT, SEED, RETRY_OF, RETRY_REASON, OVERRIDES, MLFLOW_RUN_IDS, SEED_VALUES,
          TEST_VALUES, EVAL_BOOTSTRAP, ATTENTION, SPREAD, PRUNED_AT_EPOCH, FAILURE, TRACEBACK, SURPLUS)
-STUDY = (SIGNATURE, DEFINITION, SEEDS, SECONDS_PER_CELL, SECONDS_PER_BLOCK, LOOKS, ENDED_BLOCKS, DROPPED,
+STUDY = (SIGNATURE, DEFINITION, SEEDS, SECONDS_PER_CELL, SECONDS_PER_BLOCK, LOOKS, PLAN, ENDED_BLOCKS, DROPPED,
          MLFLOW_PARENT_RUN_ID)

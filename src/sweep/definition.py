@@ -61,6 +61,10 @@ class Settings(BaseModel):
     # decided; best: add seeds only to the configurations still in the best set, until it is decided (racing)
     budget: PosInt | None = None  # most trainings in all (until=decided; default: 4 times the first block)
     add_seeds: PosInt = 1        # seeds per added block (until=decided)
+    plan: PosInt | None = None   # seeds per configuration this study plans to reach at most: a group-sequential
+    #                              boundary over looks up to it takes 80% of each question's error (narrower where
+    #                              the plan fits the noise), the anytime-valid sequence the rest; fixed at the first
+    #                              look (docs/answer.md). None: the anytime-valid sequence alone
     block: tuple[str, ...] = ()  # dimensions crossed with the design but not asked about (e.g. data): each
     #                              question is answered within each of their levels, and across them
 
@@ -89,6 +93,12 @@ class Settings(BaseModel):
         if self.until in ("decided", "best") and not self.designed:
             raise ValueError(f"`sweep.until={self.until}` adds seeds to a design: it needs `sweep.sampler=grid` or "
                              f"`fractional`, got {self.sampler!r}")
+        if self.plan is not None and not self.designed:
+            raise ValueError(f"`sweep.plan` plans seeds of a design: it needs `sweep.sampler=grid` or `fractional`, "
+                             f"got {self.sampler!r}")
+        if self.plan is not None and self.plan < len(self.seeds):
+            raise ValueError(f"`sweep.plan={self.plan}` seeds is fewer than the first block's {len(self.seeds)} "
+                             f"(`sweep.seeds`): the plan counts every seed of a configuration, the first block's too")
         defaults = {"direction": METRICS[self.metric], "pruner": "none" if self.designed else "median",
                     "trials": None if self.designed else 10, "workers": 1 if self.launcher == "local" else None}
         for key, value in defaults.items():

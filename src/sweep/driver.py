@@ -227,6 +227,14 @@ def _header(sw: Sweep) -> None:
                                                   f"configurations still in the best set, until it is decided or "
                                                   f"{budget(sw)} trainings (racing)" if s.until == "best"
                                                   else ""), flush=True)
+        fixed = answer.fix_plan(sw.definition, sw.study, budget(sw) // len(sw.design) if s.until != "design"
+                                else len(sw.seeds))  # before any look
+        if fixed:
+            print(f"plan: looks up to {fixed.last} seeds per configuration use a group-sequential boundary at "
+                  f"{fixed.share:.0%} of each question's error, later ones the anytime-valid sequence alone "
+                  f"(sweep.plan; docs/answer.md)", flush=True)
+        if note := answer.plan_note(sw.definition, fixed):
+            print(note, flush=True)
         for b, n in sw.ended.items():
             print(f"{b}: every question of this block was decided at {n} seed(s); it gets no more seeds", flush=True)
         if sw.dropped:

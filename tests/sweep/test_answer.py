@@ -204,3 +204,55 @@ def test_racing_queues_seeds_only_for_the_configurations_still_in_the_best_set_a
     resumed = driver.Sweep(d, "journal", again, "parent", 1, {}, True, design=points, seeds=list(range(5)),
                            dropped=dict(dropped))
     assert len(resumed.queued_cells()) == 4 * 4 + 2
+
+
+def test_the_plan_is_fixed_before_the_first_look_and_a_study_without_one_keeps_its_procedure(tmp_path, capsys):
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from src.answer import boundary
+    from src.answer.boundary import Plan
+    from src.sweep import attrs
+    from src.sweep.definition import SweepError
+
+    space = [f"{k}=choice({','.join(map(str, v))})" for k, v in FACTORS.items()]
+    planned = load(["sweep=none", "sweep.sampler=fractional", "sweep.until=decided", "sweep.seeds=[0,1]",
+                    "sweep.plan=3", *space])
+    storage = JournalStorage(JournalFileBackend(str(tmp_path / "j")))
+    dists = {k: CategoricalDistribution(v) for k, v in FACTORS.items()}
+
+    def study_with_cells(name):
+        study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+        rng = np.random.default_rng(4)
+        for seed in range(3):
+            for c in fractional():
+                v = 0.7 + 0.01 * (c["a"] == "on") + rng.normal(0, 0.004)
+                study.add_trial(optuna.trial.create_trial(params=c, distributions=dists, value=v,
+                                                          user_attrs={"seed": seed, "seed_values": {str(seed): v}}))
+        return study
+
+    study = study_with_cells("planned")
+    assert answer.fix_plan(planned, study, budget_seeds=8) == Plan(2, 3)  # sweep.plan over the budget's seeds
+    [d] = [r for r in answer.look(planned, study) if r["factor"] == "a"]
+    assert "group-sequential boundary over a plan of seeds 2 to 3" in d["adjustment"]
+    at_end = boundary.multiplier(Plan(2, 3), 3, d["df"], d["alpha_each"])  # the plan's last look
+    assert d["boundary"] == at_end < decision.multiplier(d["df"], d["n_eff"], d["alpha_each"])
+    other = load(["sweep=none", "sweep.sampler=fractional", "sweep.until=decided", "sweep.plan=80", *space])
+    assert answer.fix_plan(other, study, budget_seeds=8) == Plan(2, 3)  # fixed: a later sweep.plan changes nothing
+    assert "sweep.plan=80 is not used" in answer.plan_note(other, Plan(2, 3))
+
+    unplanned = load(["sweep=none", "sweep.sampler=fractional", "sweep.until=decided", *space])
+    assert answer.fix_plan(unplanned, study_with_cells("default"), budget_seeds=8) == Plan(1, 8)  # the budget's
+
+    old = study_with_cells("recorded-before-plans")
+    answer.look(unplanned, old)  # a look taken as studies were before plans: none recorded
+    assert not attrs.PLAN.get(old) and answer.fix_plan(planned, old, budget_seeds=8) is None
+    [d] = [r for r in answer.look(planned, old) if r["factor"] == "a"]
+    assert d["boundary"] == decision.multiplier(d["df"], d["n_eff"], d["alpha_each"])  # the sequence alone
+
+    for bad, says in ((["sweep.sampler=fractional", "sweep.plan=1"], "fewer than the first block"),
+                      (["sweep.sampler=tpe", "sweep.plan=10"], "plans seeds of a design")):
+        with pytest.raises(SweepError, match=says):
+            load(["sweep=none", "sweep.seeds=[0,1]", *bad, *space])
