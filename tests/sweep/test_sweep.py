@@ -381,36 +381,37 @@ def test_a_planted_user_feature_is_called_better_and_one_with_no_effect_equivale
 
 
 def test_a_block_of_two_data_sets_answers_in_each_and_says_the_effect_depends_on_the_data_set(sw):
-    # two synthetic data sets, a block (sweep.block): in one the user's segment raises the click (planted), in the
-    # other it does nothing. Seeing the segment must be called better in the first, equivalent in the second
+    # two synthetic data sets, a block (sweep.block): in one the user's segment raises the click (planted, strong
+    # enough that the interval of its first deciding look, which stops that block, lies clear of the other's), in
+    # the other it does nothing. Seeing the segment must be called better in the first, equivalent in the second
     # (within +-0.05: this data set's seed noise is about 0.015), and the effect must be found to depend on the
     # data set
     base = [a for a in FEATURES if not a.startswith("data.features.mood")]
     out = sw.run("sweep.name=blocks", "sweep.until=decided", "sweep.budget=40", "sweep.equivalence=0.05",
-                 "sweep.block=data.segment_effect", "data.segment_effect=choice(3.0,0.0)", base=base)
+                 "sweep.block=data.segment_effect", "data.segment_effect=choice(6.0,0.0)", base=base)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     parent = [r for r in sw.runs() if r.data.tags.get("sweep_role") == "parent"][0]
     doc = json.loads(mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/report/effects.json"))
     assert doc["version"] == answer_records.VERSION and doc["blocks"] == ["data.segment_effect"]
-    assert {b["block"] for b in doc["best"]} == {"data.segment_effect=3.0", "data.segment_effect=0.0"}  # per block
+    assert {b["block"] for b in doc["best"]} == {"data.segment_effect=6.0", "data.segment_effect=0.0"}  # per block
     by_block = {q["block"]: q for q in doc["questions"]}
-    assert set(by_block) == {"data.segment_effect=3.0", "data.segment_effect=0.0"}, by_block
-    assert by_block["data.segment_effect=3.0"]["verdict"] == "better", out.stdout[-3000:]
+    assert set(by_block) == {"data.segment_effect=6.0", "data.segment_effect=0.0"}, by_block
+    assert by_block["data.segment_effect=6.0"]["verdict"] == "better", out.stdout[-3000:]
     assert by_block["data.segment_effect=0.0"]["verdict"] == "equivalent", out.stdout[-3000:]
     [pooled] = doc["pooled"]
     assert pooled["interaction"] == "depends on the block", pooled
     assert pooled["random_effects"]["k"] == 2 and pooled["random_effects"]["i2"] > 0.5
-    assert "depends on the data set" in out.stdout and "[data.segment_effect=3.0]" in out.stdout
+    assert "depends on the data set" in out.stdout and "[data.segment_effect=6.0]" in out.stdout
     assert "report/blocks.png" in {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id, "report")}
     metrics = parent.data.metrics
     assert metrics.get("depends.data.features.segment.enabled.True in all blocks") == 1, sorted(metrics)
-    assert metrics["verdict.data.features.segment.enabled.True in data.segment_effect_3.0"] == 1
+    assert metrics["verdict.data.features.segment.enabled.True in data.segment_effect_6.0"] == 1
     # the planted block, decided first, got no more seeds while the other went on (sequential per block)
     study = sw.study("blocks")
     ended = study.user_attrs["ended_blocks"]
     trained = Counter(str(t.params["data.segment_effect"]) for t in study.get_trials() if t.state.name == "COMPLETE")
-    assert "data.segment_effect=3.0" in ended and trained["3.0"] == 2 * ended["data.segment_effect=3.0"], trained
-    assert trained["3.0"] < trained["0.0"] and "it gets no more seeds" in out.stdout, trained
+    assert "data.segment_effect=6.0" in ended and trained["6.0"] == 2 * ended["data.segment_effect=6.0"], trained
+    assert trained["6.0"] < trained["0.0"] and "it gets no more seeds" in out.stdout, trained
 
 
 GRID = ["sweep.sampler=grid", "sweep.pruner=none", "train.epochs=1", "model=din", "~model/evolution",
