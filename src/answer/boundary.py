@@ -31,6 +31,7 @@ SHARE = 0.8     # of each question's error, what the planned boundary spends; th
 SPENDING = "obrien-fleming"
 STEP = 0.02     # the grid of the partial sums' density, in units of one seed's standard deviation
 CAP = 8.0       # a boundary no look is let above (spends nothing measurable)
+WIDEST = 1e6    # standard errors: a wider boundary is none (as the confidence sequence's, src/answer/decision.py)
 
 
 @dataclass(frozen=True)
@@ -107,8 +108,10 @@ def _crossing(x: np.ndarray, f: np.ndarray, root: float, target: float) -> float
 
 def multiplier(plan: Plan, seeds, df: float, alpha_each: float) -> float:
     """The planned boundary in standard errors at a look after `seeds` seeds with `df` residual degrees of
-    freedom: the t quantile of the z boundary's tail probability; infinite off the plan's grid."""
+    freedom: the t quantile of the z boundary's tail probability; infinite off the plan's grid, where the
+    boundary spends nothing (at CAP), and where too few degrees of freedom make it wider than WIDEST."""
     if not plan.covers(seeds) or not df or df < 1:
         return math.inf
     z = float(z_bounds(plan.first, plan.last, round(plan.share * alpha_each, 12))[int(seeds) - plan.first])
-    return float(stats.t.isf(stats.norm.sf(z), df))
+    c = float(stats.t.isf(stats.norm.sf(z), df))
+    return math.inf if z >= CAP or c > WIDEST else c

@@ -39,7 +39,7 @@ import math
 import numpy as np
 from scipy import optimize, stats
 
-from src.answer.boundary import Plan
+from src.answer.boundary import WIDEST, Plan
 from src.answer.boundary import multiplier as planned_multiplier
 
 ALPHA = 0.05
@@ -80,7 +80,7 @@ def multiplier(df: float, n_eff: float, alpha: float, phi: float = PHI) -> float
     hi = 2.0
     while gap(hi) < 0:
         hi *= 2
-        if hi > 1e6:
+        if hi > WIDEST:
             return math.inf
     return float(optimize.brentq(gap, 0.0, hi, xtol=1e-7))
 

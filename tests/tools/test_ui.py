@@ -81,7 +81,7 @@ def test_the_printed_url_opens_the_model_training_run_page(store, tmp_path):
 
 def test_the_sweeps_overview_page_shows_its_verdicts(store, tmp_path, sweep_main):
     out = sweep_main("sweep=none", *TINY, *store, "model=din", "sweep.name=ui-answer", "sweep.sampler=grid",
-                     "sweep.seeds=[0,1]", f"sweep.storage=journal:{tmp_path / 'j'}",
+                     "sweep.seeds=[0,1]", "sweep.plan=20", f"sweep.storage=journal:{tmp_path / 'j'}",
                      "model/activation=choice(sigmoid,dice)")
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     [hint] = [line for line in out.stdout.splitlines() if line.startswith("browse: ")]
@@ -92,7 +92,8 @@ def test_the_sweeps_overview_page_shows_its_verdicts(store, tmp_path, sweep_main
     overview = page[page.index("Description"):]
     assert re.search(r"Sweep\s*ui-answer\s*: the answer question effect on valid_auc interval \(adjusted\) verdict",
                      overview), overview[:3000]
-    # two pairs are too few for the confidence sequence to bound the interval: it shows as (-inf, +inf), and why
+    # two pairs are too few for the confidence sequence to bound the interval, and the plan's boundary spends
+    # nothing at its first look: it shows as (-inf, +inf), and why
     assert re.search(r"model/activation: dice vs sigmoid [+-]\d\.\d{4} \(-inf, \+inf\) undecided ", overview), \
         overview[:3000]
     assert "too few seeds for this boundary" in overview
