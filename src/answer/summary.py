@@ -194,7 +194,8 @@ def plan(records: list[dict], cells: int, per_seed: int, boundary: Plan | None =
     known = sorted((r for r in records if r.se), key=lambda r: r.se)
     each = next((r.alpha_each for r in records if r.alpha_each), decision.ALPHA)
     if not known or not cells:
-        return {"curve": [], "seeds_now": cells / max(per_seed, 1), "prices": []}
+        return {"curve": [], "seeds_now": cells / max(per_seed, 1), "prices": [],
+                "plan_seeds": boundary.last if boundary else None}
     mid = known[len(known) // 2]
     seeds = sorted({int(round(1.25 ** k)) for k in range(28)} | set(SHOWN_SEEDS))  # 1 to about 400, log-spaced
     prices = [(r.name, r.price["seeds"], abs(r.effect), r.price["chance"], r.price.get("least"),
@@ -203,7 +204,7 @@ def plan(records: list[dict], cells: int, per_seed: int, boundary: Plan | None =
     whole = cells / per_seed if per_seed and cells % per_seed == 0 else None
     return {"curve": decision.detectable_curve({"se": mid.se, "df": mid.df, "n_eff": mid.n_eff, "seeds": whole}, cells,
                                                per_seed, each, seeds, boundary),
-            "seeds_now": cells / max(per_seed, 1), "prices": prices}
+            "seeds_now": cells / max(per_seed, 1), "prices": prices, "plan_seeds": boundary.last if boundary else None}
 
 
 def attention_summary(rows: list[dict]) -> dict:
@@ -465,7 +466,7 @@ def blocks_forest(ans: dict, direction: str):
 
 
 def plan_figure(ans: dict):
-    """Detectable effect against seeds per configuration, with delta and the seeds spent marked."""
+    """Detectable effect against seeds per configuration, with delta, the seeds spent and the plan's end marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -479,6 +480,9 @@ def plan_figure(ans: dict):
     ax.plot(xs, ys, color="tab:blue", label="smallest effect found 80% of the time")
     ax.axhline(ans["delta"], color="tab:red", ls="--", label=f"delta = {ans['delta']:g}")
     ax.axvline(ans["plan"]["seeds_now"], color="0.4", ls=":", label=f"now: {ans['plan']['seeds_now']:.0f} seeds")
+    if ans["plan"].get("plan_seeds"):  # where the planned boundary ends (sweep.plan)
+        ax.axvline(ans["plan"]["plan_seeds"], color="tab:green", ls="-.",
+                   label=f"the plan's end: {ans['plan']['plan_seeds']} seeds")
     for name, seeds, effect, chance, *rest in ans["plan"].get("prices", []):  # the table's "to decide"
         least, low, high = (list(rest) + [None, None, None])[:3]
         if low:  # the seeds the noise estimate allows (its 80% range), as a horizontal bar
@@ -490,7 +494,7 @@ def plan_figure(ans: dict):
         floor = "" if least is None else f" ({floor_text(least, short=True)})"
         span = "" if not low else f" ({low}-{high or f'>{decision.MOST_SEEDS}'})"
         ax.annotate(f"{name}: {seeds}{span} seeds, {chance:.0%}{floor}", (seeds, effect), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")
+                    xytext=(-4, 4), textcoords="offset points", ha="right")  # leftwards: prices sit on the right
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("seeds per configuration")
