@@ -21,7 +21,7 @@ from src.answer.effects import key as config_key
 from src.answer.summary import factors
 from src.sweep import answer
 from src.sweep.study import rows as trial_rows
-from src.sweep.tracking import log_answer, log_summary
+from src.sweep.tracking import configuration_metrics, log_answer, log_summary, set_tags
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +262,8 @@ def finish(definition, study, parent: str, failed: str | None = None, planned: i
         (out / "optuna").mkdir()
         plots = optuna_plots(study, out / "optuna")
         metrics = {f"trials_{k}": v for k, v in counts.items()}
-        log_answer(parent, summary.note(ans, s.name, s.sampler, design_size), summary.metrics(ans))
+        per_config, names = configuration_metrics(definition, summary.observations(rows))
+        set_tags(parent, names)
+        log_answer(parent, summary.note(ans, s.name, s.sampler, design_size), {**summary.metrics(ans), **per_config})
         hint = log_summary(parent, files, plots, metrics, best, best_cfg, failed)
     _print_summary(rows, abl, best, counts, s, failed, hint, ans)

@@ -35,9 +35,41 @@ def trial_tags(definition: Definition, parent_run_id: str, trial_number: int, se
     tags = {"study": definition.settings.name, "trial": str(trial_number), "trial_seed": str(seed),
             "sweep_parent": parent_run_id or ""}
     if sampled is not None:
-        levels = " ".join(sorted(sampled)) or "(base config)"
-        tags.update(config=hashlib.sha256(levels.encode()).hexdigest()[:10], config_levels=levels[:5000])
+        short, levels = config_tag(sampled)
+        tags.update(config=short, config_levels=levels[:5000])
     return tags
+
+
+def config_tag(sampled: list[str]) -> tuple[str, str]:
+    """A configuration's `config` tag (a short hash of its levels, whatever their order) and its levels, readable."""
+    levels = " ".join(sorted(sampled)) or "(base config)"
+    return hashlib.sha256(levels.encode()).hexdigest()[:10], levels
+
+
+def configuration_metrics(definition: Definition, observations: list[dict]) -> tuple[dict, dict]:
+    """Each configuration's mean over its seeds, that mean's 95% t interval and its trainings, as parent-run
+    metrics named by its cells' `config` tag (`config.<hash>.mean`, `.low`, `.high`, `.trainings`), and the tags
+    that name each hash's levels (`config.<hash>`): the numbers MLflow's group-by shows, kept with the answer."""
+    import statistics
+    from collections import defaultdict
+
+    from src.answer.effects import key, t_quantile
+
+    values, levels = defaultdict(list), {}
+    for o in observations:
+        k = key(o["config"])
+        values[k].append(o["value"])
+        levels[k] = [definition.params[p].override(v) for p, v in o["config"].items() if p in definition.params]
+    metrics, tags = {}, {}
+    for k, v in values.items():
+        short, readable = config_tag(levels[k])
+        mean = statistics.fmean(v)
+        half = t_quantile(0.975, len(v) - 1) * statistics.stdev(v) / len(v) ** 0.5 if len(v) > 1 else None
+        metrics.update({f"config.{short}.mean": mean, f"config.{short}.trainings": len(v)})
+        if half is not None:
+            metrics.update({f"config.{short}.low": mean - half, f"config.{short}.high": mean + half})
+        tags[f"config.{short}"] = readable[:5000]
+    return metrics, tags
 
 
 def definition_yaml(definition: Definition) -> str:
@@ -252,12 +284,14 @@ def set_tags(run_id: str, tags: dict) -> None:
     from mlflow.entities import RunTag
     from mlflow.exceptions import MlflowException
 
-    batch = [RunTag(k, str(v)) for k, v in tags.items()]
-    try:
-        _client().log_batch(run_id, tags=batch)
-    except MlflowException:
-        time.sleep(0.5)
-        _client().log_batch(run_id, tags=batch)
+    tags = [RunTag(k, str(v)) for k, v in tags.items()]
+    for i in range(0, len(tags), 100):  # MLflow takes at most 100 tags a batch
+        batch = tags[i:i + 100]
+        try:
+            _client().log_batch(run_id, tags=batch)
+        except MlflowException:
+            time.sleep(0.5)
+            _client().log_batch(run_id, tags=batch)
 
 
 def tag_state(run_ids, state: str) -> None:

@@ -276,6 +276,14 @@ def test_planted_truth_gets_the_right_verdicts_and_the_sequential_sweep_stops_ea
         assert len({r.data.tags["config_levels"] for r in runs_}) == 1
         assert len({r.data.tags["trial_seed"] for r in runs_}) == len(runs_) == cells // 4
         assert len({r.data.params["model.name"] for r in runs_}) == 1
+    # and the parent run carries each configuration's mean and interval over its seeds, by the same tag
+    top = sw.client().get_run(parent.info.run_id).data
+    for tag, runs_ in groups.items():
+        values = [r.data.metrics["best_valid_auc"] for r in runs_]
+        assert top.metrics[f"config.{tag}.mean"] == pytest.approx(sum(values) / len(values), abs=1e-9)
+        assert top.metrics[f"config.{tag}.low"] < top.metrics[f"config.{tag}.mean"] < top.metrics[f"config.{tag}.high"]
+        assert top.metrics[f"config.{tag}.trainings"] == len(runs_)
+        assert top.tags[f"config.{tag}"] == runs_[0].data.tags["config_levels"]
 
 
 def _answer(sw) -> dict:
