@@ -38,6 +38,11 @@ from src.answer.effects import key
 VERDICTS = ("best", "any of these", "undecided")
 
 
+def name(levels: dict) -> str:
+    """A configuration's name from its levels, as the report and the export print it."""
+    return " ".join(f"{k}={v}" for k, v in levels.items()) or "(base config)"
+
+
 @dataclass
 class Member:
     """A configuration that may be the best: its levels, seed-adjusted mean, interval of its mean minus the best
@@ -51,7 +56,7 @@ class Member:
 
     @property
     def name(self) -> str:
-        return " ".join(f"{k}={v}" for k, v in self.levels.items()) or "(base config)"
+        return name(self.levels)
 
 
 @dataclass
@@ -73,6 +78,10 @@ class BestSet:
     @property
     def leader(self) -> Member:
         return self.members[0]
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"a best set's verdict is one of {VERDICTS}, not {self.verdict!r}")
 
 
 def _fit(obs: list[dict], configs: list[str]):
@@ -153,8 +162,7 @@ def confidence_set(observations: list[dict], direction: str, delta: float, alpha
     else:
         verdict = "undecided"
     out = BestSet(members, verdict, k, alpha, each, delta, len(observations), None, block,
-                  excluded=[" ".join(f"{a}={b}" for a, b in levels[configs[i]].items()) for i in order
-                            if i not in inside])
+                  excluded=[name(levels[configs[i]]) for i in order if i not in inside])
     if verdict == "undecided" and priced:
         out.price = _price(pairs, leader, inside, df, len(observations), per_seed or k, each, delta,
                            seconds_per_cell)

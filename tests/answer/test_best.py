@@ -156,3 +156,12 @@ def test_the_set_as_a_table_for_a_paper_and_a_frame_for_a_notebook():
     frame = records.best_frame([b])
     assert frame.loc[0, "leader"] and frame.loc[0, "a"] == CONFIGS[2]["a"] and frame.loc[0, "verdict"] == "best"
     assert records.best_markdown([]) == "" and records.best_frame([]).empty
+
+
+def test_a_set_is_one_of_its_verdicts_and_its_names_are_the_reports():
+    from src.answer.best import BestSet, Member, name
+
+    m = Member({"a": 1, "b": "x"}, 0.7, None, None, 3)
+    assert m.name == name(m.levels) == "a=1 b=x" and name({}) == "(base config)"
+    with pytest.raises(ValueError, match="one of"):
+        BestSet([m], "probably", 2, 0.05, 0.05, 0.001, 6)
