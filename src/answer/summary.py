@@ -517,9 +517,7 @@ def print_look(ans: dict) -> None:
         print(f"  {r.name}: {r.verdict}  effect {_fmt(r.effect, signed=True)}  interval "
               f"{interval(r.verdict_low, r.verdict_high)}{cost}", flush=True)
     for b in ans.get("best") or []:
-        where = f" [{b.block}]" if b.block else ""
-        print(f"  best configuration{where}: {b.verdict}, {len(b.members)} of {b.configurations} in the set, "
-              f"leader {b.leader.name} ({b.leader.mean:.4f})", flush=True)
+        print(f"  {best_headline(b)}; leader {b.leader.name} ({b.leader.mean:.4f})", flush=True)
     print(f"  {_noise_line(ans)}", flush=True)
     if _plan_line(ans):
         print(f"  {_plan_line(ans)}", flush=True)
@@ -571,20 +569,28 @@ def metrics(ans: dict) -> dict:
     return out
 
 
-def best_text(b, metric: str) -> list[str]:
-    """A best set (src/answer/best.py) as the report's lines: the verdict, then each member with its mean,
-    interval and trainings."""
+def best_headline(b, lead: str | None = None) -> str:
+    """A best set's verdict in words, the one wording of the report, the terminal and the summary line: "best
+    configuration: <the leader, or `lead`>, shown better than each of the other 7", "... any of these 3, each
+    within +-delta of the best of the others (equivalent)", "... undecided among 8 of 8 configurations (...)"."""
     where = f" [{b.block}]" if b.block else ""
     n = len(b.members)
     if b.verdict == "best":
-        head = (f"best configuration{where}: {b.leader.name}, shown better than each of the other "
-                f"{b.configurations - 1}")
-    elif b.verdict == "any of these":
-        head = (f"best configuration{where}: any of these {n}, each within +-{b.delta:g} of the best of the others "
-                f"(equivalent); the other {b.configurations - n} are shown worse")
-    else:
-        head = (f"best configuration{where}: undecided among {n} of {b.configurations} configurations "
-                f"(they cannot be told from the best yet)")
+        return f"best configuration{where}: {lead or b.leader.name}, shown better than each of the other " \
+               f"{b.configurations - 1}"
+    if b.verdict == "any of these":
+        return (f"best configuration{where}: any of these {n}, each within +-{b.delta:g} of the best of the others "
+                f"(equivalent)")
+    return (f"best configuration{where}: undecided among {n} of {b.configurations} configurations (they cannot be "
+            f"told from the best yet)")
+
+
+def best_text(b, metric: str) -> list[str]:
+    """A best set (src/answer/best.py) as the report's lines: the verdict, then each member with its mean,
+    interval and trainings."""
+    head = best_headline(b)
+    if b.verdict == "any of these":
+        head += f"; the other {b.configurations - len(b.members)} are shown worse"
     lines = [head + f"; the set holds the best with {1 - b.alpha:.0%} at every look (Hsu's comparisons with the "
              f"best, each at {b.alpha_each:.4g}, anytime-valid)", "",
              f"| configuration | mean {metric} | its mean minus the best of the others | trainings |",

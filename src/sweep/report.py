@@ -212,15 +212,11 @@ def _print_summary(rows, abl, best, counts, s, failed, hint, ans) -> None:
 
 def b_line(b, metric: str) -> str:
     """The best set in one line: its verdict, the leader (what best_config.yaml holds) and the members."""
-    where = f" [{b.block}]" if b.block else ""
     lead = f"{b.leader.name} ({metric} {b.leader.mean:.4f} over {b.leader.trainings} training(s))"
     if b.verdict == "best":
-        return f"best configuration{where}: best: {lead}, shown better than the other {b.configurations - 1}"
-    if b.verdict == "any of these":
-        return (f"best configuration{where}: any of these {len(b.members)} (each within +-{b.delta:g} of the best of "
-                f"the others); best_config.yaml holds the leader, {lead}")
-    return (f"best configuration{where}: undecided among {len(b.members)} of {b.configurations} (they cannot be "
-            f"told from the best yet); best_config.yaml holds the leader, {lead}, which is not a finding")
+        return summary.best_headline(b, lead)
+    said = f"{summary.best_headline(b)}; best_config.yaml holds the leader, {lead}"
+    return said + (", which is not a finding" if b.verdict == "undecided" else "")
 
 
 def best_configuration(rows: list[dict], direction: str, leader: dict | None = None) -> dict | None:
