@@ -44,12 +44,14 @@ def methods(looks: list[dict]) -> dict:
 
 def fix_plan(definition, study, budget_seeds: int | None) -> Plan | None:
     """The study's plan (src/answer/boundary.py): fixed before its first look, from `sweep.plan`, else the
-    seeds the budget allows (`budget_seeds`, a designed sweep's), and recorded; what was recorded after that.
+    seeds the budget allows (`budget_seeds`, a designed sweep's; none when racing), and recorded; what was
+    recorded after that.
     None for a sampled sweep, and for a study whose looks were taken before plans were (they keep the
     procedure they had: the anytime-valid sequence alone)."""
     if not attrs.PLAN.has(study) and not attrs.LOOKS.get(study):
         s = definition.settings
-        last = (s.plan or budget_seeds) if s.designed else None
+        # racing (until=best) unbalances the cells after its first block, where a plan's boundary does not hold
+        last = (s.plan or (budget_seeds if s.until != "best" else None)) if s.designed else None
         fixed = Plan(len(s.seeds), max(last, len(s.seeds))) if last else None
         attrs.PLAN.set(study, fixed.to_dict() if fixed else {})
     return plan(study)

@@ -245,6 +245,8 @@ def test_the_plan_is_fixed_before_the_first_look_and_a_study_without_one_keeps_i
 
     unplanned = load(["sweep=none", "sweep.sampler=fractional", "sweep.until=decided", *space])
     assert answer.fix_plan(unplanned, study_with_cells("default"), budget_seeds=8) == Plan(1, 8)  # the budget's
+    racing = load(["sweep=none", "sweep.sampler=fractional", "sweep.until=best", *space])
+    assert answer.fix_plan(racing, study_with_cells("racing"), budget_seeds=8) is None  # unbalanced after a block
 
     old = study_with_cells("recorded-before-plans")
     answer.look(unplanned, old)  # a look taken as studies were before plans: none recorded
