@@ -13,5 +13,8 @@ def attention_layer(cfg, name="attention"):
 
 def build_din(cfg, vocab: dict, max_len: int, features=()):
     f = embed_inputs(cfg, vocab, max_len, features=features)
-    interest, _ = attention_layer(cfg)([f.target, f.history], mask=f.mask, return_attention_scores=True)
+    f.parts("attention")
+    attention = attention_layer(cfg)
+    f.parts("attention/build")
+    interest, _ = attention([f.target, f.history], mask=f.mask, return_attention_scores=True)
     return head(f, interest, cfg, name="din")

@@ -96,3 +96,25 @@ def test_bad_config_names_the_argument(overrides, match):
 def test_missing_vocab_size():
     with pytest.raises(ValueError, match="vocab"):
         build_model(to_plain(compose(["model=din"]).model), {"item": 10}, T)
+
+
+def test_configurations_of_one_seed_start_the_parts_they_share_from_the_same_values():
+    """Common random numbers (src/models/common.py `Parts`): a GRU or an AUGRU evolution, one MLP layer or
+    three, built after the same seed, start their embeddings, interest extractor and evolution, attention and
+    first MLP layer from the same values, whatever was made before them; another seed starts them elsewhere."""
+    def weights(overrides, seed=3):
+        keras.utils.set_random_seed(seed)
+        model = build_model(small(["model=dien", "model.aux_loss.alpha=0", *overrides]), VOCAB, T)
+        return {w.path: keras.ops.convert_to_numpy(w) for w in model.weights}
+
+    a = weights(["model/evolution=gru", "model.mlp.depth=1"])
+    b = weights(["model/evolution=augru", "model.mlp.depth=3"])
+    shared = [p for p in a if p in b and a[p].shape == b[p].shape and a[p].std() > 0]
+    for part in ("item_embedding", "cat_embedding", "interest_extractor", "interest_evolution", "attention",
+                 "top_mlp/dense_0"):
+        paths = [p for p in shared if p.startswith(part)]
+        assert paths, (part, sorted(a))
+        for p in paths:
+            np.testing.assert_array_equal(a[p], b[p], err_msg=p)
+    other = weights(["model/evolution=gru", "model.mlp.depth=1"], seed=4)
+    assert not np.array_equal(a["item_embedding/embeddings"], other["item_embedding/embeddings"])
