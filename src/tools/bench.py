@@ -626,8 +626,9 @@ def bench_decisions(a) -> dict:
 
 
 def _default_prices() -> list[dict]:
-    """The default sweep's four questions as its README gives them (effects at 3 seeds of 8 configurations,
-    residual SD 0.00496), priced as the report prices them with no plan and with plans of several lengths."""
+    """The default sweep's four questions as they were before common random numbers (effects at 3 seeds of 8
+    configurations, residual SD 0.00496: its plan was sized from them), priced as the report prices them with no
+    plan and with plans of several lengths."""
     import math
 
     from src.answer import decision

@@ -55,8 +55,8 @@ def test_with_a_plan_the_user_who_raises_the_budget_keeps_the_error_rate_and_dec
 
 
 def test_a_plan_that_fits_the_noise_halves_the_price_and_one_too_short_says_what_past_it_costs():
-    """The default sweep's questions at their first look (residual SD 0.00496, 3 seeds of 8 configurations,
-    README), with sweeps/default.yaml's plan."""
+    """The default sweep's questions at their last look (residual SD 0.00496, as it was before common random
+    numbers, against which its plan was sized; 3 seeds of 8 configurations), with sweeps/default.yaml's plan."""
     import yaml
 
     from src.config.paths import ROOT
