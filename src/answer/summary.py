@@ -174,9 +174,9 @@ def sources_text(ans: dict) -> str | None:
     train = sum(v["dominant"].startswith("training") for v in src["questions"].values())
     lines += ["", f"Training noise dominates {train} of {len(src['questions'])} questions. More seeds shrink the "
               "training part (four times the seeds halve it) and the verdicts' intervals with it; the evaluation part "
-              "does not shrink with seeds, only with more validation users (a larger `data.split.valid`, or more data: "
-              "four times the users halve it). The verdicts are about this validation set: the evaluation part is "
-              "what another sample of users would add."]
+              "does not shrink with seeds, only with more validation users (more data: four times the users halve "
+              "it; a larger `data.split.valid` adds samples of the same users, which helps little). The verdicts are "
+              "about this validation set: the evaluation part is what another sample of users would add."]
     return "\n".join(lines)
 
 

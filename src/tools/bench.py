@@ -27,6 +27,11 @@
         the example click log of docs/your-data.md at about Amazon Beauty's size, its side features brand and
         age_band switched on and off (4 combinations): the cache's size for one combination, for the four
         in one cache, and for the four stored as full copies each
+    python -m src.bench evaluation [--fractions 0.05,0.1,0.2]
+        the evaluation part of the default sweep's noise against the size of the validation split: its
+        reference configuration trained once per `data.split.valid` fraction (seed 0), and the SD of its
+        validation AUC over the bootstrap resamples of the validation users
+
     python -m src.bench decisions [--sims 2000]
         the verdicts on simulated sweeps of the default shape (src/answer/simulate.py): false calls, coverage,
         power and trainings, with the first budget and under a user who raises it whenever a question is
@@ -532,7 +537,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("what", nargs="?", default="models",
                    choices=["models", "pipeline", "preprocess", "sweep-overhead", "bookkeeping", "backends",
-                            "backend-child", "ray", "shutdown", "decisions", "cache"])
+                            "backend-child", "ray", "shutdown", "decisions", "cache", "evaluation"])
     p.add_argument("--backend", default=None,
                    help=f"backends: which to compare, the first is the reference ({', '.join(BACKENDS)})")
     p.add_argument("--precision", default="float32", help="backends: float32, mixed_float16, mixed_bfloat16")
@@ -542,6 +547,7 @@ def main(argv=None):
     p.add_argument("--nodes", default="1,2,4", help="ray: simulated node counts, one CPU each")
     p.add_argument("--seeds", type=int, default=3, help="ray: seeds of the 4-configuration design")
     p.add_argument("--sims", type=int, default=2000, help="decisions: simulated sweeps per setting")
+    p.add_argument("--fractions", default="0.05,0.1,0.2", help="evaluation: validation fractions (data.split.valid)")
     p.add_argument("--models", default="din,dien")
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--history", type=int, default=50)
@@ -570,7 +576,7 @@ def main(argv=None):
     return {"models": bench_models, "pipeline": bench_pipeline, "preprocess": bench_preprocess,
             "sweep-overhead": bench_sweep_overhead, "bookkeeping": bench_bookkeeping, "backends": bench_backends,
             "backend-child": _backend_child, "ray": _ray, "shutdown": bench_shutdown,
-            "decisions": bench_decisions, "cache": bench_cache}[a.what](a)
+            "decisions": bench_decisions, "cache": bench_cache, "evaluation": bench_evaluation}[a.what](a)
 
 
 def bench_decisions(a) -> dict:
@@ -623,6 +629,36 @@ def bench_decisions(a) -> dict:
     out["blocks"] = _block_rows(a.sims)
     print(json.dumps(out))
     return out
+
+
+def bench_evaluation(a) -> list[dict]:
+    """The evaluation-sample noise of one trained model (src/metrics.py `bootstrap`: its validation AUC over
+    resamples of the validation users) at several validation fractions: the default sweep's fixed settings,
+    the first level of each of its questions, seed 0."""
+    import statistics
+
+    import yaml
+
+    from src.config import compose
+    from src.config.paths import ROOT
+    from src.run import training
+
+    doc = yaml.safe_load((ROOT / "sweeps" / "default.yaml").read_text())
+    reference = [f"{k}={v.split('(', 1)[1].split(',')[0]}" for k, v in doc["search"].items()]
+    rows = []
+    for fraction in (float(x) for x in a.fractions.split(",")):
+        p = training.prepare(compose([*doc["fixed"], *reference, f"data.split.valid={fraction}", "seed=0"]),
+                             log=lambda m: None)
+        training.fit(p, log=lambda m: None)
+        boot = training.eval_bootstrap(p)["auc"]
+        valid = p.data.splits["valid"]
+        row = {"valid_fraction": fraction, "valid_samples": int(len(valid["label"])),
+               "valid_users": int(len(set(valid["user"].tolist()))), "auc_sd": statistics.stdev(boot)}
+        rows.append(row)
+        print(f"data.split.valid={fraction}: {row['valid_samples']} samples of {row['valid_users']} users, "
+              f"validation AUC SD over {len(boot)} resamples of the users {row['auc_sd']:.4f}", flush=True)
+    print(json.dumps(rows))
+    return rows
 
 
 def _default_prices() -> list[dict]:
