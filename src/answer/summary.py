@@ -571,12 +571,12 @@ def metrics(ans: dict) -> dict:
 
 def best_headline(b, lead: str | None = None) -> str:
     """A best set's verdict in words, the one wording of the report, the terminal and the summary line: "best
-    configuration: <the leader, or `lead`>, shown better than each of the other 7", "... any of these 3, each
+    configuration: best: <the leader, or `lead`>, shown better than the other 7", "... any of these 3, each
     within +-delta of the best of the others (equivalent)", "... undecided among 8 of 8 configurations (...)"."""
     where = f" [{b.block}]" if b.block else ""
     n = len(b.members)
     if b.verdict == "best":
-        return f"best configuration{where}: {lead or b.leader.name}, shown better than each of the other " \
+        return f"best configuration{where}: best: {lead or b.leader.name}, shown better than the other " \
                f"{b.configurations - 1}"
     if b.verdict == "any of these":
         return (f"best configuration{where}: any of these {n}, each within +-{b.delta:g} of the best of the others "

@@ -59,7 +59,7 @@ def test_trains_and_round_trips(overrides, tmp_path):
     model.fit(x, y, epochs=8, batch_size=32, verbose=0, shuffle=False)
     assert model.evaluate(x, y, verbose=0) < first
     pred = model.predict(x, verbose=0)
-    assert pred.shape == (len(y), 1) and np.all((pred > 0) & (pred < 1))
+    assert pred.shape == (len(y), 1) and np.all((pred >= 0) & (pred <= 1))  # float32 saturates at 0 and 1
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
