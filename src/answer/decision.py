@@ -291,7 +291,7 @@ def certain(r: dict, cells: int, per_seed: int, alpha_each: float, delta: float,
         se_n, c, _ = _at(r, cells, seeds * per, alpha_each, plan)
         return 2 * c * se_n <= delta
 
-    return _fewest_planned(sure, 0, max(1, math.floor(cells / per)), most_seeds, _last(r, cells, per, plan))
+    return _fewest_planned(sure, 0, max(1, math.floor(cells / per)), most_seeds, _last(r, plan))
 
 
 def _fewest(ok, lo: int, hi: int, most: int) -> int | None:
@@ -301,6 +301,11 @@ def _fewest(ok, lo: int, hi: int, most: int) -> int | None:
         lo, hi = hi, 2 * hi
         if hi > most:
             return None
+    return _bisect(ok, lo, hi)
+
+
+def _bisect(ok, lo: int, hi: int) -> int:
+    """The fewest seeds above `lo` for which `ok` holds, given that it holds at `hi` and for all more."""
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if ok(mid) else (mid, hi)
@@ -317,7 +322,7 @@ def noise_range(df: float, level: float = NOISE_LEVEL) -> tuple[float, float]:
     return float(df / stats.chi2.ppf(1 - tail, df)), float(df / stats.chi2.ppf(tail, df))
 
 
-def _last(r: dict, cells: int, per: int, plan: Plan | None) -> int | None:
+def _last(r: dict, plan: Plan | None) -> int | None:
     """The plan's last seed, where the boundary widens to the confidence sequence's alone; None without a plan
     or where the record's seeds are not the sweep's (a look on no whole number of seeds)."""
     return plan.last if plan is not None and r.get("seeds") else None
@@ -329,10 +334,7 @@ def _fewest_planned(ok, lo: int, hi: int, most: int, last: int | None) -> int | 
     if last is None or last <= lo:
         return _fewest(ok, lo, hi, most)
     if ok(last):
-        while last - lo > 1:  # bisection: the fewest above lo within the plan
-            mid = (lo + last) // 2
-            lo, last = (lo, mid) if ok(mid) else (mid, last)
-        return last
+        return _bisect(ok, lo, last)
     return _fewest(ok, last, last + 1, most)
 
 
@@ -343,7 +345,7 @@ def _fewest_seeds(r: dict, direction: str, cells: int, per: int, alpha_each: flo
         return chance(r, direction, cells, seeds * per, alpha_each, delta, plan)[1] >= power
 
     now = max(1, math.floor(cells / per))
-    return _fewest_planned(enough, now, now + 1, most_seeds, _last(r, cells, per, plan))
+    return _fewest_planned(enough, now, now + 1, most_seeds, _last(r, plan))
 
 
 def price(r: dict, direction: str, cells: int, per_seed: int, alpha_each: float, delta: float,
@@ -370,7 +372,7 @@ def price(r: dict, direction: str, cells: int, per_seed: int, alpha_each: float,
     out = {"towards": towards, "trainings": n, "seeds": hi, "more_trainings": n - cells, "chance": p,
            "least": least(r, cells, n, alpha_each, delta, plan),
            "certain_seeds": certain(r, cells, per, alpha_each, delta, most_seeds, plan)}
-    out["plan_seeds"] = _last(r, cells, per, plan)  # where the planned boundary ends (None: no plan)
+    out["plan_seeds"] = _last(r, plan)  # where the planned boundary ends (None: no plan)
     low, high = noise_range(r.get("df") or cells - 1)
     out["seeds_low"], out["seeds_high"] = (
         _fewest_seeds({**r, "se": r["se"] * math.sqrt(v)}, direction, cells, per, alpha_each, delta, power,

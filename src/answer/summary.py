@@ -193,9 +193,9 @@ def plan(records: list[dict], cells: int, per_seed: int, boundary: Plan | None =
     and each undecided question's price (seeds, its effect), the same numbers as its line of the table."""
     known = sorted((r for r in records if r.se), key=lambda r: r.se)
     each = next((r.alpha_each for r in records if r.alpha_each), decision.ALPHA)
+    now = {"seeds_now": cells / max(per_seed, 1), "plan_seeds": boundary.last if boundary else None}
     if not known or not cells:
-        return {"curve": [], "seeds_now": cells / max(per_seed, 1), "prices": [],
-                "plan_seeds": boundary.last if boundary else None}
+        return {"curve": [], "prices": [], **now}
     mid = known[len(known) // 2]
     seeds = sorted({int(round(1.25 ** k)) for k in range(28)} | set(SHOWN_SEEDS))  # 1 to about 400, log-spaced
     prices = [(r.name, r.price["seeds"], abs(r.effect), r.price["chance"], r.price.get("least"),
@@ -204,7 +204,7 @@ def plan(records: list[dict], cells: int, per_seed: int, boundary: Plan | None =
     whole = cells / per_seed if per_seed and cells % per_seed == 0 else None
     return {"curve": decision.detectable_curve({"se": mid.se, "df": mid.df, "n_eff": mid.n_eff, "seeds": whole}, cells,
                                                per_seed, each, seeds, boundary),
-            "seeds_now": cells / max(per_seed, 1), "prices": prices, "plan_seeds": boundary.last if boundary else None}
+            "prices": prices, **now}
 
 
 def attention_summary(rows: list[dict]) -> dict:
