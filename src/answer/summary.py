@@ -74,10 +74,12 @@ class Study:
     boundary: Plan | None = None  # the study's plan of seeds (src/answer/boundary.py), fixed at its first look
 
 
-def assemble(rows: list[dict], decided: list[dict], st: Study, eff: dict | None = None) -> dict:
+def assemble(rows: list[dict], decided: list[dict], st: Study, eff: dict | None = None,
+             best_rows: list[dict] | None = None) -> dict:
     """The whole answer from the study's cells (`rows`: plain dicts, src/sweep/study.py) and the decisions
     over the looks: the questions (validation metric), the test-metric estimates, noise, plan, notes. `eff`:
-    the cells' estimate (src/answer/blocks.py) when the caller has it already."""
+    the cells' estimate (src/answer/blocks.py) when the caller has it already; `best_rows`: the cells the best
+    set is computed from when they are not `rows` (a sampled sweep's race)."""
     obs = observations(rows)
     eff = eff or blocks.estimate(obs, st.factors, st.direction, st.blocks)
     by_name = {decision.question(d): d for d in decided}
@@ -105,7 +107,8 @@ def assemble(rows: list[dict], decided: list[dict], st: Study, eff: dict | None 
             "plan": plan(records, len(obs), per_seed, st.boundary),
             "delta": st.delta, "metric": st.metric, "direction": st.direction,
             "sources": noise_sources(rows, st.factors, st.direction, records, st.blocks),
-            "best": best_sets(obs, st)}
+            "best": best_sets(obs if best_rows is None else observations(best_rows), st),
+            "raced": None if best_rows is None else len(observations(best_rows))}
 
 
 def best_sets(obs: list[dict], st: Study) -> list:
@@ -510,8 +513,13 @@ def print_look(ans: dict) -> None:
     """What a look of a sequential sweep says: each question's verdict and interval, and for an undecided one
     its price; the noise floor; what more seeds would buy."""
     per_cell = ans.get("seconds_per_cell")
-    print(f"look at {ans['runs']} trainings" + (f" ({per_cell:.1f} s per training)" if per_cell else "") + ":",
-          flush=True)
+    raced = ans.get("raced")  # a sampled sweep's race: its look is at the best set (the search's answer is done)
+    print(f"look at {raced or ans['runs']} {'race ' if raced else ''}trainings"
+          + (f" ({per_cell:.1f} s per training)" if per_cell else "") + ":", flush=True)
+    if raced:
+        for b in ans.get("best") or []:
+            print(f"  {best_headline(b)}; leader {b.leader.name} ({b.leader.mean:.4f})", flush=True)
+        return
     for r in ans["records"]:
         cost = f"; to decide: {to_decide(r)}" if to_decide(r) else ""
         print(f"  {r.name}: {r.verdict}  effect {_fmt(r.effect, signed=True)}  interval "

@@ -11,7 +11,7 @@ add or replace search dimensions (`~KEY` drops one of the sweep file's);
 `sweep.*` keys set the study: name, metric,
 direction, trials, timeout, sampler (tpe, random, grid, fractional), pruner
 (median, hyperband, none), seed, seeds, workers, trials_per_gpu, storage, heartbeat, grace,
-equivalence, until, budget, add_seeds, launcher (local, ray), ray_address, ray_cpus.
+equivalence, until, race_top, budget, add_seeds, plan, block, launcher (local, ray), ray_address, ray_cpus.
 
 A trial is exactly a `src.train` run, nested in MLflow under the study's parent
 run. Running the same study again resumes it until it holds `sweep.trials`

@@ -102,9 +102,21 @@ def look(definition, study, rows: list[dict] | None = None, eff: dict | None = N
     return decided
 
 
+def split_race(study, rows: list[dict]) -> tuple[list[dict], list[dict] | None]:
+    """A sampled sweep's rows, once it races (sweep.until=best), as (its search's trials, its race's cells: the
+    trials that carry a seed); the questions are answered from the search, the best set from the race alone
+    (the search's values chose the raced configurations, and would carry the winner's curse into the set).
+    Any other study's: (rows, None)."""
+    if not attrs.RACE.get(study):
+        return rows, None
+    raced = [r for r in rows if r["seed"] is not None]
+    return [r for r in rows if r["seed"] is None], raced or None
+
+
 def build(definition, study, rows: list[dict], planned: int | None, design_size: int) -> dict:
     """The whole answer (src/answer/summary.py `assemble`), after a look."""
     s = definition.settings
+    rows, raced = split_race(study, rows)
     eff = estimate(definition, study, rows)
     decided = look(definition, study, rows, eff)  # the look and the answer read one estimate
     per_cell = attrs.SECONDS_PER_CELL.get(study) or summary.seconds_per_cell(rows, s.workers or 1)
@@ -113,4 +125,4 @@ def build(definition, study, rows: list[dict], planned: int | None, design_size:
                        delta=s.equivalence, looks=[lk["cells"] for lk in attrs.LOOKS.get(study)],
                        planned=planned, seconds_per_cell=per_cell, design_size=design_size, blocks=s.block,
                        seconds_per_block=per_block, add_seeds=s.add_seeds, boundary=plan(study))
-    return summary.assemble(rows, decided, st, eff)
+    return summary.assemble(rows, decided, st, eff, best_rows=raced)

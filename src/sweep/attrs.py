@@ -86,9 +86,11 @@ PLAN: Key[dict] = Key("plan", (dict,))                # fixed at the first look:
 #                                                       {} (none); absent in studies recorded before plans were
 ENDED_BLOCKS: Key[dict] = Key("ended_blocks", (dict,), dict)  # block -> seeds it holds (its questions all decided)
 DROPPED: Key[dict] = Key("dropped", (dict,), dict)  # configuration -> seeds it holds (shown worse than another: racing)
+RACE: Key[dict] = Key("race", (dict,), dict)  # a sampled sweep's race (until=best), once its search is done:
+#     {"points": its top configurations, "searched": finished trials then, "first": seeds in its first block}
 MLFLOW_PARENT_RUN_ID: Key[str] = Key("mlflow_parent_run_id", (str,))
 
 TRIAL = (HOST, PID, NODE, HEARTBEAT, SEED, RETRY_OF, RETRY_REASON, OVERRIDES, MLFLOW_RUN_IDS, SEED_VALUES,
          TEST_VALUES, EVAL_BOOTSTRAP, ATTENTION, SPREAD, PRUNED_AT_EPOCH, FAILURE, TRACEBACK, SURPLUS)
 STUDY = (SIGNATURE, DEFINITION, SEEDS, SECONDS_PER_CELL, SECONDS_PER_BLOCK, LOOKS, PLAN, ENDED_BLOCKS, DROPPED,
-         MLFLOW_PARENT_RUN_ID)
+         RACE, MLFLOW_PARENT_RUN_ID)

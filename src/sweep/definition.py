@@ -58,8 +58,11 @@ class Settings(BaseModel):
     max_initial_failures: PosInt = 3  # stop when this many trials failed before any succeeded
     equivalence: Annotated[float, Field(gt=0)] = DELTA_DEFAULT  # +-delta of "equivalent", in the metric's units
     until: Literal["design", "decided", "best"] = "design"  # decided: add blocks of seeds until every question is
-    # decided; best: add seeds only to the configurations still in the best set, until it is decided (racing)
-    budget: PosInt | None = None  # most trainings in all (until=decided; default: 4 times the first block)
+    # decided; best: add seeds only to the configurations still in the best set, until it is decided (racing;
+    # a sampled sweep searches first, then races its top `race_top` configurations on fresh seeds)
+    race_top: Annotated[int, Field(ge=2)] = 4  # configurations a sampled racing sweep re-seeds after its search
+    budget: PosInt | None = None  # most trainings in all (until=decided or best; default: 4 times the first
+    #                               block; a sampled race's: of its own cells)
     add_seeds: PosInt = 1        # seeds per added block (until=decided)
     plan: PosInt | None = None   # seeds per configuration this study plans to reach at most: a group-sequential
     #                              boundary over looks up to it takes 80% of each question's error (narrower where
@@ -90,9 +93,10 @@ class Settings(BaseModel):
     def _consistent(self):
         if self.grace <= self.heartbeat:
             raise ValueError(f"`sweep.grace` ({self.grace}) must be longer than `sweep.heartbeat` ({self.heartbeat})")
-        if self.until in ("decided", "best") and not self.designed:
-            raise ValueError(f"`sweep.until={self.until}` adds seeds to a design: it needs `sweep.sampler=grid` or "
-                             f"`fractional`, got {self.sampler!r}")
+        if self.until == "decided" and not self.designed:
+            raise ValueError(f"`sweep.until=decided` adds seeds to a design: it needs `sweep.sampler=grid` or "
+                             f"`fractional`, got {self.sampler!r} (`sweep.until=best` races a sampled sweep's top "
+                             f"configurations)")
         if self.plan is not None and not self.designed:
             raise ValueError(f"`sweep.plan` plans seeds of a design: it needs `sweep.sampler=grid` or `fractional`, "
                              f"got {self.sampler!r}")

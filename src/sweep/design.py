@@ -138,12 +138,13 @@ def block_of(point: dict, block) -> str:
 
 
 def exhausted(design_cells: int, target: int, trials) -> bool:
-    """A designed sweep samples nothing outside its design unless its target asks for more."""
+    """A designed sweep samples nothing outside its design unless its target (of cells: a sampled sweep's race
+    counts its search apart) asks for more; once every cell was tried, the workers stop."""
     from optuna.trial import TrialState
 
     if not design_cells or target > design_cells:
         return False
-    asked = [t for t in trials if not attrs.SURPLUS.get(t)]
+    asked = [t for t in trials if not attrs.SURPLUS.get(t) and attrs.SEED.has(t)]  # the cells, not a search's
     waiting = any(t.state == TrialState.WAITING for t in asked)
     tried = {studies.cell_key(t) for t in asked if t.state != TrialState.WAITING}
     return not waiting and len(tried) >= design_cells

@@ -12,7 +12,8 @@ import importlib.util
 import time
 from dataclasses import dataclass, field
 
-from src.answer import decision, summary
+from src.answer import best, decision, summary
+from src.answer.effects import key as config_key
 from src.config import compose
 from src.run import interrupts
 from src.sweep import SweepError, answer, attrs, launch, placement, report, space, worker
@@ -36,8 +37,8 @@ class Sweep:
     resumed: bool
     recovered: list = field(default_factory=list)
     queued: int = 0
-    design: list = field(default_factory=list)  # the configurations of a designed sweep
-    seeds: list = field(default_factory=list)   # the seeds whose cells are queued (designed sweeps)
+    design: list = field(default_factory=list)  # the configurations of a designed sweep, or of a sampled race
+    seeds: list = field(default_factory=list)   # the seeds whose cells are queued (designed sweeps, races)
     gpus: list = field(default_factory=list)    # the GPU of each worker (None: the CPU)
     started: float = field(default_factory=time.time)
     storage: object = None                      # the study's storage as opened (it says whether it beats)
@@ -47,10 +48,11 @@ class Sweep:
     look_seconds: float = 0.0                   # how long the last look took (its answer, report and logging)
     dropped: dict = field(default_factory=dict)  # configuration (design.race_key) -> the seeds it holds: racing
                                                  # (sweep.until=best) showed it worse than another
+    searched: int = 0                            # a sampled race's search: its finished trials (RACE)
 
     @property
     def cells(self) -> int:
-        """The design's (configuration, seed) cells queued so far; 0 for a sampled sweep."""
+        """The (configuration, seed) cells queued so far, a design's or a sampled race's; 0 for a search."""
         return len(self.queued_cells())
 
     def queued_cells(self) -> list[tuple[dict, int]]:
@@ -94,14 +96,17 @@ class Sweep:
     @property
     def target(self) -> int:
         """Finished trials the study should hold: the design's cells (more only if sweep.trials asks), or
-        sweep.trials for a sampled sweep."""
+        sweep.trials for a sampled sweep (once it races, its search's and then its race's cells)."""
         s = self.definition.settings
-        return max(self.cells, s.trials or 0) if s.designed else s.trials
+        if s.designed:
+            return max(self.cells, s.trials or 0)
+        return self.searched + self.cells if self.design else s.trials
 
     def job(self, i: int = 0, workers: int = 1, gpu: str | None = None, inter_op: int = 0, gpu_share: int = 1) -> Job:
         return Job(definition=self.definition, url=self.url, parent_run_id=self.parent_run_id,
                    tracking=self.tracking, epochs=self.epochs, started=self.started, worker=i, workers=workers,
-                   inter_op=inter_op, gpu=gpu, gpu_share=gpu_share, target=self.target, design_cells=self.cells)
+                   inter_op=inter_op, gpu=gpu, gpu_share=gpu_share, target=self.target, design_cells=self.cells,
+                   searched=self.searched)
 
     def add_seeds(self, seeds: list[int]) -> int:
         """Queues the design's cells for more seeds (a block); returns how many were queued."""
@@ -173,13 +178,25 @@ def prepare(d: Definition) -> Sweep:
         parent = sweep_tracking.open_parent(d, study, url, creator, tracking_cfg, str(base_cfg.data.name))
         sw = Sweep(d, url, study, parent, epochs, tracking_cfg, resumed, [], 0, design, [], gpus, storage=storage)
         sw.closed = reconcile(sw)  # recovers dead workers' trials first (sw.recovered)
-        if d.settings.designed:
-            # the seeds given, then any a sequential sweep added before (a resume keeps its blocks of seeds, and
-            # a block of the design whose questions were all decided keeps the seeds it had)
-            sw.ended = dict(attrs.ENDED_BLOCKS.get(study))
-            sw.dropped = dict(attrs.DROPPED.get(study))
-            sw.queued = sw.add_seeds(list(d.settings.seeds) + list(attrs.SEEDS.get(study)))
+        sw.queued = queue_cells(sw)
     return sw
+
+
+def queue_cells(sw: Sweep) -> int:
+    """Queues the cells the study should hold (a design's, or a sampled sweep's race once its search is done),
+    with what a resume keeps; returns how many were queued."""
+    d, study = sw.definition, sw.study
+    if d.settings.designed:
+        # the seeds given, then any a sequential sweep added before (a resume keeps its blocks of seeds, and
+        # a block of the design whose questions were all decided keeps the seeds it had)
+        sw.ended = dict(attrs.ENDED_BLOCKS.get(study))
+        sw.dropped = dict(attrs.DROPPED.get(study))
+        return sw.add_seeds(list(d.settings.seeds) + list(attrs.SEEDS.get(study)))
+    if race := attrs.RACE.get(study):  # a sampled sweep that raced before: its race goes on where it was
+        sw.design, sw.searched = list(race["points"]), int(race["searched"])
+        sw.dropped = dict(attrs.DROPPED.get(study))
+        return sw.add_seeds(list(attrs.SEEDS.get(study)))
+    return 0
 
 
 def reconcile(sw: Sweep) -> int:
@@ -219,7 +236,17 @@ def _header(sw: Sweep) -> None:
     seeds = f"{len(sw.seeds)} seed(s) per configuration" if s.designed else f"{len(s.seeds)} seed(s) per trial"
     print(f"{state} ({s.sampler} sampler, {s.pruner} pruner, {workers}, {seeds}, storage "
           f"{redact(sw.url)})", flush=True)
-    if sw.design:
+    if sw.design and not s.designed:
+        print(f"racing: the search's top {len(sw.design)} configurations (of {sw.searched} trials) on seeds "
+              f"{sw.seeds}; {sw.queued} trainings queued now; then blocks of {s.add_seeds} seed(s) for those still "
+              f"in the best set, until it is decided or {budget(sw)} trainings", flush=True)
+        if sw.dropped:
+            print(f"racing: {len(sw.dropped)} configuration(s) left the best set before and get no more seeds",
+                  flush=True)
+    elif s.until == "best" and not s.designed:
+        print(f"then racing: the top {s.race_top} configurations by mean, on fresh seeds, until the best set is "
+              f"decided or {s.budget or 4 * s.race_top * race_seeds(s)} trainings (sweep.race_top)", flush=True)
+    if sw.design and s.designed:
         print(f"design: {len(sw.design)} configurations x {len(sw.seeds)} seeds = {sw.cells} cells, one trial "
               f"each; {sw.queued} queued now" + (f"; then blocks of {s.add_seeds} seed(s) until every question is "
                                                   f"decided or {budget(sw)} trainings" if s.until == "decided"
@@ -249,9 +276,59 @@ def _header(sw: Sweep) -> None:
 
 
 def budget(sw: Sweep) -> int:
-    """The most trainings a sequential sweep may spend: sweep.budget, or 4 times its first block."""
+    """The most trainings a sequential sweep may spend: sweep.budget, or 4 times its first block (a sampled
+    race's cells: its search is apart)."""
     s = sw.definition.settings
-    return s.budget or 4 * len(sw.design) * len(s.seeds)
+    return s.budget or 4 * len(sw.design) * (len(s.seeds) if s.designed else race_seeds(s))
+
+
+def design_size(sw: Sweep) -> int:
+    """The configurations in the design for the answer; 0 for a sampled sweep, raced or not."""
+    return len(sw.design) if sw.definition.settings.designed else 0
+
+
+def race_seeds(s) -> int:
+    """Seeds in a sampled race's first block: the sweep's seeds, at least two (a comparison needs a spread)."""
+    return max(2, len(s.seeds))
+
+
+def race_points(rows: list[dict], direction: str, top: int) -> list[dict]:
+    """A sampled sweep's top configurations by their mean over the search's complete trials, best first."""
+    from statistics import fmean
+
+    groups: dict[str, list] = {}
+    for r in rows:
+        if r["state"] == "COMPLETE" and r["seed"] is None and r["value"] is not None:
+            groups.setdefault(config_key(r["params"]), [r["params"], []])[1].append(r["value"])
+    sign = -1 if direction == "maximize" else 1
+    return [p for p, _ in sorted(groups.values(), key=lambda g: sign * fmean(g[1]))[:top]]
+
+
+def _start_race(sw: Sweep) -> bool:
+    """After a sampled sweep's search (sweep.until=best): queues its top configurations on fresh seeds (the
+    search's own values chose them, so the best set reads the new cells alone); False if there is nothing to
+    race."""
+    s = sw.definition.settings
+    finished = studies.counts(sw.study)["finished"]
+    if finished < s.trials:
+        print(f"racing waits for the search: {finished} of {s.trials} trials finished (run the same command again "
+              f"to go on)", flush=True)
+        return False
+    top = race_points(studies.rows(sw.study), s.direction, s.race_top)
+    if len(top) < 2:
+        print(f"racing needs two configurations; the search completed {len(top)}: nothing to race", flush=True)
+        return False
+    start = max(s.seeds) + 1
+    seeds = list(range(start, start + race_seeds(s)))
+    sw.design, sw.searched = top, finished
+    attrs.RACE.set(sw.study, {"points": top, "searched": finished, "first": len(seeds)})
+    queued = sw.add_seeds(seeds)
+    print(f"racing: the top {len(top)} configurations of the search by mean, on fresh seeds {seeds} ({queued} "
+          f"trainings); then blocks of {s.add_seeds} seed(s) for those still in the best set, until it is decided "
+          f"or {budget(sw)} trainings:", flush=True)
+    for p in top:
+        print(f"  {best.name(p)}", flush=True)
+    return True
 
 
 def _workers_then_report_failure(sw: Sweep) -> bool:
@@ -281,7 +358,7 @@ def _another_block(sw: Sweep, t0: float, cells0: int) -> bool:
     s = sw.definition.settings
     per_cell, per_block = _timing(sw, time.time() - t0, studies.counts(sw.study)["finished"] - cells0)
     looked = time.time()
-    ans = answer.build(sw.definition, sw.study, studies.rows(sw.study), budget(sw), len(sw.design))
+    ans = answer.build(sw.definition, sw.study, studies.rows(sw.study), budget(sw), design_size(sw))
     summary.print_look(ans)
     sweep_tracking.log_look(sw.parent_run_id, ans["runs"], summary.text(ans), summary.plan_figure(ans))
     sw.look_seconds = time.time() - looked
@@ -352,7 +429,13 @@ def run(sw: Sweep) -> int:
             t0, cells0 = time.time(), studies.counts(sw.study)["finished"]
             if not _workers_then_report_failure(sw):
                 return 1
-            if s.until == "design" or not _another_block(sw, t0, cells0):
+            if s.until == "design":
+                break
+            if not sw.design:  # a sampled sweep's search is done: its top configurations race
+                if not _start_race(sw):
+                    break
+                continue
+            if not _another_block(sw, t0, cells0):
                 break
     finally:
         launch.close(sw)  # a Ray instance started for the sweep stops; the report needs no workers
@@ -361,5 +444,5 @@ def run(sw: Sweep) -> int:
         print(f"{closed} run(s) whose trial did not complete were ended KILLED (the study and the tracking store "
               f"agree)", flush=True)
     report.finish(sw.definition, sw.study, sw.parent_run_id, planned=budget(sw) if s.until != "design" else None,
-                  design_size=len(sw.design))
+                  design_size=design_size(sw))
     return 0

@@ -246,7 +246,8 @@ def finish(definition, study, parent: str, failed: str | None = None, planned: i
     counts = study_counts(study)
     ans = answer.build(definition, study, rows, planned, design_size)
     sets = ans.get("best") or []
-    best = best_configuration(rows, s.direction, sets[0].leader.levels if len(sets) == 1 else None)
+    raced = answer.split_race(study, rows)[1]  # a sampled race's leader: its mean over the race's cells
+    best = best_configuration(raced or rows, s.direction, sets[0].leader.levels if len(sets) == 1 else None)
     best_cfg = None
     if best is not None:
         best_cfg = compose(list(definition.base) + best["overrides"] + [f"seed={s.seeds[0]}"])

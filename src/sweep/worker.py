@@ -46,7 +46,8 @@ class Job:
     gpu: str | None = None   # the GPU this worker uses (CUDA_VISIBLE_DEVICES), None: all / none
     gpu_share: int = 1       # workers sharing that GPU (each gets 1/gpu_share of its memory on JAX)
     target: int = 1          # finished trials the study should hold before the workers stop
-    design_cells: int = 0    # (configuration, seed) cells of a designed sweep queued so far; 0: sampled
+    design_cells: int = 0    # (configuration, seed) cells queued so far (a design's or a race's); 0: sampled
+    searched: int = 0        # a sampled race's search: the finished trials of the target that are not its cells
     node: str | None = None  # the Ray node this worker runs on (sweep.launcher=ray), None: this machine
     driver_pid: int | None = None  # the driver that spawned this worker process (local launcher), None: none
 
@@ -199,9 +200,10 @@ def _next(job: Job, trials, tag: str) -> Next:
     error = _initial_failures(trials, s.max_initial_failures)
     if error:
         return Next(Step.GIVE_UP, error)
-    if design.exhausted(job.design_cells, job.target, trials):
-        print(f"{tag}the design's {job.design_cells} cells have all run; {finished} finished (a failed one is left "
-              f"out of the effects, not replaced by a configuration outside the design)", flush=True)
+    if design.exhausted(job.design_cells, job.target - job.searched, trials):
+        what = "race" if job.searched else "design"
+        print(f"{tag}the {what}'s {job.design_cells} cells have all run; {finished} finished (a failed one is left "
+              f"out of the answer, not replaced by a configuration outside the {what})", flush=True)
         return Next(Step.STOP)
     return Next(Step.TRAIN)
 
@@ -400,7 +402,8 @@ def _train_seed(job: Job, trial, overrides: list[str], sampled: list[str], seed:
                 last: bool = True):
     """One seed of a trial, as a nested run; its per-epoch validation feeds the pruner (step k*epochs+epoch).
     The last epoch of the trial's last seed is reported but never pruned: the result is complete, pruning
-    would save nothing and leave it out of the search and the answer."""
+    would save nothing and leave it out of the search and the answer. A sampled sweep's race cell
+    (sweep.until=best) is never pruned: the best set compares every one of them."""
     from src.run.training import Pruned, train_run
 
     d = job.definition
@@ -409,13 +412,14 @@ def _train_seed(job: Job, trial, overrides: list[str], sampled: list[str], seed:
     run_overrides = overrides + [f"seed={seed}"] + threads
     cfg = compose(run_overrides)
     epochs = int(cfg.train.epochs)  # this trial's, which the search may set
+    raced = attrs.SEED.has(trial) and not d.settings.designed
 
     def reporter(epoch, m):
         v = m.get(metric)
         if v is None or not math.isfinite(v):
             return
         trial.report(v, step=k * job.epochs + epoch)
-        if not (last and epoch >= epochs) and trial.should_prune():
+        if not raced and not (last and epoch >= epochs) and trial.should_prune():
             raise Pruned(epoch, v)
 
     def started(run_id):

@@ -206,6 +206,61 @@ def test_racing_queues_seeds_only_for_the_configurations_still_in_the_best_set_a
     assert len(resumed.queued_cells()) == 4 * 4 + 2
 
 
+def test_a_sampled_sweep_races_its_top_configurations_on_fresh_seeds_and_the_set_reads_those_cells_alone(
+        tmp_path, capsys):
+    # sweep.race_top: after the search, the top configurations by mean get fresh seeds as cells; the best set
+    # is computed from those cells alone (the search's lucky value does not make a leader), the questions
+    # from the search alone, and a resume finds the race where it was
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from src.sweep import attrs, design, driver, report
+    from src.sweep.study import rows
+
+    d = load(["sweep=none", "data=synthetic", "sweep.sampler=random", "sweep.until=best", "sweep.race_top=2",
+              "sweep.trials=4", "model/activation=choice(sigmoid,dice)", "model.mlp.depth=choice(1,2)"])
+    journal = str(tmp_path / "j")
+    study = optuna.create_study(study_name="s", storage=JournalStorage(JournalFileBackend(journal)),
+                                direction="maximize")
+    dists = {k: CategoricalDistribution(p.values()) for k, p in d.params.items()}
+    searched = {("dice", 1): 0.80, ("sigmoid", 2): 0.79, ("sigmoid", 1): 0.70, ("dice", 2): 0.69}
+    for (act, depth), v in searched.items():  # one seed each, as the search trains them
+        study.add_trial(optuna.trial.create_trial(
+            params={"model/activation": act, "model.mlp.depth": depth}, distributions=dists, value=v,
+            user_attrs={"seed_values": {"0": v}}))
+    sw = driver.Sweep(d, "journal", study, "parent", 1, {}, False)
+    assert sw.target == 4 and driver.queue_cells(sw) == 0  # searching: nothing queued
+    assert driver._start_race(sw)
+    top = [{"model/activation": "dice", "model.mlp.depth": 1}, {"model/activation": "sigmoid", "model.mlp.depth": 2}]
+    assert sw.design == top and sw.seeds == [1, 2] and sw.cells == 4 and sw.target == 8
+    assert attrs.RACE.get(study) == {"points": top, "searched": 4, "first": 2}
+    assert "racing: the top 2 configurations of the search by mean, on fresh seeds [1, 2]" in capsys.readouterr().out
+    job = sw.job()
+    assert (job.target, job.design_cells, job.searched) == (8, 4, 4)
+    assert not design.exhausted(job.design_cells, job.target - job.searched, study.get_trials())
+    rng = np.random.default_rng(0)
+    while True:  # as a worker does: the queued cells, each told once; the second configuration is the better
+        trials = study.get_trials()
+        if design.exhausted(job.design_cells, job.target - job.searched, trials):
+            break
+        t = study.ask(dists)
+        v = (0.75 if t.params["model/activation"] == "sigmoid" else 0.70) + rng.normal(0, 0.002)
+        t.set_user_attr("seed_values", {str(attrs.SEED.get(t)): v})
+        study.tell(t, v)
+    assert len(study.get_trials()) == 8 and all(attrs.SEED.get(t) in (1, 2) for t in study.get_trials()[4:])
+    ans = answer.build(d, study, rows(study), driver.budget(sw), driver.design_size(sw))
+    [b] = ans["best"]
+    assert b.leader.levels == top[1] and b.trainings == 4 and {m.trainings for m in b.members} == {2}
+    assert ans["runs"] == 4  # the questions read the search's four trials
+    picked = report.best_configuration(answer.split_race(study, rows(study))[1], "maximize", b.leader.levels)
+    assert picked["cells"] == 2 and picked["value"] == pytest.approx(0.75, abs=0.01)
+    again = driver.Sweep(d, "journal", optuna.load_study(study_name="s", storage=JournalStorage(
+        JournalFileBackend(journal))), "parent", 1, {}, True)
+    assert driver.queue_cells(again) == 0 and again.design == top and again.seeds == [1, 2] and again.target == 8
+
+
 def test_the_plan_is_fixed_before_the_first_look_and_a_study_without_one_keeps_its_procedure(tmp_path, capsys):
     import optuna
     from optuna.distributions import CategoricalDistribution

@@ -18,12 +18,19 @@ from src.sweep.definition import check_settings, load
      ({"seeds": [1, 1]}, "`sweep.seeds` lists a seed twice"),
      ({"seeds": []}, "`sweep.seeds` must be a non-empty list of integers"),
      ({"grace": 10}, "`sweep.grace` (10.0) must be longer than `sweep.heartbeat` (30)"),
-     ({"heartbeat": -1}, "`sweep.heartbeat`: input should be greater than 0")],
+     ({"heartbeat": -1}, "`sweep.heartbeat`: input should be greater than 0"),
+     ({"until": "decided"}, "`sweep.until=decided` adds seeds to a design: it needs `sweep.sampler=grid`"),
+     ({"until": "best", "race_top": 1}, "`sweep.race_top`: input should be greater than or equal to 2")],
 )
 def test_a_wrong_setting_names_the_key(values, message):
     with pytest.raises(SweepError) as e:
         check_settings(values)
     assert message in str(e.value)
+
+
+def test_a_sampled_sweep_may_race_its_top_configurations():
+    s = check_settings({"until": "best", "sampler": "tpe", "race_top": 3})
+    assert (s.until, s.race_top, s.designed) == ("best", 3, False)
 
 
 def test_settings_take_their_defaults_and_survive_a_worker_process():

@@ -351,6 +351,28 @@ def test_racing_for_the_best_ends_best_on_the_configuration_with_the_planted_fea
     assert out.stdout.rstrip().splitlines()[-2].startswith("best configuration: best: "), out.stdout[-1500:]
 
 
+def test_a_sampled_sweep_races_its_top_configurations_on_fresh_seeds_and_ends_best_on_the_planted_feature(sw):
+    # sweep.until=best on a random search (unpruned: both levels complete): its top 2 configurations get fresh
+    # seeds as cells, never pruned, and the best set read from those cells alone ends "best" on the
+    # configuration that sees the planted segment
+    base = [a for a in FEATURES if not a.startswith(("data.features.mood", "sweep.sampler", "sweep.seeds"))]
+    out = sw.run("sweep.name=searched", "sweep.sampler=random", "sweep.trials=4", "sweep.seeds=[0]",
+                 "sweep.pruner=none", "sweep.until=best", "sweep.race_top=2", "sweep.budget=12", base=base)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "racing: the top 2 configurations of the search by mean, on fresh seeds [1, 2] (4 trainings)" in \
+        out.stdout, out.stdout[-3000:]
+    study = sw.study("searched")
+    cells = [t for t in study.get_trials() if "seed" in t.user_attrs]
+    assert len(cells) >= 4 and all(t.number >= 4 and t.state.name == "COMPLETE" for t in cells), states(study)
+    assert {t.user_attrs["seed"] for t in cells} >= {1, 2}
+    parent = [r for r in sw.runs() if r.data.tags.get("sweep_role") == "parent"][0]
+    [found] = answer_records.load_best(mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/report/effects.json"))
+    assert found.verdict == "best" and found.trainings == len(cells), out.stdout[-3000:]
+    assert [m.levels for m in found.members] == [{"data.features.segment.enabled": True}], found
+    assert "the best configuration is decided (best): the sweep stops here" in out.stdout
+    assert f"look at {len(cells)} race trainings" in out.stdout, out.stdout[-3000:]  # a race's look: its cells
+
+
 def test_a_planted_user_feature_is_called_better_and_one_with_no_effect_equivalent(sw):
     # conf/data/synthetic_features.yaml: the click rises when the user's segment is the target's style (planted),
     # the user's mood does nothing; the model that sees the segment must be called better, the one that sees
