@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 from src.answer import best, blocks, decision
 from src.answer.boundary import Plan
@@ -74,8 +74,38 @@ class Study:
     boundary: Plan | None = None  # the study's plan of seeds (src/answer/boundary.py), fixed at its first look
 
 
+@dataclass(kw_only=True)
+class Answer:
+    """A sweep's answer at one look: what the report, the terminal, tracking and the export read."""
+
+    records: list[Question]   # the questions, on the sweep's metric (src/answer/records.py)
+    noise: dict               # the seed noise (src/answer/effects.py `noise`)
+    notes: list = field(default_factory=list)    # what the estimate could not do, in words
+    runs: int                 # the trainings the questions read
+    test: list = field(default_factory=list)     # the same estimates on the best epochs' test metric
+    pooled: list = field(default_factory=list)   # the questions asked in several blocks, across them
+    blocks: list = field(default_factory=list)   # the block dimensions (sweep.block)
+    left_out: dict = field(default_factory=dict)  # {"trials", "pruned", "failed"} not in the answer
+    attention: dict = field(default_factory=dict)  # the attention summary (`attention_summary`)
+    looks: list               # the trainings at each look taken
+    planned: int | None       # the budget of trainings (sequential sweeps), for the report
+    seconds_per_cell: float | None = None
+    per_seed: int             # configurations per seed
+    plan: dict = field(default_factory=dict)     # the detectable effect per seeds, and the prices (`plan`)
+    delta: float              # +-delta of "equivalent"
+    metric: str
+    direction: str = "maximize"
+    sources: dict | None = None                  # where the noise comes from (`noise_sources`)
+    best: list = field(default_factory=list)     # the best configuration's confidence sets (src/answer/best.py)
+    raced: int | None = None                     # a sampled race's trainings, which the best sets read
+
+    def summary(self) -> dict:
+        """Everything but the questions and the best sets, in field order (`report/effects_summary.json`)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("records", "best")}
+
+
 def assemble(rows: list[dict], decided: list[dict], st: Study, eff: dict | None = None,
-             best_rows: list[dict] | None = None) -> dict:
+             best_rows: list[dict] | None = None) -> Answer:
     """The whole answer from the study's cells (`rows`: plain dicts, src/sweep/study.py) and the decisions
     over the looks: the questions (validation metric), the test-metric estimates, noise, plan, notes. `eff`:
     the cells' estimate (src/answer/blocks.py) when the caller has it already; `best_rows`: the cells the best
@@ -97,18 +127,18 @@ def assemble(rows: list[dict], decided: list[dict], st: Study, eff: dict | None 
                 if undecided else None)
         records.append(question(r, d, cost))
     left = [r for r in rows if r["state"] in ("PRUNED", "FAIL")]
-    return {"records": records, "noise": eff["noise"], "notes": eff["notes"], "runs": len(obs),
-            "test": blocks.estimate(observations(rows, "test_values"), st.factors, st.direction, st.blocks)["records"],
-            "pooled": blocks.pooled(decided, st.direction, st.delta), "blocks": list(st.blocks),
-            "left_out": {"trials": len(left), "pruned": sum(r["state"] == "PRUNED" for r in left),
-                         "failed": sum(r["state"] == "FAIL" for r in left)},
-            "attention": attention_summary(rows), "looks": list(st.looks), "planned": st.planned,
-            "seconds_per_cell": st.seconds_per_cell, "per_seed": per_seed,
-            "plan": plan(records, len(obs), per_seed, st.boundary),
-            "delta": st.delta, "metric": st.metric, "direction": st.direction,
-            "sources": noise_sources(rows, st.factors, st.direction, records, st.blocks),
-            "best": best_sets(obs if best_rows is None else observations(best_rows), st),
-            "raced": None if best_rows is None else len(observations(best_rows))}
+    return Answer(
+        records=records, noise=eff["noise"], notes=eff["notes"], runs=len(obs),
+        test=blocks.estimate(observations(rows, "test_values"), st.factors, st.direction, st.blocks)["records"],
+        pooled=blocks.pooled(decided, st.direction, st.delta), blocks=list(st.blocks),
+        left_out={"trials": len(left), "pruned": sum(r["state"] == "PRUNED" for r in left),
+                  "failed": sum(r["state"] == "FAIL" for r in left)},
+        attention=attention_summary(rows), looks=list(st.looks), planned=st.planned,
+        seconds_per_cell=st.seconds_per_cell, per_seed=per_seed, plan=plan(records, len(obs), per_seed, st.boundary),
+        delta=st.delta, metric=st.metric, direction=st.direction,
+        sources=noise_sources(rows, st.factors, st.direction, records, st.blocks),
+        best=best_sets(obs if best_rows is None else observations(best_rows), st),
+        raced=None if best_rows is None else len(observations(best_rows)))
 
 
 def best_sets(obs: list[dict], st: Study) -> list:
@@ -163,11 +193,11 @@ def noise_sources(rows: list[dict], factors_: dict, direction: str, records: lis
     return {"model_sd": model_sd, "replicates": reps, "cells": len(cells), "questions": questions}
 
 
-def sources_text(ans: dict) -> str | None:
-    src = ans.get("sources")
+def sources_text(ans: Answer) -> str | None:
+    src = ans.sources
     if not src or not src["questions"]:
         return None
-    lines = ["", f"Where the noise comes from: one trained model's {ans['metric']} varies by SD {src['model_sd']:.4f} "
+    lines = ["", f"Where the noise comes from: one trained model's {ans.metric} varies by SD {src['model_sd']:.4f} "
              f"over {src['replicates']} resamples of the validation users (the evaluation sample); per question, the "
              f"standard error of its effect from each source:", "",
              "| question | from training (seeds) | from the evaluation sample | dominates |",
@@ -280,10 +310,10 @@ def _label(r) -> str:
     return f"{r.factor}: {r.level} vs {r.reference}" + (f" [{r.block}]" if r.block else "")
 
 
-def pooled_table(ans: dict) -> str | None:
+def pooled_table(ans: Answer) -> str | None:
     """The questions asked in several blocks, across them: the average effect and the interval its verdict
     uses, whether the effect depends on the block, and the random-effects reading with its heterogeneity."""
-    pooled = ans.get("pooled") or []
+    pooled = ans.pooled or []
     if not pooled:
         return None
     lines = ["", f"Across the blocks ({', '.join(ans.get('blocks') or [])}): the average of the blocks' effects, its "
@@ -297,7 +327,7 @@ def pooled_table(ans: dict) -> str | None:
         rand = (f"{_fmt(re.get('mu'), signed=True)} [{_fmt(re.get('low'), signed=True)}, "
                 f"{_fmt(re.get('high'), signed=True)}]" if re else "-")
         q = f"{re['q']:.2f} ({re['q_p']:.3f})" if re else "-"
-        said = blocks.interaction_text(p["interaction"], ans.get("blocks"))
+        said = blocks.interaction_text(p["interaction"], ans.blocks)
         lines.append(f"| {p['factor']}: {p['level']} vs {p['reference']} | {_fmt(p['effect'], signed=True)} | "
                      f"{interval(p['low'], p['high'])} | {p['verdict']} | "
                      f"{said} | {rand} | {q} | {_fmt(re.get('i2'), 2)} | {_fmt(re.get('tau2'), 6)} |")
@@ -307,8 +337,8 @@ def pooled_table(ans: dict) -> str | None:
     return "\n".join(lines)
 
 
-def verdict_table(ans: dict) -> str:
-    m, delta, records = ans["metric"], ans["delta"], ans["records"]
+def verdict_table(ans: Answer) -> str:
+    m, delta, records = ans.metric, ans.delta, ans.records
     lines = [f"| question | effect on {m} | interval (adjusted) | verdict | decided at | to decide |",
              "| --- | --- | --- | --- | --- | --- |"]
     for r in records:
@@ -327,11 +357,11 @@ def verdict_table(ans: dict) -> str:
     return "\n".join(lines)
 
 
-def detail_table(ans: dict) -> str:
-    test = {decision.question(r): r for r in ans["test"]}
-    lines = [f"| factor | level vs reference | effect on {ans['metric']} | 95% interval (unadjusted) | P(better) | "
+def detail_table(ans: Answer) -> str:
+    test = {decision.question(r): r for r in ans.test}
+    lines = [f"| factor | level vs reference | effect on {ans.metric} | 95% interval (unadjusted) | P(better) | "
              f"method | effect on test | test 95% interval |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for r in ans["records"]:
+    for r in ans.records:
         t = test.get(r.name, {})
         method = f"paired ({r.n_pairs})" if r.method == "paired" else r.method
         lines.append(f"| {r.factor} | {r.level} vs {r.reference} | {_fmt(r.effect, signed=True)} | "
@@ -341,52 +371,52 @@ def detail_table(ans: dict) -> str:
     return "\n".join(lines)
 
 
-def _noise_line(ans: dict) -> str:
-    n = ans["noise"]
+def _noise_line(ans: Answer) -> str:
+    n = ans.noise
     if n["sd_median"] is None:
         return "seed noise: not measured (one seed per configuration)"
     return (f"seed noise (one configuration's spread over seeds, SD): median {n['sd_median']:.4f}, range "
             f"{n['sd_min']:.4f} to {n['sd_max']:.4f} over {n['configs']} configurations")
 
 
-def _plan_line(ans: dict) -> str:
-    curve = dict(ans["plan"]["curve"])
+def _plan_line(ans: Answer) -> str:
+    curve = dict(ans.plan["curve"])
     if not curve:
         return ""
     shown = [s for s in SHOWN_SEEDS if s in curve]
     return ("detectable effect (80% power, at the family's error rate) with " +
-            ", ".join(f"{s} seeds {curve[s]:.4f}" for s in shown) + f"; delta is {ans['delta']:g}.")
+            ", ".join(f"{s} seeds {curve[s]:.4f}" for s in shown) + f"; delta is {ans.delta:g}.")
 
 
-def text(ans: dict) -> str:
+def text(ans: Answer) -> str:
     """The answer as Markdown: verdicts first, then the unadjusted estimates beside the test metric, the
     noise, the plan and the notes."""
-    lo = ans["left_out"]
-    looks = ", ".join(str(c) for c in ans["looks"]) or str(ans["runs"])
+    lo = ans.left_out
+    looks = ", ".join(str(c) for c in ans.looks) or str(ans.runs)
     parts = [verdict_table(ans), pooled_table(ans), *best_lines(ans), "",
-             f"{ans['runs']} trainings; the verdicts account for {len(ans['looks']) or 1} look(s), at {looks} "
-             f"trainings" + (f", within a budget of {ans['planned']}" if ans["planned"] else "")
+             f"{ans.runs} trainings; the verdicts account for {len(ans.looks) or 1} look(s), at {looks} "
+             f"trainings" + (f", within a budget of {ans.planned}" if ans.planned else "")
              + f"; {_noise_line(ans)}.",
              _plan_line(ans), "", "Estimates, unadjusted, beside the same best epochs' test metric (verdicts use "
-             f"{ans['metric']} alone):", "", detail_table(ans), sources_text(ans)]
+             f"{ans.metric} alone):", "", detail_table(ans), sources_text(ans)]
     if lo["trials"]:
         parts.append(f"\nleft out: {lo['trials']} trials ({lo['pruned']} pruned, {lo['failed']} failed).")
     parts += [_attention_line(ans, prefix, when) for prefix, when in (("", "the best epoch"),
                                                                        ("last_", "the last epoch"))]
-    parts += ans["notes"]
+    parts += ans.notes
     return "\n".join(p for p in parts if p is not None)
 
 
-def best_lines(ans: dict) -> list[str]:
+def best_lines(ans: Answer) -> list[str]:
     """The best configuration's confidence set(s), as the report's lines (none for answers without them)."""
     out = []
-    for b in ans.get("best") or []:
-        out += ["", *best_text(b, ans["metric"])]
+    for b in ans.best or []:
+        out += ["", *best_text(b, ans.metric)]
     return out
 
 
-def _attention_line(ans: dict, prefix: str, when: str) -> str | None:
-    att = ans.get("attention") or {}
+def _attention_line(ans: Answer, prefix: str, when: str) -> str | None:
+    att = ans.attention or {}
     if f"{prefix}attention_entropy" not in att:
         return None
     line = (f"attention at {when} (mean over runs): normalised entropy {att[prefix + 'attention_entropy']:.3f} "
@@ -399,14 +429,14 @@ def _attention_line(ans: dict, prefix: str, when: str) -> str | None:
     return line + "."
 
 
-def forest(ans: dict, direction: str):
+def forest(ans: Answer, direction: str):
     """Each question's effect with the interval its verdict uses, the +-delta band of equivalence, 0."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    recs = [r for r in ans["records"] if r.effect is not None]
+    recs = [r for r in ans.records if r.effect is not None]
     if not recs:
         return None
     fig, ax = plt.subplots(figsize=(8.5, 0.6 * len(recs) + 1.8))
@@ -417,19 +447,19 @@ def forest(ans: dict, direction: str):
             ax.plot([r.verdict_low, r.verdict_high], [i, i], color=c, lw=2.5)
         ax.plot([r.effect], [i], "o", color=c, ms=7)
     ax.axvline(0, color="black", lw=1)
-    ax.axvspan(-ans["delta"], ans["delta"], color="0.88", zorder=0, label=f"+-delta = {ans['delta']:g} (equivalent)")
+    ax.axvspan(-ans.delta, ans.delta, color="0.88", zorder=0, label=f"+-delta = {ans.delta:g} (equivalent)")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=8, frameon=False)
     ax.set_yticks(range(len(recs)))
     ax.set_yticklabels([f"{_label(r)} ({r.verdict})" for r in reversed(recs)],
                        fontsize=9)
-    ax.set_xlabel(f"effect on {ans['metric']} ({'higher' if direction == 'maximize' else 'lower'} is better)")
+    ax.set_xlabel(f"effect on {ans.metric} ({'higher' if direction == 'maximize' else 'lower'} is better)")
     ax.set_title("verdicts: green better, red worse, blue equivalent, grey undecided", fontsize=9)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
 
 
-def blocks_forest(ans: dict, direction: str):
+def blocks_forest(ans: Answer, direction: str):
     """With blocks: one panel per question, a row per block (its effect and the interval its verdict uses) and
     the pooled diamond (the average effect, the interval across the blocks); None without blocks."""
     import matplotlib
@@ -437,14 +467,14 @@ def blocks_forest(ans: dict, direction: str):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pooled = [p for p in ans.get("pooled") or [] if p["effect"] is not None]
+    pooled = [p for p in ans.pooled or [] if p["effect"] is not None]
     if not pooled:
         return None
     fig, axes = plt.subplots(len(pooled), 1, figsize=(8.5, sum(0.5 * len(p["blocks"]) + 1.6 for p in pooled)),
                              squeeze=False)
     colors = {"better": "tab:green", "worse": "tab:red", "equivalent": "tab:blue"}
     for ax, p in zip(axes[:, 0], pooled):
-        rows = [r for r in ans["records"] if (r.factor, r.level, r.reference) == (p["factor"], p["level"],
+        rows = [r for r in ans.records if (r.factor, r.level, r.reference) == (p["factor"], p["level"],
                                                                                  p["reference"]) and r.block]
         for i, r in enumerate(rows):
             y = len(rows) - i
@@ -455,38 +485,38 @@ def blocks_forest(ans: dict, direction: str):
         if math.isfinite(lo) and math.isfinite(hi):
             ax.fill([lo, p["effect"], hi, p["effect"]], [0, 0.25, 0, -0.25], color=colors.get(p["verdict"], "tab:gray"))
         ax.axvline(0, color="black", lw=1)
-        ax.axvspan(-ans["delta"], ans["delta"], color="0.88", zorder=0)
+        ax.axvspan(-ans.delta, ans.delta, color="0.88", zorder=0)
         ax.set_yticks(range(len(rows) + 1))
         ax.set_yticklabels([f"pooled ({p['verdict']})"] + [f"{r.block} ({r.verdict})" for r in reversed(rows)],
                            fontsize=8)
-        said = blocks.interaction_text(p["interaction"], ans.get("blocks"))
+        said = blocks.interaction_text(p["interaction"], ans.blocks)
         ax.set_title(f"{p['factor']}: {p['level']} vs {p['reference']} ({said})", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
-    axes[-1, 0].set_xlabel(f"effect on {ans['metric']} ({'higher' if direction == 'maximize' else 'lower'} is "
+    axes[-1, 0].set_xlabel(f"effect on {ans.metric} ({'higher' if direction == 'maximize' else 'lower'} is "
                            f"better); grey band: +-delta")
     fig.tight_layout()
     return fig
 
 
-def plan_figure(ans: dict):
+def plan_figure(ans: Answer):
     """Detectable effect against seeds per configuration, with delta, the seeds spent and the plan's end marked."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curve = ans["plan"]["curve"]
+    curve = ans.plan["curve"]
     if not curve:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
     xs, ys = zip(*curve)
     ax.plot(xs, ys, color="tab:blue", label="smallest effect found 80% of the time")
-    ax.axhline(ans["delta"], color="tab:red", ls="--", label=f"delta = {ans['delta']:g}")
-    ax.axvline(ans["plan"]["seeds_now"], color="0.4", ls=":", label=f"now: {ans['plan']['seeds_now']:.0f} seeds")
-    if ans["plan"].get("plan_seeds"):  # where the planned boundary ends (sweep.plan)
-        ax.axvline(ans["plan"]["plan_seeds"], color="tab:green", ls="-.",
-                   label=f"the plan's end: {ans['plan']['plan_seeds']} seeds")
-    for name, seeds, effect, chance, *rest in ans["plan"].get("prices", []):  # the table's "to decide"
+    ax.axhline(ans.delta, color="tab:red", ls="--", label=f"delta = {ans.delta:g}")
+    ax.axvline(ans.plan["seeds_now"], color="0.4", ls=":", label=f"now: {ans.plan['seeds_now']:.0f} seeds")
+    if ans.plan.get("plan_seeds"):  # where the planned boundary ends (sweep.plan)
+        ax.axvline(ans.plan["plan_seeds"], color="tab:green", ls="-.",
+                   label=f"the plan's end: {ans.plan['plan_seeds']} seeds")
+    for name, seeds, effect, chance, *rest in ans.plan.get("prices", []):  # the table's "to decide"
         least, low, high = (list(rest) + [None, None, None])[:3]
         if low:  # the seeds the noise estimate allows (its 80% range), as a horizontal bar
             right = high or decision.MOST_SEEDS
@@ -501,7 +531,7 @@ def plan_figure(ans: dict):
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("seeds per configuration")
-    ax.set_ylabel(f"detectable effect on {ans['metric']}")
+    ax.set_ylabel(f"detectable effect on {ans.metric}")
     ax.set_title("what more seeds would buy (from the noise measured so far)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
@@ -509,39 +539,39 @@ def plan_figure(ans: dict):
     return fig
 
 
-def print_look(ans: dict) -> None:
+def print_look(ans: Answer) -> None:
     """What a look of a sequential sweep says: each question's verdict and interval, and for an undecided one
     its price; the noise floor; what more seeds would buy."""
-    per_cell = ans.get("seconds_per_cell")
-    raced = ans.get("raced")  # a sampled sweep's race: its look is at the best set (the search's answer is done)
-    print(f"look at {raced or ans['runs']} {'race ' if raced else ''}trainings"
+    per_cell = ans.seconds_per_cell
+    raced = ans.raced  # a sampled sweep's race: its look is at the best set (the search's answer is done)
+    print(f"look at {raced or ans.runs} {'race ' if raced else ''}trainings"
           + (f" ({per_cell:.1f} s per training)" if per_cell else "") + ":", flush=True)
     if raced:
-        for b in ans.get("best") or []:
+        for b in ans.best or []:
             print(f"  {best_headline(b)}; leader {b.leader.name} ({b.leader.mean:.4f})", flush=True)
         return
-    for r in ans["records"]:
+    for r in ans.records:
         cost = f"; to decide: {to_decide(r)}" if to_decide(r) else ""
         print(f"  {r.name}: {r.verdict}  effect {_fmt(r.effect, signed=True)}  interval "
               f"{interval(r.verdict_low, r.verdict_high)}{cost}", flush=True)
-    for b in ans.get("best") or []:
+    for b in ans.best or []:
         print(f"  {best_headline(b)}; leader {b.leader.name} ({b.leader.mean:.4f})", flush=True)
     print(f"  {_noise_line(ans)}", flush=True)
     if _plan_line(ans):
         print(f"  {_plan_line(ans)}", flush=True)
 
 
-def note(ans: dict, name: str, sampler: str, design_size: int) -> str:
+def note(ans: Answer, name: str, sampler: str, design_size: int) -> str:
     """The parent run's description (MLflow renders it as Markdown on the run's Overview): the verdict table,
     the noise floor, one line on the design (sweep `name`, its `sampler`)."""
-    seeds = ans["runs"] / max(ans["per_seed"], 1)
-    looks = ", ".join(str(c) for c in ans["looks"]) or str(ans["runs"])
-    design = (f"{sampler} design, {design_size} configurations x {seeds:.0f} seeds = {ans['runs']} trainings"
-              if design_size else f"{sampler} sampler, {ans['runs']} trainings")
+    seeds = ans.runs / max(ans.per_seed, 1)
+    looks = ", ".join(str(c) for c in ans.looks) or str(ans.runs)
+    design = (f"{sampler} design, {design_size} configurations x {seeds:.0f} seeds = {ans.runs} trainings"
+              if design_size else f"{sampler} sampler, {ans.runs} trainings")
     return "\n".join([
         f"## Sweep `{name}`: the answer", "", verdict_table(ans), pooled_table(ans) or "", "",
         f"**Design**: {design}; looks at {looks} trainings"
-        + (f", within a budget of {ans['planned']}" if ans["planned"] else "") + f"; metric `{ans['metric']}`.",
+        + (f", within a budget of {ans.planned}" if ans.planned else "") + f"; metric `{ans.metric}`.",
         f"**Noise**: {_noise_line(ans)}.", "",
         "Details: `report/effects.md`, `report/effects.png`, `report/plan.png` (Artifacts).",
     ])
@@ -558,22 +588,22 @@ def metric_key(stat: str, factor: str, level, block: str | None = None) -> str:
 DEPENDS_CODE = {blocks.DEPENDS: 1, blocks.SAME: 0, blocks.UNDECIDED: -1}  # `depends.F.L in all blocks`, searchable
 
 
-def metrics(ans: dict) -> dict:
+def metrics(ans: Answer) -> dict:
     """Every question's effect, interval ends and verdict code (decision.VERDICT_CODE) as parent-run metrics."""
     out = {}
-    for r in ans["records"]:
+    for r in ans.records:
         values = {"effect": r.effect, "low": r.verdict_low, "high": r.verdict_high,
                   "verdict": decision.VERDICT_CODE[r.verdict]}
         out.update({metric_key(k, r.factor, r.level, r.block): v for k, v in values.items() if v is not None})
-    for p in ans.get("pooled") or []:
+    for p in ans.pooled or []:
         values = {"effect": p["effect"], "low": p["low"], "high": p["high"],
                   "verdict": decision.VERDICT_CODE[p["verdict"]], "depends": DEPENDS_CODE[p["interaction"]]}
         out.update({metric_key(k, p["factor"], p["level"], "all blocks"): v for k, v in values.items()
                     if v is not None})
-    n = ans["noise"]["sd_median"]
+    n = ans.noise["sd_median"]
     if n is not None:
         out["seed_noise_sd"] = n
-    out["trainings"] = ans["runs"]
+    out["trainings"] = ans.runs
     return out
 
 

@@ -360,20 +360,20 @@ def _another_block(sw: Sweep, t0: float, cells0: int) -> bool:
     looked = time.time()
     ans = answer.build(sw.definition, sw.study, studies.rows(sw.study), budget(sw), design_size(sw))
     summary.print_look(ans)
-    sweep_tracking.log_look(sw.parent_run_id, ans["runs"], summary.text(ans), summary.plan_figure(ans))
+    sweep_tracking.log_look(sw.parent_run_id, ans.runs, summary.text(ans), summary.plan_figure(ans))
     sw.look_seconds = time.time() - looked
     if s.until == "best":  # racing: seeds go to the configurations the best set still holds
-        racing, total = sw.race(ans["best"])
-        verdicts, what, done = [b.verdict for b in ans["best"]], "the best configuration is undecided", (
-            "the best configuration is decided (" + ", ".join(b.verdict for b in ans["best"]) + ")")
+        racing, total = sw.race(ans.best)
+        verdicts, what, done = [b.verdict for b in ans.best], "the best configuration is undecided", (
+            "the best configuration is decided (" + ", ".join(b.verdict for b in ans.best) + ")")
         print(f"racing: {racing} of {total} configurations are still in the best set; the others get no more "
               f"seeds" if racing < total else f"racing: all {total} configurations are still in the best set",
               flush=True)
     else:
-        for b in sw.end_decided_blocks(ans["records"]):
+        for b in sw.end_decided_blocks(ans.records):
             print(f"{b}: every question of this block is decided at {sw.ended[b]} seed(s); it gets no more seeds",
                   flush=True)
-        verdicts, what, done = [q.verdict for q in ans["records"]], "undecided questions remain", \
+        verdicts, what, done = [q.verdict for q in ans.records], "undecided questions remain", \
             "every question is decided"
     block = len(sw.open_points()) * s.add_seeds
     step = decision.next_step(verdicts, sw.cells, budget(sw), block)

@@ -165,15 +165,14 @@ def _save_figure(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(out: Path, rows: list[dict], abl: dict, ans: dict, s) -> list[Path]:
+def write_report(out: Path, rows: list[dict], abl: dict, ans: summary.Answer, s) -> list[Path]:
     """The report's files in `out` (trials, ablation, the answer as JSON, Markdown and pictures); returns them."""
     (out / "trials.json").write_text(json.dumps(rows, indent=1, default=str))
     (out / "ablation.md").write_text(ablation_table(abl, s.metric) + "\n")
     (out / "ablation.json").write_text(json.dumps(abl, indent=1))
-    (out / "effects.json").write_text(records.dump(ans["records"], s.metric, s.direction, ans.get("pooled"),
-                                                   ans.get("blocks"), ans.get("best")))
-    (out / "effects_summary.json").write_text(json.dumps({k: v for k, v in ans.items() if k not in ("records", "best")},
-                                                         indent=1, default=str))
+    (out / "effects.json").write_text(records.dump(ans.records, s.metric, s.direction, ans.pooled,
+                                                   ans.blocks, ans.best))
+    (out / "effects_summary.json").write_text(json.dumps(ans.summary(), indent=1, default=str))
     (out / "effects.md").write_text(summary.text(ans) + "\n")
     _save_figure(summary.forest(ans, s.direction), out / "effects.png")
     _save_figure(summary.plan_figure(ans), out / "plan.png")
@@ -202,8 +201,8 @@ def _print_summary(rows, abl, best, counts, s, failed, hint, ans) -> None:
     print("the answer (report/effects.md, effects.png and plan.png on the parent run):")
     print(summary.text(ans))
     print()
-    if ans.get("best"):  # the last lines: which configuration to use, and how sure that is
-        for b in ans["best"]:
+    if ans.best:  # the last lines: which configuration to use, and how sure that is
+        for b in ans.best:
             print(b_line(b, s.metric))
     elif best is not None:
         print(f"best configuration: {s.metric} {best['value']:.4f} over {best['cells']} cell(s), one "
@@ -245,7 +244,7 @@ def finish(definition, study, parent: str, failed: str | None = None, planned: i
     abl = ablation(rows, definition.params)
     counts = study_counts(study)
     ans = answer.build(definition, study, rows, planned, design_size)
-    sets = ans.get("best") or []
+    sets = ans.best or []
     raced = answer.split_race(study, rows)[1]  # a sampled race's leader: its mean over the race's cells
     best = best_configuration(raced or rows, s.direction, sets[0].leader.levels if len(sets) == 1 else None)
     best_cfg = None

@@ -91,6 +91,7 @@ def test_the_verdicts_best_any_of_these_and_undecided():
 
 
 def test_the_set_travels_through_effects_json_and_the_report():
+    import dataclasses
     import json
 
     from src.answer import records
@@ -101,12 +102,11 @@ def test_the_set_travels_through_effects_json_and_the_report():
     back = best.from_dict(json.loads(json.dumps(best.to_dict(b))))
     assert back == b
     ans = answer_of({"a": 0.0, "b": 0.0, "c": 0.0, "d": 0.0})
-    ans.update(best=[b], left_out={"trials": 0}, looks=[24], notes=[], test=[], pooled=[], attention={},
-               sources={}, plan={"curve": []})
+    ans = dataclasses.replace(ans, best=[b], left_out={"trials": 0}, looks=[24], sources={}, plan={"curve": []})
     text = answer.text(ans)
     assert f"best configuration: undecided among {len(b.members)} of 8 configurations" in text
     assert f"| {b.leader.name} | {b.leader.mean:.4f} |" in text and "to decide:" in text
-    doc = json.loads(records.dump(ans["records"], "valid_auc", "maximize", best=[b]))
+    doc = json.loads(records.dump(ans.records, "valid_auc", "maximize", best=[b]))
     assert doc["version"] == records.VERSION and best.from_dict(doc["best"][0]) == b
     assert records.load_best(json.dumps(doc)) == [b]
     assert records.load_best(json.dumps({**doc, "best": None})) == []

@@ -316,12 +316,12 @@ def test_the_report_says_coverage_failed_and_prices_nothing():
     from tests.answer.test_summary import answer_of
 
     ans = answer_of({"a": 0.0, "b": 0.0, "c": 0.0, "d": 0.0})
-    q = ans["records"][0]
-    ans["records"][0] = dataclasses.replace(q, verdict="undecided", verdict_low=0.002, verdict_high=-0.01,
+    q = ans.records[0]
+    ans.records[0] = dataclasses.replace(q, verdict="undecided", verdict_low=0.002, verdict_high=-0.01,
                                             empty_at=32, price=None)
     table = answer.verdict_table(ans)
     [row] = [ln for ln in table.splitlines() if ln.startswith(f"| {q.factor}: {q.level} vs {q.reference} |")]
     assert "| empty | undecided |" in row and "coverage failed at 32 trainings" in row
     assert any(ln.startswith(f"coverage failed for {q.factor}: {q.level} vs {q.reference}: its interval at 32")
                for ln in table.splitlines())
-    assert records.load(records.dump(ans["records"], "valid_auc", "maximize"))[0].empty_at == 32
+    assert records.load(records.dump(ans.records, "valid_auc", "maximize"))[0].empty_at == 32

@@ -21,8 +21,8 @@ def answer_of(truth, seeds=3, delta=0.002):
     eff = estimate(obs, FACTORS, "maximize")
     final = decision.decide([{"cells": len(obs), "records": eff["records"]}], "maximize", delta)
     records = [answer.question(r, f, None) for r, f in zip(eff["records"], final)]
-    return {"records": records, "noise": eff["noise"], "runs": len(obs), "looks": [len(obs)], "planned": None,
-            "per_seed": 8, "delta": delta, "metric": "valid_auc"}
+    return answer.Answer(records=records, noise=eff["noise"], runs=len(obs), looks=[len(obs)], planned=None,
+                         per_seed=8, delta=delta, metric="valid_auc")
 
 
 def test_each_question_becomes_metrics_mlflow_accepts():
@@ -71,14 +71,15 @@ def test_noise_sources_tell_training_from_the_evaluation_sample():
         # a main effect contrasts 4 configurations with 4: the per-configuration part gives SE eval_sd / sqrt(2)
         assert q["se_eval"] == pytest.approx(eval_sd / np.sqrt(2), rel=0.3)
         assert q["se_train"] == r.se and q["dominant"] == "training (seeds)"
-    assert "Where the noise comes from" in answer.sources_text({"sources": src, "metric": "valid_auc"})
+    quiet = answer_of({"a": 0.0, "b": 0.0, "c": 0.0, "d": 0.0})
+    assert "Where the noise comes from" in answer.sources_text(dataclasses.replace(quiet, sources=src))
 
 
 def test_an_unbounded_interval_prints_as_infinite_with_its_reason_and_a_zero_floor_in_words():
     ans = answer_of({"a": 0.05, "b": 0.0, "c": -0.05, "d": 0.0})
     table = answer.verdict_table(ans)
     assert "(-inf" not in table and "too few seeds" not in table  # every interval bounded: no such line
-    ans["records"][1] = dataclasses.replace(ans["records"][1], verdict="undecided", verdict_low=None,
+    ans.records[1] = dataclasses.replace(ans.records[1], verdict="undecided", verdict_low=None,
                                             verdict_high=math.inf)
     table = answer.verdict_table(ans)
     [row] = [ln for ln in table.splitlines() if ln.startswith("| b: y vs x |")]
@@ -96,20 +97,20 @@ def test_a_price_shows_the_range_of_seeds_the_noise_estimate_allows_in_the_table
     from src.answer import records
 
     ans = answer_of({"a": 0.002, "b": 0.0, "c": 0.0, "d": 0.0})
-    q = ans["records"][0]
+    q = ans.records[0]
     price = decision.price({"effect": q.effect, "se": q.se, "df": q.df, "n_eff": q.n_eff}, "maximize", 24, 8,
                            q.alpha_each, 0.002, None)
     assert price["seeds_low"] < price["seeds"] < price["seeds_high"]
-    ans["records"][0] = q = dataclasses.replace(q, verdict="undecided", price=price)
+    ans.records[0] = q = dataclasses.replace(q, verdict="undecided", price=price)
     said = f"{price['seeds']} seeds ({price['seeds_low']} to {price['seeds_high']} as the noise estimate allows"
     assert said in answer.verdict_table(ans)
-    saved = json.loads(records.dump(ans["records"], "valid_auc", "maximize"))
+    saved = json.loads(records.dump(ans.records, "valid_auc", "maximize"))
     assert {saved["questions"][0]["price"][k] for k in ("seeds_low", "seeds_high")} == {price["seeds_low"],
                                                                                      price["seeds_high"]}
-    assert records.load(records.dump(ans["records"], "valid_auc", "maximize"))[0].price == price
+    assert records.load(records.dump(ans.records, "valid_auc", "maximize"))[0].price == price
     # an answer recorded before the range was kept prints without it
     assert "noise estimate" not in answer.price_text({k: v for k, v in price.items() if not k.startswith("seeds_")})
-    ans["plan"] = answer.plan(ans["records"], 24, 8)
+    ans.plan = answer.plan(ans.records, 24, 8)
     fig = answer.plan_figure(ans)
     [bar] = fig.axes[0].containers  # the price's range as a horizontal error bar from low to high
     assert [t.get_text() for t in fig.axes[0].texts] == [

@@ -66,12 +66,12 @@ def test_a_block_whose_questions_are_all_decided_gets_no_more_seeds_and_keeps_th
                                                       user_attrs={"seed": seed, "seed_values": {str(seed): v}}))
     sw = driver.Sweep(d, "journal", study, "parent", 1, {}, False, design=points, seeds=list(range(6)))
     ans = answer.build(d, study, rows(study), None, len(points))
-    verdicts = {r.block: r.verdict for r in ans["records"]}
+    verdicts = {r.block: r.verdict for r in ans.records}
     assert verdicts == {"data.segment_effect=3.0": "better", "data.segment_effect=0.0": "undecided"}, verdicts
-    [price] = [r.price for r in ans["records"] if r.verdict == "undecided"]  # priced in its own block's trainings
+    [price] = [r.price for r in ans.records if r.verdict == "undecided"]  # priced in its own block's trainings
     assert price["more_trainings"] == price["trainings"] - 12 and price["trainings"] == price["seeds"] * 2, price
-    assert sw.end_decided_blocks(ans["records"]) == ["data.segment_effect=3.0"]
-    assert sw.end_decided_blocks(ans["records"]) == []  # ended once, at the seeds it held then
+    assert sw.end_decided_blocks(ans.records) == ["data.segment_effect=3.0"]
+    assert sw.end_decided_blocks(ans.records) == []  # ended once, at the seeds it held then
     assert [p["data.segment_effect"] for p in sw.open_points()] == [0.0, 0.0]
     assert sw.add_seeds([6, 7]) == 4 and sw.cells == 6 * 4 + 2 * 2  # the undecided block alone trains on
     queued = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.WAITING]
@@ -114,14 +114,14 @@ def test_a_question_keeps_the_estimator_of_its_first_look(tmp_path):
     for seed in range(2):
         add(fractional(), seed)
     first = answer.build(d, study, rows(study), None, 0)
-    assert {r.method for r in first["records"]} == {"regression"}
+    assert {r.method for r in first.records} == {"regression"}
     for seed in range(2, 6):
         add(grid, seed)
     today = answer.blocks.estimate(answer.summary.observations(rows(study)), answer.summary.factors(d.params),
                                    "maximize")
     assert {r["method"] for r in today["records"]} == {"paired"}  # what a first look now would use
     later = answer.build(d, study, rows(study), None, 0)
-    assert {r.method for r in later["records"]} == {"regression"}
+    assert {r.method for r in later.records} == {"regression"}
     looks = study.user_attrs["looks"]
     assert len(looks) == 2 and all(r["method"] == "regression" for lk in looks for r in lk["records"])
 
@@ -192,9 +192,9 @@ def test_racing_queues_seeds_only_for_the_configurations_still_in_the_best_set_a
                                                       user_attrs={"seed": seed, "seed_values": {str(seed): v}}))
     sw = driver.Sweep(d, "journal", study, "parent", 1, {}, False, design=points, seeds=list(range(4)))
     ans = answer.build(d, study, rows(study), None, len(points))
-    [b] = ans["best"]
+    [b] = ans.best
     assert b.verdict != "best" and {m.levels["model/activation"] for m in b.members} == {"dice"}
-    assert sw.race(ans["best"]) == (2, 4)
+    assert sw.race(ans.best) == (2, 4)
     assert sw.add_seeds([4]) == 2  # the new seed goes to the two configurations still racing
     queued = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.WAITING]
     assert {attrs.enqueued_params(t)["model/activation"] for t in queued} == {"dice"}
@@ -251,9 +251,9 @@ def test_a_sampled_sweep_races_its_top_configurations_on_fresh_seeds_and_the_set
         study.tell(t, v)
     assert len(study.get_trials()) == 8 and all(attrs.SEED.get(t) in (1, 2) for t in study.get_trials()[4:])
     ans = answer.build(d, study, rows(study), driver.budget(sw), driver.design_size(sw))
-    [b] = ans["best"]
+    [b] = ans.best
     assert b.leader.levels == top[1] and b.trainings == 4 and {m.trainings for m in b.members} == {2}
-    assert ans["runs"] == 4  # the questions read the search's four trials
+    assert ans.runs == 4  # the questions read the search's four trials
     picked = report.best_configuration(answer.split_race(study, rows(study))[1], "maximize", b.leader.levels)
     assert picked["cells"] == 2 and picked["value"] == pytest.approx(0.75, abs=0.01)
     again = driver.Sweep(d, "journal", optuna.load_study(study_name="s", storage=JournalStorage(
