@@ -70,7 +70,7 @@ class BestSet:
     alpha_each: float          # each comparison's share: alpha / (configurations - 1)
     delta: float
     trainings: int
-    price: dict | None = None  # undecided: decision.price of the closest comparison with the leader
+    price: decision.Price | None = None  # undecided: decision.price of the closest comparison with the leader
     block: str | None = None
     reason: str | None = None  # why nothing can be said yet (too few seeds), when so
     excluded: list[str] = field(default_factory=list)  # the configurations shown worse than another
@@ -170,7 +170,7 @@ def confidence_set(observations: list[dict], direction: str, delta: float, alpha
 
 
 def _price(pairs: dict, leader: int, inside: list[int], df: float, cells: int, per_seed: int, each: float,
-           delta: float, seconds_per_cell: float | None) -> dict | None:
+           delta: float, seconds_per_cell: float | None) -> decision.Price | None:
     """The seeds per configuration at which every comparison of the leader with a member left decides (that
     member shown worse, or within delta) with the price's chance: the dearest of those comparisons."""
     dearest = None
@@ -182,7 +182,7 @@ def _price(pairs: dict, leader: int, inside: list[int], df: float, cells: int, p
                            delta, seconds_per_cell)
         if p is None:
             return None
-        if dearest is None or p["seeds"] > dearest["seeds"]:
+        if dearest is None or p.seeds > dearest.seeds:
             dearest = p
     return dearest
 
@@ -198,4 +198,5 @@ def to_dict(b: BestSet) -> dict:
 
 
 def from_dict(d: dict) -> BestSet:
-    return BestSet(**{**d, "members": [Member(**m) for m in d["members"]]})
+    return BestSet(**{**d, "members": [Member(**m) for m in d["members"]],
+                      "price": decision.Price.from_dict(d.get("price"))})

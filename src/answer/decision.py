@@ -35,6 +35,7 @@ from __future__ import annotations
 import enum
 import functools
 import math
+from dataclasses import dataclass, fields
 
 import numpy as np
 from scipy import optimize, stats
@@ -348,10 +349,35 @@ def _fewest_seeds(r: dict, direction: str, cells: int, per: int, alpha_each: flo
     return _fewest_planned(enough, now, now + 1, most_seeds, _last(r, plan))
 
 
+@dataclass(frozen=True)
+class Price:
+    """What deciding an undecided question would take (`price`); effects.json's `price` record."""
+
+    towards: str                    # the likeliest verdict
+    trainings: int                  # at the priced look, in all
+    seeds: int                      # per configuration, at the priced look
+    more_trainings: int             # beyond those spent
+    chance: float                   # to decide there, on average over the effects still plausible
+    least: float | None = None      # the chance there at the hardest effect the interval still allows
+    certain_seeds: int | None = None  # the seeds whose look decides whatever the effect
+    plan_seeds: int | None = None   # the plan's last seed (None: no plan)
+    seeds_low: int | None = None    # the price with the noise at the low end of its range (None: not recorded)
+    seeds_high: int | None = None   # ... at the high end (None: beyond the most seeds priced)
+    minutes: float | None = None    # at the measured rate (None: no rate yet)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> Price | None:
+        """A price as effects.json holds it (older versions lack the later fields)."""
+        if d is None:
+            return None
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
 def price(r: dict, direction: str, cells: int, per_seed: int, alpha_each: float, delta: float,
           seconds_per_cell: float | None, power: float = POWER, most_seeds: int = MOST_SEEDS,
           seconds_per_block: float | None = None, block_cells: int | None = None,
-          plan: Plan | None = None) -> dict | None:
+          plan: Plan | None = None) -> Price | None:
     """What deciding an undecided question would take, if its noise stays as estimated: the fewest whole
     seeds per configuration (trainings, minutes at the measured rate) at which the look reaches a verdict
     with at least `power` chance (`chance`), with the boundary the confidence sequence will use at that
@@ -369,18 +395,18 @@ def price(r: dict, direction: str, cells: int, per_seed: int, alpha_each: float,
         return None
     n = hi * per
     towards, p = chance(r, direction, cells, n, alpha_each, delta, plan)
-    out = {"towards": towards, "trainings": n, "seeds": hi, "more_trainings": n - cells, "chance": p,
-           "least": least(r, cells, n, alpha_each, delta, plan),
-           "certain_seeds": certain(r, cells, per, alpha_each, delta, most_seeds, plan)}
-    out["plan_seeds"] = _last(r, plan)  # where the planned boundary ends (None: no plan)
     low, high = noise_range(r.get("df") or cells - 1)
-    out["seeds_low"], out["seeds_high"] = (
+    seeds_low, seeds_high = (
         _fewest_seeds({**r, "se": r["se"] * math.sqrt(v)}, direction, cells, per, alpha_each, delta, power,
                       most_seeds, plan) for v in (low, high))
+    minutes = None
     if seconds_per_cell:
         blocks = math.ceil((n - cells) / block_cells) if block_cells else 0
-        out["minutes"] = ((n - cells) * seconds_per_cell + blocks * (seconds_per_block or 0.0)) / 60
-    return out
+        minutes = ((n - cells) * seconds_per_cell + blocks * (seconds_per_block or 0.0)) / 60
+    return Price(towards=towards, trainings=n, seeds=hi, more_trainings=n - cells, chance=p,
+                 least=least(r, cells, n, alpha_each, delta, plan),
+                 certain_seeds=certain(r, cells, per, alpha_each, delta, most_seeds, plan),
+                 plan_seeds=_last(r, plan), seeds_low=seeds_low, seeds_high=seeds_high, minutes=minutes)
 
 
 def detectable_curve(r: dict, cells: int, per_seed: int, alpha_each: float, seeds=range(1, 41),

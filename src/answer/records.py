@@ -16,6 +16,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from src.answer import best as best_mod
+from src.answer.decision import Price
 
 SCHEMA = "deep-interest-lab/effects"
 VERSION = 5  # 1: a bare list of records whose ci_low/ci_high were the verdict's interval; 2: group-sequential
@@ -69,7 +70,7 @@ class Question:
     decided_at: int | None
     boundary: float | None
     alpha_each: float | None
-    price: dict | None = None
+    price: Price | None = None
     n_eff: float | None = None
     looks: int | None = None
     block: str | None = None
@@ -122,7 +123,8 @@ def load(text: str) -> list[Question]:
     if doc.get("version") not in READS:
         raise ValueError(f"effects.json version {doc.get('version')} is not one this code reads {READS}")
     names = {f.name for f in fields(Question)}
-    return [Question(**{k: v for k, v in q.items() if k in names}) for q in doc["questions"]]
+    return [Question(**{**{k: v for k, v in q.items() if k in names}, "price": Price.from_dict(q.get("price"))})
+            for q in doc["questions"]]
 
 
 COLUMNS = ("factor", "level", "reference", "effect", "verdict_low", "verdict_high", "verdict", "decided_at",

@@ -150,20 +150,20 @@ def follow_price(s: Setting, sims: int, seed: int = 0, question: int = 0) -> dic
              "n_eff": float(f["n_eff"][question]), "seeds": s.budget, "now_low": float(first["low"][i, question]),
              "now_high": float(first["high"][i, question])}
         p = decision.price(r, "maximize", s.budget * per_seed, per_seed, each, s.delta, None, plan=s.boundary)
-        if p is None or p["seeds"] > y.shape[2]:
+        if p is None or p.seeds > y.shape[2]:
             continue
         priced.append(i)
         prices.append(p)
-    most = np.array([min(y.shape[2], max(p["seeds"], p["certain_seeds"] or y.shape[2])) for p in prices], dtype=int)
+    most = np.array([min(y.shape[2], max(p.seeds, p.certain_seeds or y.shape[2])) for p in prices], dtype=int)
     ats = _decided_at(y[priced], s, (first["low"][priced, question], first["high"][priced, question]), question,
                       most)
     stated, floor, decided, sure = [], [], [], []
     for p, at in zip(prices, ats):
-        stated.append(p["chance"])
-        floor.append(p["least"])
-        decided.append(at is not None and at <= p["seeds"])
-        if p["certain_seeds"] and p["certain_seeds"] <= y.shape[2]:
-            sure.append(at is not None and at <= p["certain_seeds"])
+        stated.append(p.chance)
+        floor.append(p.least)
+        decided.append(at is not None and at <= p.seeds)
+        if p.certain_seeds and p.certain_seeds <= y.shape[2]:
+            sure.append(at is not None and at <= p.certain_seeds)
     return {"priced": len(stated), "stated_chance": float(np.mean(stated)) if stated else None,
             "stated_least": float(np.mean(floor)) if floor else None,
             "decided": float(np.mean(decided)) if decided else None,

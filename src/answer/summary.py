@@ -42,7 +42,7 @@ def observations(rows: list[dict], which: str = "seed_values") -> list[dict]:
             for seed, v in (r.get(which) or {}).items() if v is not None and math.isfinite(v)]
 
 
-def question(r: dict, verdict: dict, price: dict | None) -> Question:
+def question(r: dict, verdict: dict, price: decision.Price | None) -> Question:
     """A question's record from its estimate (`r`, src/answer/effects.py) and its decision over the looks
     (`verdict`, src/answer/decision.py; empty: not decided yet)."""
     return Question(
@@ -231,8 +231,8 @@ def plan(records: list[dict], cells: int, per_seed: int, boundary: Plan | None =
         return {"curve": [], "prices": [], **now}
     mid = known[len(known) // 2]
     seeds = sorted({int(round(1.25 ** k)) for k in range(28)} | set(SHOWN_SEEDS))  # 1 to about 400, log-spaced
-    prices = [(r.name, r.price["seeds"], abs(r.effect), r.price["chance"], r.price.get("least"),
-               r.price.get("seeds_low"), r.price.get("seeds_high")) for r in records
+    prices = [(r.name, r.price.seeds, abs(r.effect), r.price.chance, r.price.least, r.price.seeds_low,
+               r.price.seeds_high) for r in records
               if r.verdict == "undecided" and r.price]
     whole = cells / per_seed if per_seed and cells % per_seed == 0 else None
     return {"curve": decision.detectable_curve({"se": mid.se, "df": mid.df, "n_eff": mid.n_eff, "seeds": whole}, cells,
@@ -276,25 +276,28 @@ def floor_text(least: float, short: bool = False) -> str:
     return f"at least {least:.0%}" + ("" if short else " whatever the effect")
 
 
-def price_text(p: dict | None) -> str:
+def minutes_text(p: decision.Price) -> str:
+    return f", about {p.minutes:.0f} min more" if p.minutes is not None else ""
+
+
+def price_text(p: decision.Price | None) -> str:
     if not p:
         return f"not within {decision.MOST_SEEDS} seeds at this effect and margin"
-    minutes = f", about {p['minutes']:.0f} min more" if p.get("minutes") is not None else ""
-    sure = f"; decided whatever the effect by {p['certain_seeds']} seeds" if p.get("certain_seeds") else ""
-    least = f", {floor_text(p['least'])}" if p.get("least") is not None else ""
-    return (f"{p['seeds']} seeds{range_text(p)} ({p['trainings']} trainings{minutes}): {p['chance']:.0%} chance to "
-            f"decide on average over the effects still plausible{least}, most likely {p['towards']}{sure}")
+    sure = f"; decided whatever the effect by {p.certain_seeds} seeds" if p.certain_seeds else ""
+    least = f", {floor_text(p.least)}" if p.least is not None else ""
+    return (f"{p.seeds} seeds{range_text(p)} ({p.trainings} trainings{minutes_text(p)}): {p.chance:.0%} chance to "
+            f"decide on average over the effects still plausible{least}, most likely {p.towards}{sure}")
 
 
-def range_text(p: dict) -> str:
+def range_text(p: decision.Price) -> str:
     """The price's range as the noise estimate allows it, in words (empty for answers recorded without it)."""
-    if "seeds_low" not in p:
+    if p.seeds_low is None:
         return ""
-    high = f"{p['seeds_high']}" if p.get("seeds_high") else f"over {decision.MOST_SEEDS}"
-    last = p.get("plan_seeds")
-    past = (f"; its high end is past the plan's {last} seeds" if last and p["seeds"] <= last and
-            (not p.get("seeds_high") or p["seeds_high"] > last) else "")
-    return f" ({p['seeds_low']} to {high} as the noise estimate allows, {decision.NOISE_LEVEL:.0%} range{past})"
+    high = f"{p.seeds_high}" if p.seeds_high else f"over {decision.MOST_SEEDS}"
+    last = p.plan_seeds
+    past = (f"; its high end is past the plan's {last} seeds" if last and p.seeds <= last and
+            (not p.seeds_high or p.seeds_high > last) else "")
+    return f" ({p.seeds_low} to {high} as the noise estimate allows, {decision.NOISE_LEVEL:.0%} range{past})"
 
 
 def to_decide(r) -> str | None:
@@ -643,10 +646,9 @@ def best_text(b, metric: str) -> list[str]:
     elif b.verdict == "undecided":
         p = b.price
         if p:
-            minutes = f", about {p['minutes']:.0f} min more" if p.get("minutes") is not None else ""
-            lines += ["", f"to decide: {p['seeds']} seeds per configuration{range_text(p)} ({p['trainings']} "
-                      f"trainings{minutes}): {p['chance']:.0%} chance that the closest comparison with the leader "
-                      f"decides"]
+            lines += ["", f"to decide: {p.seeds} seeds per configuration{range_text(p)} ({p.trainings} "
+                      f"trainings{minutes_text(p)}): {p.chance:.0%} chance that the closest comparison with the "
+                      f"leader decides"]
         else:
             lines += ["", f"to decide: not within {decision.MOST_SEEDS} seeds per configuration at these "
                       f"differences and delta"]

@@ -674,7 +674,7 @@ def _default_prices() -> list[dict]:
     for last in (None, 150, 170, 200, 250):
         plan = Plan(2, last) if last else None
         seeds = [decision.price({"effect": e, "se": 0.00496 / math.sqrt(6), "df": 17, "n_eff": 6.0, "seeds": 3},
-                                "maximize", 24, 8, decision.ALPHA / 4, 0.001, None, plan=plan)["seeds"]
+                                "maximize", 24, 8, decision.ALPHA / 4, 0.001, None, plan=plan).seeds
                  for e in (0.0003, -0.0002, 0.0008, -0.0001)]
         rows.append({"plan": last, "seeds": seeds})
         print(f"default sweep's questions, {'no plan' if last is None else f'plan of {last} seeds'}: priced at "

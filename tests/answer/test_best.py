@@ -83,7 +83,7 @@ def test_the_verdicts_best_any_of_these_and_undecided():
         CONFIGS[1]["a"] + CONFIGS[1]["b"], CONFIGS[6]["a"] + CONFIGS[6]["b"]}
     assert all(m.low > -0.01 for m in pair.members)
     tie = best.confidence_set(sweep(rng, [0.0] * 8, 3), "maximize", 0.001)
-    assert tie.verdict == "undecided" and tie.price["seeds"] > 3 and tie.price["trainings"] == 8 * tie.price["seeds"]
+    assert tie.verdict == "undecided" and tie.price.seeds > 3 and tie.price.trainings == 8 * tie.price.seeds
     # one seed: nothing can be told apart, and the set says why
     one = best.confidence_set(sweep(rng, far, 1), "maximize", 0.001)
     assert one.verdict == "undecided" and len(one.members) == 8 and "one seed per configuration" in one.reason

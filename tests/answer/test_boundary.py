@@ -67,8 +67,8 @@ def test_a_plan_that_fits_the_noise_halves_the_price_and_one_too_short_says_what
     alone = decision.price(r, "maximize", 24, 8, 0.0125, 0.001, None)
     fits = decision.price(r, "maximize", 24, 8, 0.0125, 0.001, None, plan=default)
     short = decision.price(r, "maximize", 24, 8, 0.0125, 0.001, None, plan=Plan(2, 100))
-    assert fits["seeds"] <= 170 < 300 <= alone["seeds"], (fits, alone)
-    assert fits["chance"] >= decision.POWER > decision.chance(r, "maximize", 24, 8 * (fits["seeds"] - 1), 0.0125,
+    assert fits.seeds <= 170 < 300 <= alone.seeds, (fits, alone)
+    assert fits.chance >= decision.POWER > decision.chance(r, "maximize", 24, 8 * (fits.seeds - 1), 0.0125,
                                                                0.001, default)[1]
-    assert short["seeds"] > alone["seeds"] > 100  # past the plan: the sequence at a fifth of the error
-    assert short["seeds"] == decision.price(r, "maximize", 24, 8, 0.2 * 0.0125, 0.001, None)["seeds"]
+    assert short.seeds > alone.seeds > 100  # past the plan: the sequence at a fifth of the error
+    assert short.seeds == decision.price(r, "maximize", 24, 8, 0.2 * 0.0125, 0.001, None).seeds

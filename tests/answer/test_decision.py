@@ -144,20 +144,20 @@ def test_the_sequential_mode_decides_a_planted_effect_with_fewer_trainings_than_
 def test_price_is_the_fewest_seeds_whose_look_decides_with_the_chance_it_states():
     r = {"effect": 0.002, "se": 0.002, "df": 20, "n_eff": 12.0}
     p = decision.price(r, "maximize", cells=24, per_seed=8, alpha_each=0.0125, delta=0.001, seconds_per_cell=10.0)
-    assert p["towards"] == "better" and p["trainings"] == 8 * p["seeds"] and p["seeds"] > 3
-    assert p["chance"] >= decision.POWER > decision.chance(r, "maximize", 24, 8 * (p["seeds"] - 1), 0.0125, 0.001)[1]
-    assert p["minutes"] == pytest.approx((p["trainings"] - 24) * 10 / 60)
+    assert p.towards == "better" and p.trainings == 8 * p.seeds and p.seeds > 3
+    assert p.chance >= decision.POWER > decision.chance(r, "maximize", 24, 8 * (p.seeds - 1), 0.0125, 0.001)[1]
+    assert p.minutes == pytest.approx((p.trainings - 24) * 10 / 60)
     # each block of one seed (8 trainings) more pays the block's fixed cost: workers' start-up and the look
     blocked = decision.price(r, "maximize", 24, 8, 0.0125, 0.001, 10.0, seconds_per_block=30.0, block_cells=8)
-    more = blocked["trainings"] - 24
-    assert blocked["minutes"] == pytest.approx((more * 10 + math.ceil(more / 8) * 30) / 60)
+    more = blocked.trainings - 24
+    assert blocked.minutes == pytest.approx((more * 10 + math.ceil(more / 8) * 30) / 60)
     # the boundary at that look is the confidence sequence's, not the fixed-sample one
-    se_n, c, _ = decision._at(r, 24, p["trainings"], 0.0125)
-    assert c == decision.multiplier(round(20 * p["trainings"] / 24, 3), round(12.0 * p["trainings"] / 24, 3), 0.0125)
+    se_n, c, _ = decision._at(r, 24, p.trainings, 0.0125)
+    assert c == decision.multiplier(round(20 * p.trainings / 24, 3), round(12.0 * p.trainings / 24, 3), 0.0125)
     # an estimate near 0 with an se well inside delta: its likeliest verdict is equivalent
     eq = decision.price({"effect": 0.0001, "se": 0.0003, "df": 20, "n_eff": 12.0}, "maximize", 24, 8, 0.0125, 0.001,
                         None)
-    assert eq["towards"] == "equivalent"
+    assert eq.towards == "equivalent"
 
 
 def test_the_true_price_lies_in_the_stated_range_in_about_eighty_percent_of_sweeps():
@@ -174,10 +174,10 @@ def test_the_true_price_lies_in_the_stated_range_in_about_eighty_percent_of_swee
         p = decision.price(r, "maximize", 24, 8, 0.0125, 0.001, None)
         true = decision._fewest_seeds({**r, "se": s.noise / math.sqrt(r["n_eff"])}, "maximize", 24, 8, 0.0125,
                                       0.001, decision.POWER, decision.MOST_SEEDS)
-        high = p["seeds_high"] or math.inf
-        assert p["seeds_low"] <= p["seeds"] <= high
-        inside.append(p["seeds_low"] <= (true or math.inf) <= high)
-        spans.append(high / p["seeds_low"])
+        high = p.seeds_high or math.inf
+        assert p.seeds_low <= p.seeds <= high
+        inside.append(p.seeds_low <= (true or math.inf) <= high)
+        spans.append(high / p.seeds_low)
     share = float(np.mean(inside))
     print(f"true price inside the stated {decision.NOISE_LEVEL:.0%} range: {share:.3f} of 400 sweeps; "
           f"median high/low {np.median(spans):.2f}")
@@ -194,7 +194,7 @@ def test_an_undecided_question_is_never_priced_at_what_was_already_spent():
                               "maximize", 0.001, alpha=0.0125)
         p = decision.price(r, "maximize", 24, 8, 0.0125, 0.001, None)
         if d["verdict"] == "undecided" and p is not None:
-            assert p["more_trainings"] > 0
+            assert p.more_trainings > 0
 
 
 def test_a_verdict_once_reached_stays_and_a_recorded_decision_is_not_recomputed():
@@ -281,7 +281,7 @@ def test_the_seeds_that_decide_whatever_the_effect_make_an_interval_at_most_delt
     width = [2 * c * se for se, c, _ in (decision._at(r, 24, 8 * k, 0.0125) for k in (n - 1, n))]
     assert width[0] > 0.002 >= width[1]
     p = decision.price(r, "maximize", 24, 8, 0.0125, 0.002, None)
-    assert p["seeds"] <= p["certain_seeds"] == n
+    assert p.seeds <= p.certain_seeds == n
     assert decision.chance(r, "maximize", 24, 8 * n, 0.0125, 0.002)[1] == pytest.approx(1.0)
 
 

@@ -85,10 +85,11 @@ def test_an_unbounded_interval_prints_as_infinite_with_its_reason_and_a_zero_flo
     [row] = [ln for ln in table.splitlines() if ln.startswith("| b: y vs x |")]
     assert "| (-inf, +inf) | undecided |" in row and "[-, -]" not in row
     assert table.splitlines()[-1].startswith("(-inf, +inf): too few seeds for this boundary")
-    price = {"seeds": 40, "trainings": 320, "chance": 0.8, "least": 0.004, "towards": "better", "certain_seeds": 90}
+    price = decision.Price(seeds=40, trainings=320, more_trainings=296, chance=0.8, least=0.004, towards="better",
+                           certain_seeds=90)
     said = answer.price_text(price)
     assert "nothing promised at the hardest effect still plausible" in said and "0%" not in said.replace("80%", "")
-    assert "at least 18% whatever the effect" in answer.price_text({**price, "least": 0.18})
+    assert "at least 18% whatever the effect" in answer.price_text(dataclasses.replace(price, least=0.18))
 
 
 def test_a_price_shows_the_range_of_seeds_the_noise_estimate_allows_in_the_table_the_file_and_the_plan():
@@ -100,21 +101,22 @@ def test_a_price_shows_the_range_of_seeds_the_noise_estimate_allows_in_the_table
     q = ans.records[0]
     price = decision.price({"effect": q.effect, "se": q.se, "df": q.df, "n_eff": q.n_eff}, "maximize", 24, 8,
                            q.alpha_each, 0.002, None)
-    assert price["seeds_low"] < price["seeds"] < price["seeds_high"]
+    assert price.seeds_low < price.seeds < price.seeds_high
     ans.records[0] = q = dataclasses.replace(q, verdict="undecided", price=price)
-    said = f"{price['seeds']} seeds ({price['seeds_low']} to {price['seeds_high']} as the noise estimate allows"
+    said = f"{price.seeds} seeds ({price.seeds_low} to {price.seeds_high} as the noise estimate allows"
     assert said in answer.verdict_table(ans)
     saved = json.loads(records.dump(ans.records, "valid_auc", "maximize"))
-    assert {saved["questions"][0]["price"][k] for k in ("seeds_low", "seeds_high")} == {price["seeds_low"],
-                                                                                     price["seeds_high"]}
+    assert {saved["questions"][0]["price"][k] for k in ("seeds_low", "seeds_high")} == {price.seeds_low,
+                                                                                     price.seeds_high}
     assert records.load(records.dump(ans.records, "valid_auc", "maximize"))[0].price == price
     # an answer recorded before the range was kept prints without it
-    assert "noise estimate" not in answer.price_text({k: v for k, v in price.items() if not k.startswith("seeds_")})
+    assert "noise estimate" not in answer.price_text(decision.Price.from_dict(
+        {k: v for k, v in dataclasses.asdict(price).items() if not k.startswith("seeds_")}))
     ans.plan = answer.plan(ans.records, 24, 8)
     fig = answer.plan_figure(ans)
     [bar] = fig.axes[0].containers  # the price's range as a horizontal error bar from low to high
     assert [t.get_text() for t in fig.axes[0].texts] == [
-        f"{q.name}: {price['seeds']} ({price['seeds_low']}-{price['seeds_high']}) seeds, {price['chance']:.0%} "
-        f"({answer.floor_text(price['least'], short=True)})"]
+        f"{q.name}: {price.seeds} ({price.seeds_low}-{price.seeds_high}) seeds, {price.chance:.0%} "
+        f"({answer.floor_text(price.least, short=True)})"]
     xs = bar.lines[2][0].get_segments()[0][:, 0]
-    assert sorted(xs) == [price["seeds_low"], price["seeds_high"]]
+    assert sorted(xs) == [price.seeds_low, price.seeds_high]

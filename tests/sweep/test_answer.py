@@ -69,7 +69,7 @@ def test_a_block_whose_questions_are_all_decided_gets_no_more_seeds_and_keeps_th
     verdicts = {r.block: r.verdict for r in ans.records}
     assert verdicts == {"data.segment_effect=3.0": "better", "data.segment_effect=0.0": "undecided"}, verdicts
     [price] = [r.price for r in ans.records if r.verdict == "undecided"]  # priced in its own block's trainings
-    assert price["more_trainings"] == price["trainings"] - 12 and price["trainings"] == price["seeds"] * 2, price
+    assert price.more_trainings == price.trainings - 12 and price.trainings == price.seeds * 2, price
     assert sw.end_decided_blocks(ans.records) == ["data.segment_effect=3.0"]
     assert sw.end_decided_blocks(ans.records) == []  # ended once, at the seeds it held then
     assert [p["data.segment_effect"] for p in sw.open_points()] == [0.0, 0.0]
