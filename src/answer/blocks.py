@@ -104,22 +104,22 @@ def interaction(intervals: list[tuple[float, float]], delta: float) -> str:
     return UNDECIDED
 
 
-def pooled(decided: list[dict], direction: str, delta: float) -> list[dict]:
+def pooled(decided: list[decision.Decision], direction: str, delta: float) -> list[dict]:
     """Each question asked in two blocks or more, across them: the average effect and its interval (the
     average of the blocks' intervals), its verdict, whether it depends on the block, and random effects."""
     groups = defaultdict(list)
     for d in decided:
-        if d.get("block") is not None:
-            groups[(d["factor"], d["level"], d["reference"])].append(d)
+        if d.block is not None:
+            groups[(d.factor, d.level, d.reference)].append(d)
     out = []
     for (factor, level, reference), ds in groups.items():
         if len(ds) < 2:
             continue
-        rec = {"factor": factor, "level": level, "reference": reference, "blocks": [d["block"] for d in ds],
+        rec = {"factor": factor, "level": level, "reference": reference, "blocks": [d.block for d in ds],
                "effect": None, "low": None, "high": None, "verdict": "undecided", "interaction": UNDECIDED,
                "random_effects": None}
-        if all(d.get("now_low") is not None and d.get("effect") is not None for d in ds):
-            iv = [(d["now_low"], d["now_high"]) for d in ds]
+        if all(d.now_low is not None and d.effect is not None for d in ds):
+            iv = [(d.now_low, d.now_high) for d in ds]
             lo, hi = sum(a for a, _ in iv) / len(iv), sum(b for _, b in iv) / len(iv)
             rec.update(effect=sum(_now(d)[0] for d in ds) / len(ds), low=lo, high=hi,
                        verdict=decision.verdict(lo, hi, direction, delta), interaction=interaction(iv, delta))
@@ -129,8 +129,8 @@ def pooled(decided: list[dict], direction: str, delta: float) -> list[dict]:
     return out
 
 
-def _now(d: dict) -> tuple:
+def _now(d: decision.Decision) -> tuple:
     """A block's latest estimate and its se: the last look's, not the deciding look's (biased by the stop)."""
-    if d.get("now_effect") is not None:
-        return d["now_effect"], d.get("now_se")
-    return d.get("effect"), d.get("se")
+    if d.now_effect is not None:
+        return d.now_effect, d.now_se
+    return d.effect, d.se

@@ -36,6 +36,7 @@ import enum
 import functools
 import math
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 from scipy import optimize, stats
@@ -119,13 +120,76 @@ def verdict(lo: float, hi: float, direction: str, delta: float) -> str:
     return "undecided"
 
 
+def name(factor: str, level: Any, reference: Any, block: str | None = None) -> str:
+    """A question's name, as the report, the terminal and the looks name it: `factor=level vs reference`, and
+    within a block (src/answer/blocks.py) the block's name after an @."""
+    return f"{factor}={level} vs {reference}" + (f" @ {block}" if block else "")
+
+
+def question(r: dict) -> str:
+    """The name of the question an effects record (src/answer/effects.py) estimates."""
+    return name(r["factor"], r["level"], r["reference"], r.get("block"))
+
+
+# what a look records of each decision (src/sweep/answer.py), in the words looks have always used: adj_low and
+# adj_high are the verdict's interval
+RECORDED = ("adj_low", "adj_high", "verdict", "boundary", "alpha_each", "decided_at", "effect", "se", "df", "n_eff",
+            "empty_at")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One question's decision over the looks taken (`decide`).
+
+    verdict_low, verdict_high: the interval the verdict uses, the running intersection of the question's
+    confidence sequence up to its deciding look (the last look while undecided; low above high when the
+    intersection is empty, and then `empty_at`, the trainings at the look that emptied it);
+    effect, se, df, n_eff: the estimate at that look; now_low, now_high, now_effect, now_se: the running
+    intersection and the estimate at the last look, which go on past a decision (src/answer/blocks.py
+    compares blocks on them).
+    """
+
+    factor: str
+    level: Any
+    reference: Any
+    verdict: str
+    alpha_each: float
+    block: str | None = None
+    verdict_low: float | None = None
+    verdict_high: float | None = None
+    decided_at: int | None = None   # the trainings at the deciding look
+    boundary: float | None = None   # the multiplier of se there
+    effect: float | None = None
+    se: float | None = None
+    df: float | None = None
+    n_eff: float | None = None
+    empty_at: int | None = None
+    delta: float | None = None
+    looks: int | None = None        # the looks the verdict accounts for
+    adjustment: str | None = None
+    verdict_method: str | None = None
+    now_low: float | None = None
+    now_high: float | None = None
+    now_effect: float | None = None
+    now_se: float | None = None
+
+    @property
+    def name(self) -> str:
+        return name(self.factor, self.level, self.reference, self.block)
+
+    def recorded(self) -> dict:
+        """What a look records of it (`RECORDED`), read back by `decide` and never recomputed."""
+        out = {"adj_low": self.verdict_low, "adj_high": self.verdict_high}
+        return {k: out[k] if k in out else getattr(self, k) for k in RECORDED}
+
+
 def decide(looks: list[dict], direction: str, delta: float, alpha: float = ALPHA,
-           family: int | None = None, plan: Plan | None = None) -> list[dict]:
+           family: int | None = None, plan: Plan | None = None) -> list[Decision]:
     """Every question's verdict over the looks taken so far: the first look whose interval (the running
     intersection of its confidence sequence) decides it, else undecided with the last look's interval.
 
-    A look may carry the decisions taken when it was taken (`"decisions"`: {question: decision}, as this
-    function returns them); those are kept as they are, never recomputed.
+    A look may carry the decisions taken when it was taken (`"decisions"`: {question: Decision.recorded()});
+    those are kept as they are, never recomputed.
 
     Args:
         looks: in order, {"cells": trainings so far, "records": the effects records at that look
@@ -142,14 +206,9 @@ def decide(looks: list[dict], direction: str, delta: float, alpha: float = ALPHA
             one, and those recorded before plans were): the confidence sequence alone.
 
     Returns:
-        the last look's records, each with "adj_low", "adj_high" (the interval the verdict uses; low above
-        high when the intersection is empty, and then "empty_at", the trainings at the look that emptied it: some
-        look's interval missed the true effect, which the family's error allows, or the runs are not the
-        exchangeable draws the procedure assumes, and no verdict is read off it), "now_low",
-        "now_high" (the running intersection at the last look, which goes on narrowing after a decision),
-        "now_effect", "now_se" (the last look's estimate),
-        "verdict", "decided_at" (trainings at the deciding look, or None), "boundary" (the multiplier
-        of se), "alpha_each", "delta", "looks", "adjustment", "verdict_method".
+        a `Decision` for each question of the last look. An empty intersection (`empty_at`) means some look's
+        interval missed the true effect, which the family's error allows, or the runs are not the
+        exchangeable draws the procedure assumes: no verdict is read off it.
     """
     looks = [lk for lk in looks if lk["cells"] > 0]  # a look at no data spends nothing and tells nothing
     if not looks:
@@ -174,7 +233,12 @@ def decide(looks: list[dict], direction: str, delta: float, alpha: float = ALPHA
                 break
         final.update(delta=delta, looks=len(looks), adjustment=how,
                      verdict_method="anytime-valid interval vs 0 and +-delta", **_running(looks, q, each, plan))
-        out.append(final)
+        out.append(Decision(
+            factor=r["factor"], level=r["level"], reference=r["reference"], block=r.get("block"),
+            verdict=final["verdict"], verdict_low=final["adj_low"], verdict_high=final["adj_high"],
+            **{k: final.get(k) for k in ("alpha_each", "decided_at", "boundary", "effect", "se", "df", "n_eff",
+                                         "empty_at", "delta", "looks", "adjustment", "verdict_method", "now_low",
+                                         "now_high", "now_effect", "now_se")}))
     return out
 
 
@@ -214,12 +278,6 @@ def _decision(rk: dict | None, cells: int, before: dict, each: float, direction:
     if v != "undecided":
         d.update({k: rk[k] for k in ("effect", "se", "df", "n_eff") if k in rk})
     return d
-
-
-def question(r: dict) -> str:
-    """A question's name; within a block (src/answer/blocks.py), the block's name after an @."""
-    block = r.get("block")
-    return f"{r['factor']}={r['level']} vs {r['reference']}" + (f" @ {block}" if block else "")
 
 
 def _at(r: dict, cells: int, n: int, alpha_each: float, plan: Plan | None = None) -> tuple[float, float, float]:

@@ -16,7 +16,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from src.answer import best as best_mod
-from src.answer.decision import Price
+from src.answer.decision import Price, name
 
 SCHEMA = "deep-interest-lab/effects"
 VERSION = 5  # 1: a bare list of records whose ci_low/ci_high were the verdict's interval; 2: group-sequential
@@ -79,7 +79,12 @@ class Question:
     @property
     def name(self) -> str:
         """`factor=level vs reference` (and ` @ block` within a block), as the report names a question."""
-        return f"{self.factor}={self.level} vs {self.reference}" + (f" @ {self.block}" if self.block else "")
+        return name(self.factor, self.level, self.reference, self.block)
+
+    @property
+    def label(self) -> str:
+        """As the tables name it: `factor: level vs reference`, and `[block]` within a block."""
+        return f"{self.factor}: {self.level} vs {self.reference}" + (f" [{self.block}]" if self.block else "")
 
 
 def _number(v):
@@ -165,7 +170,7 @@ def unbounded(low, high) -> bool:
 
 
 def _rows(questions: list[Question]) -> list[list[str]]:
-    return [[f"{q.factor}: {q.level} vs {q.reference}" + (f" [{q.block}]" if q.block else ""), _cell(q.effect),
+    return [[q.label, _cell(q.effect),
              interval(q.verdict_low, q.verdict_high), q.verdict,
              _cell(q.decided_at, signed=False)] for q in questions]
 

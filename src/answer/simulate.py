@@ -216,9 +216,9 @@ def block_sweep(truths: tuple, rng: np.random.Generator, looks_at=(3, 5, 8, 12),
                                    ("blk",))["records"]
             looks.append({"cells": len(obs), "records": recs})
             decided = decision.decide(looks, "maximize", delta)
-            looks[-1]["decisions"] = {decision.question(d): d for d in decided}
+            looks[-1]["decisions"] = {d.name: d.recorded() for d in decided}
             if per_block:
-                ended |= {index[d["block"]] for d in decided if d["verdict"] != "undecided"}
+                ended |= {index[d.block] for d in decided if d.verdict != "undecided"}
                 if len(ended) == len(truths):
                     break
     return decided, blocks.pooled(decided, "maximize", delta), len(obs)
@@ -247,11 +247,11 @@ def block_summary(truths: tuple, sims: int, seed: int = 0, tau: float = 0.0, del
         decided, pooled, n = block_sweep(tuple(t), rng, delta=delta, **kw)
         truth = {blocks.name({"blk": i}): float(x) for i, x in enumerate(t)}
         p, spread = pooled[0], float(t.max() - t.min())
-        wrong.append(any(_wrong(d["verdict"], truth[d["block"]], delta) for d in decided)
+        wrong.append(any(_wrong(d.verdict, truth[d.block], delta) for d in decided)
                      or _wrong(p["verdict"], float(t.mean()), delta)
                      or (p["interaction"] == blocks.DEPENDS and spread == 0)
                      or (p["interaction"] == blocks.SAME and spread > delta))
-        held.append(all(d["adj_low"] <= truth[d["block"]] <= d["adj_high"] for d in decided)
+        held.append(all(d.verdict_low <= truth[d.block] <= d.verdict_high for d in decided)
                     and p["low"] <= t.mean() <= p["high"])
         re = p["random_effects"]
         re_cover.append(re["low"] <= mu <= re["high"])

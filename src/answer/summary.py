@@ -42,18 +42,16 @@ def observations(rows: list[dict], which: str = "seed_values") -> list[dict]:
             for seed, v in (r.get(which) or {}).items() if v is not None and math.isfinite(v)]
 
 
-def question(r: dict, verdict: dict, price: decision.Price | None) -> Question:
+def question(r: dict, d: decision.Decision | None, price: decision.Price | None) -> Question:
     """A question's record from its estimate (`r`, src/answer/effects.py) and its decision over the looks
-    (`verdict`, src/answer/decision.py; empty: not decided yet)."""
+    (`d`, src/answer/decision.py; None: no look has decided anything of it yet)."""
+    taken = {k: getattr(d, k, None) for k in ("verdict_low", "verdict_high", "verdict_method", "adjustment", "delta",
+                                              "decided_at", "boundary", "alpha_each", "looks", "empty_at")}
     return Question(
         factor=r["factor"], level=str(r["level"]), reference=str(r["reference"]), effect=r["effect"], se=r["se"],
         df=r["df"], method=r["method"], n_pairs=r.get("n_pairs"), p_better=r.get("p_better"),
         detectable=r.get("detectable"), ci95_low=r["ci_low"], ci95_high=r["ci_high"],
-        verdict=verdict.get("verdict") or "undecided", verdict_low=verdict.get("adj_low"),
-        verdict_high=verdict.get("adj_high"), verdict_method=verdict.get("verdict_method"),
-        adjustment=verdict.get("adjustment"), delta=verdict.get("delta"), decided_at=verdict.get("decided_at"),
-        boundary=verdict.get("boundary"), alpha_each=verdict.get("alpha_each"), price=price, n_eff=r.get("n_eff"),
-        looks=verdict.get("looks"), block=r.get("block"), empty_at=verdict.get("empty_at"))
+        verdict=d.verdict if d else "undecided", price=price, n_eff=r.get("n_eff"), block=r.get("block"), **taken)
 
 
 @dataclass
@@ -104,7 +102,7 @@ class Answer:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("records", "best")}
 
 
-def assemble(rows: list[dict], decided: list[dict], st: Study, eff: dict | None = None,
+def assemble(rows: list[dict], decided: list[decision.Decision], st: Study, eff: dict | None = None,
              best_rows: list[dict] | None = None) -> Answer:
     """The whole answer from the study's cells (`rows`: plain dicts, src/sweep/study.py) and the decisions
     over the looks: the questions (validation metric), the test-metric estimates, noise, plan, notes. `eff`:
@@ -112,16 +110,16 @@ def assemble(rows: list[dict], decided: list[dict], st: Study, eff: dict | None 
     set is computed from when they are not `rows` (a sampled sweep's race)."""
     obs = observations(rows)
     eff = eff or blocks.estimate(obs, st.factors, st.direction, st.blocks)
-    by_name = {decision.question(d): d for d in decided}
+    by_name = {d.name: d for d in decided}
     per_seed = st.design_size or max(1, len({config_key(o["config"]) for o in obs}))
     sizes = block_sizes(obs, st.blocks)
     records = []
     for r in eff["records"]:
-        d = by_name.get(decision.question(r), {})
-        undecided = (not d.get("verdict") or d["verdict"] == "undecided") and not d.get("empty_at")
+        d = by_name.get(decision.question(r))
+        undecided = d is None or (d.verdict == "undecided" and not d.empty_at)
         cells, per = sizes.get(r.get("block"), (len(obs), per_seed))
-        cost = (decision.price({**r, "now_low": d.get("now_low"), "now_high": d.get("now_high")}, st.direction,
-                               cells, per, d.get("alpha_each") or decision.ALPHA, st.delta, st.seconds_per_cell,
+        cost = (decision.price({**r, "now_low": d and d.now_low, "now_high": d and d.now_high}, st.direction,
+                               cells, per, (d and d.alpha_each) or decision.ALPHA, st.delta, st.seconds_per_cell,
                                seconds_per_block=st.seconds_per_block, block_cells=st.add_seeds * per,
                                plan=st.boundary)
                 if undecided else None)
@@ -308,18 +306,13 @@ def to_decide(r) -> str | None:
     return price_text(r.price) if r.verdict == "undecided" else None
 
 
-def _label(r) -> str:
-    """A question as the tables name it: `factor: level vs reference`, and `[block]` within a block."""
-    return f"{r.factor}: {r.level} vs {r.reference}" + (f" [{r.block}]" if r.block else "")
-
-
 def pooled_table(ans: Answer) -> str | None:
     """The questions asked in several blocks, across them: the average effect and the interval its verdict
     uses, whether the effect depends on the block, and the random-effects reading with its heterogeneity."""
     pooled = ans.pooled or []
     if not pooled:
         return None
-    lines = ["", f"Across the blocks ({', '.join(ans.get('blocks') or [])}): the average of the blocks' effects, its "
+    lines = ["", f"Across the blocks ({', '.join(ans.blocks or [])}): the average of the blocks' effects, its "
              "interval the average of theirs (valid with them, at no cost to the family); whether the effect depends "
              "on the block (two intervals apart: depends; all within delta: the same everywhere); and, for reading, "
              "the random-effects mean over such blocks:", "",
@@ -347,7 +340,7 @@ def verdict_table(ans: Answer) -> str:
     for r in records:
         at = f"{r.decided_at} trainings" if r.decided_at else "-"
         cost = to_decide(r) or "-"
-        lines.append(f"| {_label(r)} | {_fmt(r.effect, signed=True)} | "
+        lines.append(f"| {r.label} | {_fmt(r.effect, signed=True)} | "
                      f"{interval(r.verdict_low, r.verdict_high)} | {r.verdict} | "
                      f"{at} | {cost} |")
     lines.append("")
@@ -356,7 +349,7 @@ def verdict_table(ans: Answer) -> str:
                  f"false call over all questions and looks is at most {decision.ALPHA:.0%}.")
     if any(unbounded(r.verdict_low, r.verdict_high) for r in records):
         lines.append(UNBOUNDED + ".")
-    lines += [EMPTY.format(name=_label(r), at=r.empty_at) for r in records if r.empty_at]
+    lines += [EMPTY.format(name=r.label, at=r.empty_at) for r in records if r.empty_at]
     return "\n".join(lines)
 
 
@@ -453,7 +446,7 @@ def forest(ans: Answer, direction: str):
     ax.axvspan(-ans.delta, ans.delta, color="0.88", zorder=0, label=f"+-delta = {ans.delta:g} (equivalent)")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=8, frameon=False)
     ax.set_yticks(range(len(recs)))
-    ax.set_yticklabels([f"{_label(r)} ({r.verdict})" for r in reversed(recs)],
+    ax.set_yticklabels([f"{r.label} ({r.verdict})" for r in reversed(recs)],
                        fontsize=9)
     ax.set_xlabel(f"effect on {ans.metric} ({'higher' if direction == 'maximize' else 'lower'} is better)")
     ax.set_title("verdicts: green better, red worse, blue equivalent, grey undecided", fontsize=9)

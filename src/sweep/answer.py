@@ -11,8 +11,6 @@ from src.sweep import attrs
 
 SLIM = ("factor", "level", "reference", "block", "effect", "se", "df", "n_eff", "method",  # a look's, per question
         "seeds")
-KEPT = ("adj_low", "adj_high", "verdict", "boundary", "alpha_each", "decided_at", "effect", "se", "df", "n_eff",
-        "empty_at")
 
 
 def _plain(v):
@@ -97,7 +95,7 @@ def look(definition, study, rows: list[dict] | None = None, eff: dict | None = N
         looks.append({"cells": len(obs), "records": [{k: _plain(r.get(k)) for k in SLIM} for r in records]})
     decided = decision.decide(looks, s.direction, s.equivalence, family=family(definition), plan=plan(study))
     if new:
-        looks[-1]["decisions"] = {decision.question(d): {k: _plain(d.get(k)) for k in KEPT} for d in decided}
+        looks[-1]["decisions"] = {d.name: {k: _plain(v) for k, v in d.recorded().items()} for d in decided}
         attrs.LOOKS.set(study, looks)
     return decided
 

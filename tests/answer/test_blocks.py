@@ -18,7 +18,7 @@ def calls(truths, seed, **kw):
 
 def test_with_no_effect_anywhere_the_family_makes_a_false_call_in_5_percent_of_sweeps_or_fewer():
     out = calls((0.0, 0.0, 0.0), 1, delta=0.02)  # a margin 12 seeds can reach
-    false = [any(d["verdict"] in ("better", "worse") for d in decided)
+    false = [any(d.verdict in ("better", "worse") for d in decided)
              or any(p["verdict"] in ("better", "worse") or p["interaction"] == blocks.DEPENDS for p in pooled)
              for decided, pooled, _ in out]
     assert np.mean(false) <= 0.05, np.mean(false)
@@ -41,7 +41,7 @@ def test_an_interaction_of_a_stated_size_is_found_in_80_percent_of_sweeps():
     out = calls((0.0, 0.04), 3)
     found = np.mean([pooled[0]["interaction"] == blocks.DEPENDS for _, pooled, _ in out])
     assert found >= 0.8, found
-    better = np.mean([decided[1]["verdict"] == "better" for decided, _, _ in out])
+    better = np.mean([decided[1].verdict == "better" for decided, _, _ in out])
     assert better >= 0.8, better
 
 
@@ -50,20 +50,20 @@ def test_blocks_that_stop_when_decided_keep_the_error_rate_and_spend_less():
     # others go on; the blocks' noise differs fourfold
     noise = (0.004, 0.008, 0.016)
     null = calls((0.0, 0.0, 0.0), 4, delta=0.02, noise=noise, per_block=True)
-    false = [any(d["verdict"] in ("better", "worse") for d in decided)
+    false = [any(d.verdict in ("better", "worse") for d in decided)
              or any(p["verdict"] in ("better", "worse") or p["interaction"] == blocks.DEPENDS for p in pooled)
              for decided, pooled, _ in null]
     assert np.mean(false) <= 0.05, np.mean(false)
     truths = (0.03, 0.0, 0.01)
     out = calls(truths, 5, delta=0.02, noise=noise, per_block=True)
-    held = [all(d["adj_low"] <= truths[int(d["block"][-1])] <= d["adj_high"] for d in decided)
+    held = [all(d.verdict_low <= truths[int(d.block[-1])] <= d.verdict_high for d in decided)
             and all(p["low"] <= np.mean(truths) <= p["high"] for p in pooled) for decided, pooled, _ in out]
     assert np.mean(held) >= 0.95, np.mean(held)  # every block's interval and the pooled one, together
     everywhere = calls(truths, 5, delta=0.02, noise=noise)
     spent, full = np.mean([n for *_, n in out]), np.mean([n for *_, n in everywhere])
     assert spent < 0.9 * full, (spent, full)  # the quiet block with a large effect stops early
     # and the verdicts are as good: the large effect is called better as often
-    assert np.mean([d[0]["verdict"] == "better" for d, _, _ in out]) >= 0.95
+    assert np.mean([d[0].verdict == "better" for d, _, _ in out]) >= 0.95
 
 
 def test_the_random_effects_interval_covers_the_mean_of_a_population_of_blocks():
@@ -81,10 +81,10 @@ def test_random_effects_read_each_blocks_latest_estimate_not_the_one_its_stop_pi
                                              "df": 20, "n_eff": 12.0, "block": f"blk={i}"}
                                             for i, e in enumerate(effects)]}
     looks = [look(24, [0.05, 0.05])]
-    looks[0]["decisions"] = {decision.question(d): d for d in decision.decide(looks, "maximize", 0.005)}
+    looks[0]["decisions"] = {d.name: d.recorded() for d in decision.decide(looks, "maximize", 0.005)}
     looks.append(look(48, [0.02, 0.03]))
     decided = decision.decide(looks, "maximize", 0.005)
-    assert [(d["verdict"], d["effect"], d["now_effect"]) for d in decided] == [("better", 0.05, 0.02),
+    assert [(d.verdict, d.effect, d.now_effect) for d in decided] == [("better", 0.05, 0.02),
                                                                               ("better", 0.05, 0.03)]
     p = blocks.pooled(decided, "maximize", 0.005)[0]
     assert p["effect"] == pytest.approx(0.025) and p["random_effects"]["mu"] == pytest.approx(0.025)

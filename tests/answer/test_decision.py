@@ -38,7 +38,7 @@ def one_sweep(truth, delta, rng, sequential=True, max_seeds=MAX_SEEDS):
     while True:
         looks.append({"cells": len(obs), "records": estimate(obs, FACTORS, "maximize")["records"]})
         final = decision.decide(looks, "maximize", delta)
-        step = decision.next_step([r["verdict"] for r in final], len(obs), planned, BLOCK * len(configs))
+        step = decision.next_step([r.verdict for r in final], len(obs), planned, BLOCK * len(configs))
         if not sequential or step is not decision.Next.CONTINUE:
             return final, len(obs)
         new = list(range(len(seeds), len(seeds) + BLOCK))
@@ -47,13 +47,13 @@ def one_sweep(truth, delta, rng, sequential=True, max_seeds=MAX_SEEDS):
 
 
 def by_factor(final):
-    return {r["factor"]: r for r in final}
+    return {r.factor: r for r in final}
 
 
 def final_se(truth, n_sims=200):
     """The standard error of a main effect at the last possible look (all seeds)."""
     rng = np.random.default_rng(11)
-    ses = [by_factor(one_sweep(truth, 1e-9, rng, sequential=False)[0])["b"]["se"] for _ in range(n_sims)]
+    ses = [by_factor(one_sweep(truth, 1e-9, rng, sequential=False)[0])["b"].se for _ in range(n_sims)]
     return float(np.mean(ses))
 
 
@@ -87,7 +87,7 @@ def test_four_null_factors_are_called_better_or_worse_in_at_most_five_percent_of
     rng = np.random.default_rng(1)
     null = {k: 0.0 for k in FACTORS}
     n = 1000
-    false_calls = sum(any(r["verdict"] in ("better", "worse") for r in one_sweep(null, 0.002, rng)[0])
+    false_calls = sum(any(r.verdict in ("better", "worse") for r in one_sweep(null, 0.002, rng)[0])
                       for _ in range(n))
     assert false_calls / n <= 0.05, false_calls / n
 
@@ -99,7 +99,7 @@ def test_a_factor_that_does_nothing_is_called_equivalent_when_delta_is_six_stand
     delta = 6 * final_se(truth)
     rng = np.random.default_rng(2)
     n = 600
-    equivalent = sum(by_factor(one_sweep(truth, delta, rng)[0])["b"]["verdict"] == "equivalent" for _ in range(n))
+    equivalent = sum(by_factor(one_sweep(truth, delta, rng)[0])["b"].verdict == "equivalent" for _ in range(n))
     assert equivalent / n >= 0.8, (equivalent / n, delta)
 
 
@@ -110,7 +110,7 @@ def test_the_intervals_at_stopping_cover_the_true_effects():
     for _ in range(n):
         for r in one_sweep(truth, 0.003, rng)[0]:
             total += 1
-            covered += r["adj_low"] <= truth[r["factor"]] <= r["adj_high"]
+            covered += r.verdict_low <= truth[r.factor] <= r.verdict_high
     assert covered / total >= 0.95, covered / total
 
 
@@ -120,8 +120,8 @@ def power_and_cost(truth, delta, sequential, n_sims, seed, max_seeds=MAX_SEEDS):
     for _ in range(n_sims):
         final, cells = one_sweep(truth, delta, rng, sequential=sequential, max_seeds=max_seeds)
         a = by_factor(final)["a"]
-        calls += a["verdict"] == "better"
-        spent.append(a["decided_at"] or cells)
+        calls += a.verdict == "better"
+        spent.append(a.decided_at or cells)
     return calls / n_sims, float(np.mean(spent))
 
 
@@ -193,7 +193,7 @@ def test_an_undecided_question_is_never_priced_at_what_was_already_spent():
         [d] = decision.decide([{"cells": 24, "records": [dict(r, factor="a", level="on", reference="off")]}],
                               "maximize", 0.001, alpha=0.0125)
         p = decision.price(r, "maximize", 24, 8, 0.0125, 0.001, None)
-        if d["verdict"] == "undecided" and p is not None:
+        if d.verdict == "undecided" and p is not None:
             assert p.more_trainings > 0
 
 
@@ -202,10 +202,10 @@ def test_a_verdict_once_reached_stays_and_a_recorded_decision_is_not_recomputed(
     early = {"cells": 48, "records": [dict(q, effect=0.02, se=0.003)]}
     later = {"cells": 400, "records": [dict(q, effect=0.0, se=0.001)]}
     [d] = decision.decide([early, later], "maximize", 0.001)
-    assert (d["verdict"], d["decided_at"], d["effect"]) == ("better", 48, 0.02)
-    recorded = dict(early, decisions={"a=on vs off": dict(d, verdict="worse", adj_low=-1.0, adj_high=-0.5)})
+    assert (d.verdict, d.decided_at, d.effect) == ("better", 48, 0.02)
+    recorded = dict(early, decisions={d.name: dict(d.recorded(), verdict="worse", adj_low=-1.0, adj_high=-0.5)})
     [again] = decision.decide([recorded, later], "maximize", 0.001)
-    assert (again["verdict"], again["decided_at"], again["adj_high"]) == ("worse", 48, -0.5)
+    assert (again.verdict, again.decided_at, again.verdict_high) == ("worse", 48, -0.5)
 
 
 def test_the_fast_simulation_fits_the_effects_as_the_report_does():
@@ -288,7 +288,7 @@ def test_the_seeds_that_decide_whatever_the_effect_make_an_interval_at_most_delt
 def test_a_look_at_no_data_is_ignored():
     r = {"factor": "a", "level": "on", "reference": "off", "effect": 0.01, "se": 0.001, "df": 20, "n_eff": 21.0}
     final = decision.decide([{"cells": 0, "records": []}, {"cells": 24, "records": [r]}], "maximize", 0.001)
-    assert final[0]["verdict"] == "better" and final[0]["decided_at"] == 24
+    assert final[0].verdict == "better" and final[0].decided_at == 24
     assert decision.decide([{"cells": 0, "records": []}], "maximize", 0.001) == []
 
 
@@ -302,10 +302,10 @@ def test_an_empty_running_intersection_is_flagged_as_failed_coverage_and_decides
              {"cells": 32, "records": [rec(-0.02, 0.0005)]},  # far below it: the intersection is empty
              {"cells": 40, "records": [rec(0.0015, 0.0001)]}]
     [d] = decision.decide(looks, "maximize", 0.001, alpha=0.0125)
-    assert d["verdict"] == "undecided" and d["empty_at"] == 32 and d["adj_low"] > d["adj_high"]
-    assert d["decided_at"] is None
+    assert d.verdict == "undecided" and d.empty_at == 32 and d.verdict_low > d.verdict_high
+    assert d.decided_at is None
     [first] = decision.decide(looks[:1], "maximize", 0.001, alpha=0.0125)
-    assert first["verdict"] == "undecided" and not first.get("empty_at")
+    assert first.verdict == "undecided" and not first.empty_at
 
 
 def test_the_report_says_coverage_failed_and_prices_nothing():

@@ -62,7 +62,7 @@ def test_noise_sources_tell_training_from_the_evaluation_sample():
             boot = (v + shared + per_config[config_key(c)]).tolist()
             rows.append({"trial": i * 10 + s, "state": "COMPLETE", "params": c, "seed_values": {str(s): v},
                          "eval_bootstrap": {str(s): boot}})
-    records = [answer.question(r, {}, None)
+    records = [answer.question(r, None, None)
                for r in estimate(answer.observations(rows), FACTORS, "maximize")["records"]]
     src = answer.noise_sources(rows, FACTORS, "maximize", records)
     assert src["replicates"] == reps and src["cells"] == 32

@@ -31,9 +31,9 @@ def test_a_look_is_recorded_in_a_real_study_storage_and_read_back(tmp_path):
     reread = optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(str(tmp_path / "j"))))
     [stored] = reread.user_attrs["looks"]
     assert stored["cells"] == 16 and len(stored["records"]) == 4 and isinstance(stored["records"][0]["df"], int)
-    assert {r["factor"] for r in final} == set(FACTORS) and all(r["verdict"] in decision.VERDICTS for r in final)
-    assert set(stored["decisions"]) == {decision.question(r) for r in final}  # taken with the look, kept
-    assert [stored["decisions"][decision.question(r)]["verdict"] for r in final] == [r["verdict"] for r in final]
+    assert {r.factor for r in final} == set(FACTORS) and all(r.verdict in decision.VERDICTS for r in final)
+    assert set(stored["decisions"]) == {r.name for r in final}  # taken with the look, kept
+    assert [stored["decisions"][r.name]["verdict"] for r in final] == [r.verdict for r in final]
     answer.look(d, reread)  # the same cells: no second look
     assert len(reread.user_attrs["looks"]) == 1
 
@@ -155,11 +155,11 @@ def test_a_block_whose_cells_come_after_the_first_look_adds_no_share_the_first_q
 
     add(3.0)
     first = answer.look(d, study)
-    assert len(first) == 3 and {r["alpha_each"] for r in first} == {decision.ALPHA / 6}
-    assert first[0]["adjustment"].startswith("Bonferroni over 6 question(s)")
+    assert len(first) == 3 and {r.alpha_each for r in first} == {decision.ALPHA / 6}
+    assert first[0].adjustment.startswith("Bonferroni over 6 question(s)")
     add(0.0)
     later = answer.look(d, study)
-    assert len(later) == 6 and {r["alpha_each"] for r in later} == {decision.ALPHA / 6}
+    assert len(later) == 6 and {r.alpha_each for r in later} == {decision.ALPHA / 6}
     first_share = {}  # each question's share at its first look: over the family, at most alpha
     for lk in study.user_attrs["looks"]:
         for q, dec in lk["decisions"].items():
@@ -290,10 +290,10 @@ def test_the_plan_is_fixed_before_the_first_look_and_a_study_without_one_keeps_i
 
     study = study_with_cells("planned")
     assert answer.fix_plan(planned, study, budget_seeds=8) == Plan(2, 3)  # sweep.plan over the budget's seeds
-    [d] = [r for r in answer.look(planned, study) if r["factor"] == "a"]
-    assert "group-sequential boundary over a plan of seeds 2 to 3" in d["adjustment"]
-    at_end = boundary.multiplier(Plan(2, 3), 3, d["df"], d["alpha_each"])  # the plan's last look
-    assert d["boundary"] == at_end < decision.multiplier(d["df"], d["n_eff"], d["alpha_each"])
+    [d] = [r for r in answer.look(planned, study) if r.factor == "a"]
+    assert "group-sequential boundary over a plan of seeds 2 to 3" in d.adjustment
+    at_end = boundary.multiplier(Plan(2, 3), 3, d.df, d.alpha_each)  # the plan's last look
+    assert d.boundary == at_end < decision.multiplier(d.df, d.n_eff, d.alpha_each)
     other = load(["sweep=none", "sweep.sampler=fractional", "sweep.until=decided", "sweep.plan=80", *space])
     assert answer.fix_plan(other, study, budget_seeds=8) == Plan(2, 3)  # fixed: a later sweep.plan changes nothing
     assert "sweep.plan=80 is not used" in answer.plan_note(other, Plan(2, 3))
@@ -306,8 +306,8 @@ def test_the_plan_is_fixed_before_the_first_look_and_a_study_without_one_keeps_i
     old = study_with_cells("recorded-before-plans")
     answer.look(unplanned, old)  # a look taken as studies were before plans: none recorded
     assert not attrs.PLAN.get(old) and answer.fix_plan(planned, old, budget_seeds=8) is None
-    [d] = [r for r in answer.look(planned, old) if r["factor"] == "a"]
-    assert d["boundary"] == decision.multiplier(d["df"], d["n_eff"], d["alpha_each"])  # the sequence alone
+    [d] = [r for r in answer.look(planned, old) if r.factor == "a"]
+    assert d.boundary == decision.multiplier(d.df, d.n_eff, d.alpha_each)  # the sequence alone
 
     for bad, says in ((["sweep.sampler=fractional", "sweep.plan=1"], "fewer than the first block"),
                       (["sweep.sampler=tpe", "sweep.plan=10"], "plans seeds of a design")):
