@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from src.answer import best, decision, summary
 from src.answer.effects import key as config_key
@@ -23,20 +24,23 @@ from src.sweep import tracking as sweep_tracking
 from src.sweep.definition import Definition
 from src.sweep.worker import Job
 
+if TYPE_CHECKING:
+    import optuna
 
-@dataclass
+
+@dataclass(kw_only=True)
 class Sweep:
     """A prepared sweep: its study is open and its parent run exists."""
 
     definition: Definition
-    url: str
-    study: object
-    parent_run_id: str
-    epochs: int
-    tracking: dict
-    resumed: bool
-    recovered: list = field(default_factory=list)
-    queued: int = 0
+    url: str                                    # the study's storage URL (resolved)
+    study: optuna.Study
+    parent_run_id: str                          # the sweep's MLflow parent run
+    epochs: int                                 # train.epochs of the base config (pruning steps per seed)
+    tracking: dict                              # the resolved `tracking` config, for the workers
+    resumed: bool                               # the study existed before this invocation
+    recovered: list = field(default_factory=list)  # trials of dead workers this start marked failed
+    queued: int = 0                             # cells this start queued
     design: list = field(default_factory=list)  # the configurations of a designed sweep, or of a sampled race
     seeds: list = field(default_factory=list)   # the seeds whose cells are queued (designed sweeps, races)
     gpus: list = field(default_factory=list)    # the GPU of each worker (None: the CPU)
@@ -176,7 +180,8 @@ def prepare(d: Definition) -> Sweep:
     # stopped then has a parent run to end KILLED
     with interrupts.held():
         parent = sweep_tracking.open_parent(d, study, url, creator, tracking_cfg, str(base_cfg.data.name))
-        sw = Sweep(d, url, study, parent, epochs, tracking_cfg, resumed, [], 0, design, [], gpus, storage=storage)
+        sw = Sweep(definition=d, url=url, study=study, parent_run_id=parent, epochs=epochs, tracking=tracking_cfg,
+                   resumed=resumed, design=design, gpus=gpus, storage=storage)
         sw.closed = reconcile(sw)  # recovers dead workers' trials first (sw.recovered)
         sw.queued = queue_cells(sw)
     return sw

@@ -10,6 +10,14 @@ from src.sweep.definition import load
 from tests.answer.test_effects import FACTORS, fractional
 
 
+def prepared(d, study, resumed=False, **kw):
+    """The driver's Sweep on `study`, as `prepare` builds it, with no tracking server behind it."""
+    from src.sweep import driver
+
+    return driver.Sweep(definition=d, url="journal", study=study, parent_run_id="parent", epochs=1, tracking={},
+                        resumed=resumed, **kw)
+
+
 def test_a_look_is_recorded_in_a_real_study_storage_and_read_back(tmp_path):
     import optuna
     from optuna.distributions import CategoricalDistribution
@@ -45,7 +53,7 @@ def test_a_block_whose_questions_are_all_decided_gets_no_more_seeds_and_keeps_th
     from optuna.storages.journal import JournalFileBackend
 
     from src.config import compose
-    from src.sweep import attrs, design, driver
+    from src.sweep import attrs, design
     from src.sweep.study import rows
 
     d = load(["sweep=none", "data=synthetic", "sweep.sampler=grid", "sweep.until=decided",
@@ -64,7 +72,7 @@ def test_a_block_whose_questions_are_all_decided_gets_no_more_seeds_and_keeps_th
             v = 0.7 + (0.05 if big and p["model/activation"] == "dice" else 0.0) + rng.normal(0, 0.004 if big else 0.03)
             study.add_trial(optuna.trial.create_trial(params=p, distributions=dists, value=v,
                                                       user_attrs={"seed": seed, "seed_values": {str(seed): v}}))
-    sw = driver.Sweep(d, "journal", study, "parent", 1, {}, False, design=points, seeds=list(range(6)))
+    sw = prepared(d, study, design=points, seeds=list(range(6)))
     ans = answer.build(d, study, rows(study), None, len(points))
     verdicts = {r.block: r.verdict for r in ans.records}
     assert verdicts == {"data.segment_effect=3.0": "better", "data.segment_effect=0.0": "undecided"}, verdicts
@@ -79,8 +87,7 @@ def test_a_block_whose_questions_are_all_decided_gets_no_more_seeds_and_keeps_th
     # a resume reads the ended block back and queues none of its cells for the seeds it never had
     again = optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(journal)))
     assert again.user_attrs["ended_blocks"] == {"data.segment_effect=3.0": 6}
-    sw2 = driver.Sweep(d, "journal", again, "parent", 1, {}, True, design=points,
-                       ended=dict(attrs.ENDED_BLOCKS.get(again)))
+    sw2 = prepared(d, again, resumed=True, design=points, ended=dict(attrs.ENDED_BLOCKS.get(again)))
     assert sw2.add_seeds([0, 1, 2, 3, 4, 5, 6, 7, 8]) == 2 and sw2.cells == 6 * 4 + 3 * 2
 
 
@@ -174,7 +181,7 @@ def test_racing_queues_seeds_only_for_the_configurations_still_in_the_best_set_a
     from optuna.storages.journal import JournalFileBackend
 
     from src.config import compose
-    from src.sweep import attrs, design, driver
+    from src.sweep import attrs, design
     from src.sweep.study import rows
 
     d = load(["sweep=none", "data=synthetic", "sweep.sampler=grid", "sweep.until=best",
@@ -190,7 +197,7 @@ def test_racing_queues_seeds_only_for_the_configurations_still_in_the_best_set_a
             v = 0.7 + (0.05 if p["model/activation"] == "dice" else 0.0) + rng.normal(0, 0.004)
             study.add_trial(optuna.trial.create_trial(params=p, distributions=dists, value=v,
                                                       user_attrs={"seed": seed, "seed_values": {str(seed): v}}))
-    sw = driver.Sweep(d, "journal", study, "parent", 1, {}, False, design=points, seeds=list(range(4)))
+    sw = prepared(d, study, design=points, seeds=list(range(4)))
     ans = answer.build(d, study, rows(study), None, len(points))
     [b] = ans.best
     assert b.verdict != "best" and {m.levels["model/activation"] for m in b.members} == {"dice"}
@@ -201,8 +208,7 @@ def test_racing_queues_seeds_only_for_the_configurations_still_in_the_best_set_a
     again = optuna.load_study(study_name="s", storage=JournalStorage(JournalFileBackend(journal)))
     dropped = again.user_attrs["dropped"]
     assert len(dropped) == 2 and set(dropped.values()) == {4}  # each holds the 4 seeds it had
-    resumed = driver.Sweep(d, "journal", again, "parent", 1, {}, True, design=points, seeds=list(range(5)),
-                           dropped=dict(dropped))
+    resumed = prepared(d, again, resumed=True, design=points, seeds=list(range(5)), dropped=dict(dropped))
     assert len(resumed.queued_cells()) == 4 * 4 + 2
 
 
@@ -230,7 +236,7 @@ def test_a_sampled_sweep_races_its_top_configurations_on_fresh_seeds_and_the_set
         study.add_trial(optuna.trial.create_trial(
             params={"model/activation": act, "model.mlp.depth": depth}, distributions=dists, value=v,
             user_attrs={"seed_values": {"0": v}}))
-    sw = driver.Sweep(d, "journal", study, "parent", 1, {}, False)
+    sw = prepared(d, study)
     assert sw.target == 4 and driver.queue_cells(sw) == 0  # searching: nothing queued
     assert driver._start_race(sw)
     top = [{"model/activation": "dice", "model.mlp.depth": 1}, {"model/activation": "sigmoid", "model.mlp.depth": 2}]
@@ -256,8 +262,8 @@ def test_a_sampled_sweep_races_its_top_configurations_on_fresh_seeds_and_the_set
     assert ans.runs == 4  # the questions read the search's four trials
     picked = report.best_configuration(answer.split_race(study, rows(study))[1], "maximize", b.leader.levels)
     assert picked["cells"] == 2 and picked["value"] == pytest.approx(0.75, abs=0.01)
-    again = driver.Sweep(d, "journal", optuna.load_study(study_name="s", storage=JournalStorage(
-        JournalFileBackend(journal))), "parent", 1, {}, True)
+    again = prepared(d, optuna.load_study(study_name="s", storage=JournalStorage(
+        JournalFileBackend(journal))), resumed=True)
     assert driver.queue_cells(again) == 0 and again.design == top and again.seeds == [1, 2] and again.target == 8
 
 
