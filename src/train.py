@@ -50,7 +50,7 @@ def run_cli(cfg: DictConfig, overrides: list[str], result: dict | None = None, *
             user_on_start(run_id)
 
     try:
-        with interrupts.handled():
+        with interrupts.stoppable():
             out = train_run(cfg, overrides, on_start=on_start, **kwargs)
         if result is not None:
             result.update(run_id=out.run_id, status=out.status, result=out)

@@ -5,14 +5,14 @@ SIGTERM (Slurm, Kubernetes, Ray's job stop) kills at once. Either could split th
 run from the code that ends it, or a finished training from the study's record of it, and leave a run
 RUNNING forever. This module owns the process's SIGINT and SIGTERM handler and three kinds of block:
 
-    handled()   an entry point's: SIGINT raises KeyboardInterrupt, SIGTERM raises `Terminated` (a
-                KeyboardInterrupt, so every cleanup written for Ctrl-C serves both); once=True: after
-                the first, further signals only say that the process is already stopping
-    held()      a step an interrupt must not split (create a run and enter the code that ends it, end
-                a run, tell the study): a signal is noted and raised when the block ends
-    kept()      a model's training: the first signal is noted and raised where `check()` is called
-                (after a batch), not inside a weak-reference callback, where Python would print and drop
-                it; a second one raises at once
+    stoppable()  an entry point's: SIGINT raises KeyboardInterrupt, SIGTERM raises `Terminated` (a
+                 KeyboardInterrupt, so every cleanup written for Ctrl-C serves both); once=True: after
+                 the first, further signals only say that the process is already stopping
+    atomic()     a step an interrupt must not split (create a run and enter the code that ends it, end
+                 a run, tell the study): a signal is noted and raised when the block ends
+    at_checks()  a model's training: the first signal is noted and raised where `check()` is called
+                 (after a batch), not inside a weak-reference callback, where Python would print and drop
+                 it; a second one raises at once
 
 Ray's `ray.cancel` interrupts a task through Python's SIGINT handler (`_thread.interrupt_main`), so it
 is handled as Ctrl-C. `stop(reason)` lets another thread stop the main one the same way (a worker whose
@@ -43,8 +43,8 @@ class Terminated(KeyboardInterrupt):
 def _raised(exc: BaseException) -> BaseException:
     """The exception this module raised for `exc`: a library may catch a KeyboardInterrupt and raise a
     plain one instead (Ray's wait and get do), which would lose a Terminated's reason."""
-    if not isinstance(exc, Terminated) and isinstance(_s.raised, Terminated):
-        return _s.raised
+    if not isinstance(exc, Terminated) and isinstance(_state.raised, Terminated):
+        return _state.raised
     return exc
 
 
@@ -64,22 +64,25 @@ def exit_code(exc: BaseException) -> int:
     return 128 + (signal.SIGTERM if terminated(exc) else signal.SIGINT)
 
 
-class _State:
+class SignalState:
+    """The process's signal handling: which blocks are open, what came and is not raised yet. One per
+    process (`_state`), as the handler it installs is."""
+
     def __init__(self):
         self.depth = 0        # open blocks that share the handler (the outermost installed it)
         self.previous = {}    # each signal's handler before the outermost block
-        self.root = False     # an entry point's handled(): signals raise this module's exceptions
-        self.once = False
-        self.stopping = False  # an interrupt was raised (once=True: later ones only noted)
-        self.held = 0
-        self.kept = 0
-        self.kept_signals = 0  # signals that came during the outermost kept block
-        self.pending: list[int] = []
+        self.root = False     # inside an entry point's stoppable(): signals raise this module's exceptions
+        self.once = False     # ... and once it is stopping, later signals are only noted
+        self.stopping = False  # an interrupt was raised
+        self.atomic = 0       # open atomic() blocks: a signal waits for the outermost to end
+        self.at_checks = 0    # open at_checks() blocks: the first signal waits for a check()
+        self.signals_at_checks = 0  # signals that came during the outermost at_checks() block
+        self.pending: list[int] = []  # signals noted and not yet raised
         self.why: str | None = None  # the reason `stop` gave
         self.raised: KeyboardInterrupt | None = None  # what the entry point's block raised last
 
 
-_s = _State()
+_state = SignalState()
 
 
 def _main_thread() -> bool:
@@ -88,23 +91,23 @@ def _main_thread() -> bool:
 
 def _exception(signum: int) -> KeyboardInterrupt:
     if signum == signal.SIGTERM:
-        why, _s.why = _s.why, None
+        why, _state.why = _state.why, None
         return Terminated(why or "terminated")
     return KeyboardInterrupt()
 
 
 def _deliver(signum: int) -> None:
     """Raises the signal's exception, or hands the signal to the handler that was there before."""
-    prev = _s.previous.get(signum)
-    if _s.once and _s.stopping:
-        if _s.root:
+    prev = _state.previous.get(signum)
+    if _state.once and _state.stopping:
+        if _state.root:
             print(f"already stopping ({signal.Signals(signum).name} again): waiting for the runs to end",
                   file=sys.stderr, flush=True)
         return
-    if _s.root or prev is signal.default_int_handler or (signum == signal.SIGINT and prev == signal.SIG_DFL):
-        _s.stopping = True
-        _s.raised = _exception(signum)
-        raise _s.raised
+    if _state.root or prev is signal.default_int_handler or (signum == signal.SIGINT and prev == signal.SIG_DFL):
+        _state.stopping = True
+        _state.raised = _exception(signum)
+        raise _state.raised
     if callable(prev):
         prev(signum, None)
     elif prev == signal.SIG_DFL:  # SIGTERM's default: the process ends, as it would have without the block
@@ -113,12 +116,12 @@ def _deliver(signum: int) -> None:
 
 
 def _on_signal(signum, frame) -> None:
-    if _s.kept:
-        _s.kept_signals += 1
-    if _s.held or (_s.kept and _s.kept_signals == 1):
-        _s.pending.append(signum)
+    if _state.at_checks:
+        _state.signals_at_checks += 1
+    if _state.atomic or (_state.at_checks and _state.signals_at_checks == 1):
+        _state.pending.append(signum)
         return
-    _s.pending.clear()
+    _state.pending.clear()
     _deliver(signum)
 
 
@@ -126,76 +129,76 @@ def _enter() -> bool:
     """Joins (or installs) the handler; False outside the main thread, where nothing is installed."""
     if not _main_thread():
         return False
-    if _s.depth == 0:
-        _s.previous = {s: signal.getsignal(s) for s in SIGNALS}
+    if _state.depth == 0:
+        _state.previous = {s: signal.getsignal(s) for s in SIGNALS}
         for s in SIGNALS:
-            if _s.previous[s] not in (signal.SIG_IGN, None):
+            if _state.previous[s] not in (signal.SIG_IGN, None):
                 signal.signal(s, _on_signal)
-    _s.depth += 1
+    _state.depth += 1
     return True
 
 
 def _leave() -> None:
-    _s.depth -= 1
-    if _s.depth == 0:
-        for s, prev in _s.previous.items():
+    _state.depth -= 1
+    if _state.depth == 0:
+        for s, prev in _state.previous.items():
             if prev is not None and signal.getsignal(s) is _on_signal:
                 signal.signal(s, prev)
-        _s.pending.clear()
+        _state.pending.clear()
 
 
 def reclaim() -> None:
     """Takes the signals back inside an open block after a library replaced their handlers (ray.init sets
     a SIGTERM handler that exits at once, and Ray's core worker one that only logs)."""
-    if _s.depth and _main_thread():
+    if _state.depth and _main_thread():
         for s in SIGNALS:
-            if _s.previous.get(s) not in (signal.SIG_IGN, None) and signal.getsignal(s) is not _on_signal:
+            if _state.previous.get(s) not in (signal.SIG_IGN, None) and signal.getsignal(s) is not _on_signal:
                 signal.signal(s, _on_signal)
 
 
 def pending() -> bool:
-    """Whether a signal was noted and not yet raised (a held or kept block)."""
-    return bool(_s.pending)
+    """Whether a signal was noted and not yet raised (an atomic or at_checks block)."""
+    return bool(_state.pending)
 
 
 def check() -> None:
-    """Raises a noted signal, unless a held block is open."""
-    if _s.pending and not _s.held:
-        signum = _s.pending[0]
-        _s.pending.clear()
+    """Raises a noted signal, unless an atomic block is open."""
+    if _state.pending and not _state.atomic:
+        signum = _state.pending[0]
+        _state.pending.clear()
         _deliver(signum)
 
 
 @contextmanager
-def handled(once: bool = True):
+def stoppable(once: bool = True):
     """An entry point's block: SIGINT raises KeyboardInterrupt, SIGTERM `Terminated`; `once`: a process
     that is already stopping notes further signals instead of raising them in its cleanup."""
     if not _enter():
         yield
         return
-    outer = (_s.root, _s.once, _s.stopping, _s.raised)
-    _s.root, _s.once, _s.stopping, _s.raised = True, once, False, None
+    outer = (_state.root, _state.once, _state.stopping, _state.raised)
+    _state.root, _state.once, _state.stopping, _state.raised = True, once, False, None
     try:
         yield
     finally:
-        _s.root, _s.once, _s.stopping, _s.raised = outer
+        _state.root, _state.once, _state.stopping, _state.raised = outer
         _leave()
 
 
-class held:
+class atomic:
     """A block an interrupt cannot split: a signal that comes is raised when the block ends, or where
     `release()` is called inside it (e.g. inside the `try` whose handlers end what the block made)."""
 
     def __enter__(self):
         self.active = _enter()
         if self.active:
-            _s.held += 1
+            _state.atomic += 1
         return self
 
     def release(self) -> None:
         if self.active:
             self.active = False
-            _s.held -= 1
+            _state.atomic -= 1
             try:
                 check()
             finally:
@@ -203,31 +206,31 @@ class held:
 
     def __exit__(self, kind, exc, tb):
         if kind is not None and issubclass(kind, KeyboardInterrupt) and self.active:
-            _s.pending.clear()  # already stopping: a signal that came meanwhile says nothing new
+            _state.pending.clear()  # already stopping: a signal that came meanwhile says nothing new
         self.release()
         return False
 
 
 @contextmanager
-def kept():
+def at_checks():
     """A block in which no Ctrl-C is lost: yields `check`, which raises a signal that came during the
     block; a second signal raises at once (work that never reaches a check, a hung call, still stops)."""
     if not _enter():
         yield lambda: None
         return
-    if _s.kept == 0:
-        _s.kept_signals = 0
-    _s.kept += 1
+    if _state.at_checks == 0:
+        _state.signals_at_checks = 0
+    _state.at_checks += 1
     try:
         yield check
     finally:
-        _s.kept -= 1
+        _state.at_checks -= 1
         _leave()
 
 
 def stop(why: str) -> None:
     """From any thread: stops the main thread as SIGTERM would, with `why` as the reason."""
-    _s.why = why
+    _state.why = why
     if _main_thread():
         _on_signal(signal.SIGTERM, None)
     else:

@@ -405,7 +405,7 @@ def tracked_run(experiment_id: str, run_name=None, parent_run_id=None, tags=None
     import mlflow
 
     run_name = run_name or fresh_run_name(experiment_id)
-    with interrupts.held() as hold:
+    with interrupts.atomic() as hold:
         run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id,
                                nested=parent_run_id is not None, tags=tags)
         faults.point("in_run_creation")
@@ -431,7 +431,7 @@ def _end(status: str, tags: dict | None = None) -> None:
     RUNNING is ended by the sweep's reconciliation."""
     import mlflow
 
-    with interrupts.held():
+    with interrupts.atomic():
         try:
             if tags:
                 mlflow.set_tags(tags)
@@ -447,7 +447,7 @@ def _whole(method):
 
     @functools.wraps(method)
     def whole(*args, **kwargs):
-        with interrupts.held():
+        with interrupts.atomic():
             return method(*args, **kwargs)
     return whole
 

@@ -262,7 +262,7 @@ def fit(p: Prepared, on_epoch=None, log=print) -> tuple[list, int, dict]:
     from src.run import interrupts
 
     tr = p.train
-    with interrupts.kept() as check_interrupt:  # not raised where Python would drop it (src/run/interrupts.py)
+    with interrupts.at_checks() as check_interrupt:  # not raised where Python would drop it (src/run/interrupts.py)
         state = EpochEnd(p, on_epoch, log, check_interrupt)
         p.model.fit(p.train_ds, epochs=tr.epochs, shuffle=False, verbose=_progress_verbose(tr.progress),
                     callbacks=[state.callback()])

@@ -43,7 +43,7 @@ def main(argv=None) -> int:
 
     quiet()
     sweep = None
-    with interrupts.handled():
+    with interrupts.stoppable():
         try:
             sweep = driver.prepare(load(argv))
             t = time.perf_counter()

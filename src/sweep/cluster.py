@@ -184,7 +184,7 @@ def _work(job: Job) -> Ended:
 
     ctx = ray.get_runtime_context()
     gpus = [str(g) for g in ctx.get_accelerator_ids().get("GPU", [])]
-    with interrupts.handled():  # Ray's cancel (a SIGINT) and a SIGTERM end the cell's run KILLED
+    with interrupts.stoppable():  # Ray's cancel (a SIGINT) and a SIGTERM end the cell's run KILLED
         return worker.main(dataclasses.replace(job, gpu=",".join(gpus) or None, node=ctx.get_node_id()))
 
 

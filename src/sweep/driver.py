@@ -178,7 +178,7 @@ def prepare(d: Definition) -> Sweep:
     tracking_cfg = to_plain(base_cfg.tracking)
     # from the parent's (re)opening to the end of the start, an interrupt waits: the sweep that is
     # stopped then has a parent run to end KILLED
-    with interrupts.held():
+    with interrupts.atomic():
         parent = sweep_tracking.open_parent(d, study, url, creator, tracking_cfg, str(base_cfg.data.name))
         sw = Sweep(definition=d, url=url, study=study, parent_run_id=parent, epochs=epochs, tracking=tracking_cfg,
                    resumed=resumed, design=design, gpus=gpus, storage=storage)
@@ -216,7 +216,7 @@ def stopped(sw: Sweep, exc: KeyboardInterrupt) -> str:
     """After Ctrl-C or SIGTERM, once the workers have stopped: the stores made to agree and the parent run
     ended KILLED with why; returns the line that says so."""
     why = interrupts.reason(exc)
-    with interrupts.held():
+    with interrupts.atomic():
         closed = reconcile(sw)
         sweep_tracking.end_parent(sw.parent_run_id, "KILLED", why)
     failed = sum(worker.stopped(t) for t in sw.study.get_trials(deepcopy=False)

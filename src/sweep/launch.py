@@ -18,7 +18,7 @@ SIGINT_WAIT_S = 5  # after a Ctrl-C, how long before a worker that is still runn
 
 
 def _entry(job: Job, queue) -> None:
-    with interrupts.handled():
+    with interrupts.stoppable():
         try:
             queue.put(worker.main(job))
         except KeyboardInterrupt:
@@ -90,7 +90,7 @@ def stop_workers(procs, signum) -> None:
     second Ctrl-C stops a training wherever it is."""
     import time
 
-    with interrupts.held():
+    with interrupts.atomic():
         deadline = time.time() + STOP_WAIT_S
         if signum == signal.SIGINT:
             until = time.time() + SIGINT_WAIT_S

@@ -218,7 +218,7 @@ def one_trial(job: Job, study, storage, tag: str = "") -> bool:
     """
     from optuna.trial import TrialState
 
-    with interrupts.held() as hold:
+    with interrupts.atomic() as hold:
         trial = study.ask()
         outcome = Outcome()
         try:
@@ -232,7 +232,7 @@ def one_trial(job: Job, study, storage, tag: str = "") -> bool:
             hold.release()
             _run(job, trial, storage, tag, outcome)
         finally:
-            with interrupts.held():
+            with interrupts.atomic():
                 outcome.tell(study, trial)
     _report(study, trial, outcome, tag, job)
     if outcome.lost_tracking:

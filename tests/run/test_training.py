@@ -248,11 +248,11 @@ def test_a_ctrl_c_during_training_is_raised_where_the_loop_checks_and_a_second_o
     loop's check (src/run/interrupts.py: kept)."""
     import signal
 
-    from src.run.interrupts import kept
+    from src.run.interrupts import at_checks
 
     before = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's own, whatever ran the tests
     try:
-        with kept() as check:
+        with at_checks() as check:
             check()  # nothing came yet
             os.kill(os.getpid(), signal.SIGINT)
             for _ in range(1000):  # the handler has run by now: it raised nothing
@@ -273,10 +273,10 @@ def test_a_handler_a_library_installs_inside_an_entry_point_is_replaced_by_recla
     again, and the handler from before the entry point is put back at its end."""
     import signal
 
-    from src.run.interrupts import Terminated, handled, reclaim
+    from src.run.interrupts import Terminated, reclaim, stoppable
 
     before = signal.getsignal(signal.SIGTERM)
-    with handled():
+    with stoppable():
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(15))  # what a library does
         reclaim()
         with pytest.raises(Terminated):
