@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 from src.answer import best as best_mod
 from src.answer.decision import Price, name
@@ -23,6 +23,27 @@ VERSION = 5  # 1: a bare list of records whose ci_low/ci_high were the verdict's
 READS = (2, 3, 4, 5)  # verdicts, no n_eff or looks; 3: anytime-valid verdicts, with n_eff, looks and the price's
 # chance; 4: a question's block, and the "pooled" records of the questions asked in several blocks; 5: "best",
 # the confidence set of the best configuration (src/answer/best.py), one per block
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One trial of a study as the answer reads it (src/sweep/study.py `rows`): a designed sweep's or a race's
+    (configuration, seed) cell, or a sampled trial trained on every seed of the sweep."""
+
+    trial: int
+    state: str                      # COMPLETE, PRUNED, FAIL, RUNNING or WAITING
+    params: dict                    # its configuration
+    value: float | None = None      # the mean of its seeds' best validation metric (COMPLETE only)
+    seed: int | None = None         # a cell's seed; None: a sampled trial, over every seed of the sweep
+    seed_values: dict = field(default_factory=dict)     # seed -> best validation metric
+    test_values: dict = field(default_factory=dict)     # seed -> the test metric at that epoch
+    eval_bootstrap: dict = field(default_factory=dict)  # seed -> bootstrap of the validation metric
+    spread: float | None = None     # the seeds' standard deviation
+    overrides: list = field(default_factory=list)       # the sampled overrides ("k=v")
+    attention: dict = field(default_factory=dict)       # seed -> attention summary
+    pruned_at_epoch: int | None = None
+    failure: str | None = None
+    seconds: float | None = None    # from its start to its end
 
 
 @dataclass

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from src.answer import best, blocks, decision
 from src.answer.boundary import Plan
 from src.answer.effects import key as config_key
-from src.answer.records import Question, interval, unbounded
+from src.answer.records import Cell, Question, interval, unbounded
 
 SHOWN_SEEDS = (2, 3, 5, 10, 20, 40, 100, 200)  # the seeds per configuration the plan line names
 
@@ -35,11 +35,11 @@ def factors(params: dict) -> dict:
     return out
 
 
-def observations(rows: list[dict], which: str = "seed_values") -> list[dict]:
+def observations(rows: list[Cell], which: str = "seed_values") -> list[dict]:
     """One observation per complete cell: {"config", "seed", "value"} (`which`: seed_values = the
     validation metric, test_values = the test metric of the same best epoch)."""
-    return [{"config": r["params"], "seed": seed, "value": v} for r in rows if r["state"] == "COMPLETE"
-            for seed, v in (r.get(which) or {}).items() if v is not None and math.isfinite(v)]
+    return [{"config": r.params, "seed": seed, "value": v} for r in rows if r.state == "COMPLETE"
+            for seed, v in (getattr(r, which) or {}).items() if v is not None and math.isfinite(v)]
 
 
 def question(r: dict, d: decision.Decision | None, price: decision.Price | None) -> Question:
@@ -102,8 +102,8 @@ class Answer:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("records", "best")}
 
 
-def assemble(rows: list[dict], decided: list[decision.Decision], st: Study, eff: dict | None = None,
-             best_rows: list[dict] | None = None) -> Answer:
+def assemble(rows: list[Cell], decided: list[decision.Decision], st: Study, eff: dict | None = None,
+             best_rows: list[Cell] | None = None) -> Answer:
     """The whole answer from the study's cells (`rows`: plain dicts, src/sweep/study.py) and the decisions
     over the looks: the questions (validation metric), the test-metric estimates, noise, plan, notes. `eff`:
     the cells' estimate (src/answer/blocks.py) when the caller has it already; `best_rows`: the cells the best
@@ -124,13 +124,13 @@ def assemble(rows: list[dict], decided: list[decision.Decision], st: Study, eff:
                                plan=st.boundary)
                 if undecided else None)
         records.append(question(r, d, cost))
-    left = [r for r in rows if r["state"] in ("PRUNED", "FAIL")]
+    left = [r for r in rows if r.state in ("PRUNED", "FAIL")]
     return Answer(
         records=records, noise=eff["noise"], notes=eff["notes"], runs=len(obs),
         test=blocks.estimate(observations(rows, "test_values"), st.factors, st.direction, st.blocks)["records"],
         pooled=blocks.pooled(decided, st.direction, st.delta), blocks=list(st.blocks),
-        left_out={"trials": len(left), "pruned": sum(r["state"] == "PRUNED" for r in left),
-                  "failed": sum(r["state"] == "FAIL" for r in left)},
+        left_out={"trials": len(left), "pruned": sum(r.state == "PRUNED" for r in left),
+                  "failed": sum(r.state == "FAIL" for r in left)},
         attention=attention_summary(rows), looks=list(st.looks), planned=st.planned,
         seconds_per_cell=st.seconds_per_cell, per_seed=per_seed, plan=plan(records, len(obs), per_seed, st.boundary),
         delta=st.delta, metric=st.metric, direction=st.direction,
@@ -161,15 +161,15 @@ def block_sizes(obs: list[dict], blocks_: tuple | list) -> dict[str, tuple[int, 
             for b, o in blocks.split(obs, list(blocks_)).items()}
 
 
-def noise_sources(rows: list[dict], factors_: dict, direction: str, records: list, blocks_=()) -> dict | None:
+def noise_sources(rows: list[Cell], factors_: dict, direction: str, records: list, blocks_=()) -> dict | None:
     """Where the noise comes from (Bouthillier et al. 2021): training (initialisation and data order: the
     spread over seeds, which the verdicts' intervals hold) against the evaluation sample (the same trained
     models on resamples of the validation users, the same resamples for every cell, so that each question's
     effect is bootstrapped in pairs). None without the runs' bootstrap (train.eval_bootstrap=0)."""
     import numpy as np
 
-    cells = [(r["params"], seed, b) for r in rows if r["state"] == "COMPLETE"
-             for seed, b in (r.get("eval_bootstrap") or {}).items() if b]
+    cells = [(r.params, seed, b) for r in rows if r.state == "COMPLETE"
+             for seed, b in (r.eval_bootstrap or {}).items() if b]
     if not cells or min(len(b) for _, _, b in cells) < 10:
         return None
     reps = min(len(b) for _, _, b in cells)
@@ -211,10 +211,10 @@ def sources_text(ans: Answer) -> str | None:
     return "\n".join(lines)
 
 
-def seconds_per_cell(rows: list[dict], workers: int) -> float | None:
+def seconds_per_cell(rows: list[Cell], workers: int) -> float | None:
     """Wall seconds per training at the sweep's parallelism, from the complete trials' durations."""
-    secs = [r["seconds"] / max(len(r.get("seed_values") or {}), 1) for r in rows
-            if r["state"] == "COMPLETE" and r.get("seconds")]
+    secs = [r.seconds / max(len(r.seed_values or {}), 1) for r in rows
+            if r.state == "COMPLETE" and r.seconds]
     return statistics.fmean(secs) / max(workers, 1) if secs else None
 
 
@@ -238,13 +238,13 @@ def plan(records: list[dict], cells: int, per_seed: int, boundary: Plan | None =
             "prices": prices, **now}
 
 
-def attention_summary(rows: list[dict]) -> dict:
+def attention_summary(rows: list[Cell]) -> dict:
     """Mean attention summary of the complete trials' best epochs (entropy 1 = uniform weights)."""
     vals = {}
     for r in rows:
-        if r["state"] != "COMPLETE":
+        if r.state != "COMPLETE":
             continue
-        for per_seed in (r.get("attention") or {}).values():
+        for per_seed in (r.attention or {}).values():
             for k, v in per_seed.items():
                 vals.setdefault(k, []).append(v)
     return {k: statistics.fmean(v) for k, v in vals.items() if v}

@@ -7,6 +7,7 @@ import math
 
 from src.answer import blocks, decision, summary
 from src.answer.boundary import Plan
+from src.answer.records import Cell
 from src.sweep import attrs
 
 SLIM = ("factor", "level", "reference", "block", "effect", "se", "df", "n_eff", "method",  # a look's, per question
@@ -70,14 +71,14 @@ def plan_note(definition, fixed: Plan | None) -> str | None:
             f"change after the data have been seen")
 
 
-def estimate(definition, study, rows: list[dict]) -> dict:
+def estimate(definition, study, rows: list[Cell]) -> dict:
     """The cells' estimate, each question by the method of its first look."""
     s = definition.settings
     return blocks.estimate(summary.observations(rows), summary.factors(definition.params), s.direction, s.block,
                            methods(attrs.LOOKS.get(study)))
 
 
-def look(definition, study, rows: list[dict] | None = None, eff: dict | None = None) -> list[dict]:
+def look(definition, study, rows: list[Cell] | None = None, eff: dict | None = None) -> list[decision.Decision]:
     """Takes a look: the effects of the complete cells so far and every question's decision, recorded in the
     study with the look (once per number of trainings) and never recomputed; returns the decisions over all
     the looks recorded. Nothing here depends on the budget: a larger one later changes no verdict. `rows`
@@ -100,18 +101,18 @@ def look(definition, study, rows: list[dict] | None = None, eff: dict | None = N
     return decided
 
 
-def split_race(study, rows: list[dict]) -> tuple[list[dict], list[dict] | None]:
+def split_race(study, rows: list[Cell]) -> tuple[list[Cell], list[Cell] | None]:
     """A sampled sweep's rows, once it races (sweep.until=best), as (its search's trials, its race's cells: the
     trials that carry a seed); the questions are answered from the search, the best set from the race alone
     (the search's values chose the raced configurations, and would carry the winner's curse into the set).
     Any other study's: (rows, None)."""
     if not attrs.RACE.get(study):
         return rows, None
-    raced = [r for r in rows if r["seed"] is not None]
-    return [r for r in rows if r["seed"] is None], raced or None
+    raced = [r for r in rows if r.seed is not None]
+    return [r for r in rows if r.seed is None], raced or None
 
 
-def build(definition, study, rows: list[dict], planned: int | None, design_size: int) -> dict:
+def build(definition, study, rows: list[Cell], planned: int | None, design_size: int) -> summary.Answer:
     """The whole answer (src/answer/summary.py `assemble`), after a look."""
     s = definition.settings
     rows, raced = split_race(study, rows)

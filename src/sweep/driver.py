@@ -297,14 +297,14 @@ def race_seeds(s) -> int:
     return max(2, len(s.seeds))
 
 
-def race_points(rows: list[dict], direction: str, top: int) -> list[dict]:
+def race_points(rows: list, direction: str, top: int) -> list[dict]:
     """A sampled sweep's top configurations by their mean over the search's complete trials, best first."""
     from statistics import fmean
 
     groups: dict[str, list] = {}
     for r in rows:
-        if r["state"] == "COMPLETE" and r["seed"] is None and r["value"] is not None:
-            groups.setdefault(config_key(r["params"]), [r["params"], []])[1].append(r["value"])
+        if r.state == "COMPLETE" and r.seed is None and r.value is not None:
+            groups.setdefault(config_key(r.params), [r.params, []])[1].append(r.value)
     sign = -1 if direction == "maximize" else 1
     return [p for p, _ in sorted(groups.values(), key=lambda g: sign * fmean(g[1]))[:top]]
 

@@ -14,10 +14,12 @@ import json
 import logging
 import statistics
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 from src.answer import records, summary
 from src.answer.effects import key as config_key
+from src.answer.records import Cell
 from src.answer.summary import factors
 from src.sweep import answer
 from src.sweep.study import rows as trial_rows
@@ -26,15 +28,15 @@ from src.sweep.tracking import configuration_metrics, log_answer, log_summary, s
 log = logging.getLogger(__name__)
 
 
-def ablation(rows: list[dict], params: dict) -> dict:
+def ablation(rows: list[Cell], params: dict) -> dict:
     """factor -> level -> {mean, std, n} over every seed value of the complete trials at that level,
     for the factors of `factors(params)`."""
     out = {}
     for key, levels_of in factors(params).items():
         levels = {}
         for level in levels_of:
-            vals = [v for r in rows if r["state"] == "COMPLETE" and key in r["params"] and r["params"][key] == level
-                    for v in (r["seed_values"].values() or [r["value"]]) if v is not None]
+            vals = [v for r in rows if r.state == "COMPLETE" and key in r.params and r.params[key] == level
+                    for v in (r.seed_values.values() or [r.value]) if v is not None]
             levels[str(level)] = {"mean": statistics.fmean(vals) if vals else None,
                                   "std": statistics.pstdev(vals) if len(vals) > 1 else 0.0 if vals else None,
                                   "n": len(vals), "values": vals}
@@ -82,22 +84,22 @@ def ablation_figure(abl: dict, metric: str):
     return fig
 
 
-def configurations(rows: list[dict]) -> list[dict]:
+def configurations(rows: list[Cell]) -> list[dict]:
     """The trials grouped by configuration: its complete cells' values (every seed), and its other states."""
     groups = {}
     for r in rows:
-        g = groups.setdefault(config_key(r["params"]),
-                              {"params": r["params"], "values": [], "trials": [], "states": []})
-        g["trials"].append(r["trial"])
-        g["states"].append(r["state"] + (f"@{r['pruned_at_epoch']}" if r["pruned_at_epoch"] else ""))
-        if r["state"] == "COMPLETE":
-            g["values"].extend(v for v in (r.get("seed_values") or {"": r["value"]}).values() if v is not None)
+        g = groups.setdefault(config_key(r.params),
+                              {"params": r.params, "values": [], "trials": [], "states": []})
+        g["trials"].append(r.trial)
+        g["states"].append(r.state + (f"@{r.pruned_at_epoch}" if r.pruned_at_epoch else ""))
+        if r.state == "COMPLETE":
+            g["values"].extend(v for v in (r.seed_values or {"": r.value}).values() if v is not None)
     return list(groups.values())
 
 
-def results_table(rows: list[dict], metric: str, direction: str, limit: int = 30) -> str:
+def results_table(rows: list[Cell], metric: str, direction: str, limit: int = 30) -> str:
     """One line per configuration: the mean and spread of its complete cells, how many, their trials."""
-    keys = sorted({k for r in rows for k in r["params"]})
+    keys = sorted({k for r in rows for k in r.params})
     groups = configurations(rows)
     done = sorted([g for g in groups if g["values"]], key=lambda g: statistics.fmean(g["values"]),
                   reverse=direction == "maximize")
@@ -165,9 +167,9 @@ def _save_figure(fig, path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(out: Path, rows: list[dict], abl: dict, ans: summary.Answer, s) -> list[Path]:
+def write_report(out: Path, rows: list[Cell], abl: dict, ans: summary.Answer, s) -> list[Path]:
     """The report's files in `out` (trials, ablation, the answer as JSON, Markdown and pictures); returns them."""
-    (out / "trials.json").write_text(json.dumps(rows, indent=1, default=str))
+    (out / "trials.json").write_text(json.dumps([asdict(r) for r in rows], indent=1, default=str))
     (out / "ablation.md").write_text(ablation_table(abl, s.metric) + "\n")
     (out / "ablation.json").write_text(json.dumps(abl, indent=1))
     (out / "effects.json").write_text(records.dump(ans.records, s.metric, s.direction, ans.pooled,
@@ -218,7 +220,7 @@ def b_line(b, metric: str) -> str:
     return said + (", which is not a finding" if b.verdict == "undecided" else "")
 
 
-def best_configuration(rows: list[dict], direction: str, leader: dict | None = None) -> dict | None:
+def best_configuration(rows: list[Cell], direction: str, leader: dict | None = None) -> dict | None:
     """The configuration with the best mean over its complete cells, or the `leader` of the best set (its
     levels: src/answer/best.py), whose mean takes the seeds' luck out: {"params", "value", "cells",
     "overrides"}."""
@@ -228,7 +230,7 @@ def best_configuration(rows: list[dict], direction: str, leader: dict | None = N
     sign = 1 if direction == "maximize" else -1
     chosen = [g for g in groups if leader is not None and config_key(g["params"]) == config_key(leader)]
     best = chosen[0] if chosen else max(groups, key=lambda g: sign * statistics.fmean(g["values"]))
-    overrides = next(r.get("overrides") or [] for r in rows if r["trial"] in best["trials"])
+    overrides = next(r.overrides or [] for r in rows if r.trial in best["trials"])
     return {"params": best["params"], "value": statistics.fmean(best["values"]), "cells": len(best["values"]),
             "overrides": overrides}
 

@@ -23,6 +23,7 @@ import time
 from collections import Counter
 
 from src.answer.effects import key
+from src.answer.records import Cell
 from src.config.paths import MLRUNS_DIR, resolve
 from src.sweep import SweepError, attrs
 from src.sweep.definition import Definition, Settings
@@ -320,29 +321,16 @@ def recover_stale(study, storage, s: Settings) -> list:
     return recovered
 
 
-def rows(study) -> list[dict]:
-    """The study's trials as plain rows (surplus ones left out): state, value, per-seed validation and
-    test values, parameters, overrides, attention, why pruned or failed, seconds."""
+def rows(study) -> list[Cell]:
+    """The study's trials as the answer reads them (surplus ones left out)."""
     from optuna.trial import TrialState
 
-    rows = []
-    for t in study.get_trials(deepcopy=False):
-        if attrs.SURPLUS.get(t):
-            continue
-        rows.append({
-            "trial": t.number, "state": t.state.name,
-            "value": t.value if t.state == TrialState.COMPLETE else None,
-            "spread": attrs.SPREAD.get(t),
-            "seed_values": attrs.SEED_VALUES.get(t),
-            "test_values": attrs.TEST_VALUES.get(t),
-            "eval_bootstrap": attrs.EVAL_BOOTSTRAP.get(t),
-            "seed": attrs.SEED.get(t),
-            "overrides": attrs.OVERRIDES.get(t),
-            "params": dict(t.params),
-            "attention": attrs.ATTENTION.get(t),
-            "pruned_at_epoch": attrs.PRUNED_AT_EPOCH.get(t),
-            "failure": attrs.FAILURE.get(t) or None,
-            "seconds": (t.datetime_complete - t.datetime_start).total_seconds()
-            if t.datetime_complete and t.datetime_start else None,
-        })
-    return rows
+    return [Cell(trial=t.number, state=t.state.name, params=dict(t.params),
+                 value=t.value if t.state == TrialState.COMPLETE else None, seed=attrs.SEED.get(t),
+                 seed_values=attrs.SEED_VALUES.get(t), test_values=attrs.TEST_VALUES.get(t),
+                 eval_bootstrap=attrs.EVAL_BOOTSTRAP.get(t), spread=attrs.SPREAD.get(t),
+                 overrides=attrs.OVERRIDES.get(t), attention=attrs.ATTENTION.get(t),
+                 pruned_at_epoch=attrs.PRUNED_AT_EPOCH.get(t), failure=attrs.FAILURE.get(t) or None,
+                 seconds=(t.datetime_complete - t.datetime_start).total_seconds()
+                 if t.datetime_complete and t.datetime_start else None)
+            for t in study.get_trials(deepcopy=False) if not attrs.SURPLUS.get(t)]

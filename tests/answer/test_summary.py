@@ -11,6 +11,7 @@ from src.answer import decision
 from src.answer import summary as answer
 from src.answer.effects import estimate
 from src.answer.effects import key as config_key
+from src.answer.records import Cell
 from tests.answer.test_effects import FACTORS, fractional
 
 
@@ -60,8 +61,8 @@ def test_noise_sources_tell_training_from_the_evaluation_sample():
         for s in seeds:
             v = 0.7 + rng.normal(0, 0.006)
             boot = (v + shared + per_config[config_key(c)]).tolist()
-            rows.append({"trial": i * 10 + s, "state": "COMPLETE", "params": c, "seed_values": {str(s): v},
-                         "eval_bootstrap": {str(s): boot}})
+            rows.append(Cell(trial=i * 10 + s, state="COMPLETE", params=c, seed_values={str(s): v},
+                             eval_bootstrap={str(s): boot}))
     records = [answer.question(r, None, None)
                for r in estimate(answer.observations(rows), FACTORS, "maximize")["records"]]
     src = answer.noise_sources(rows, FACTORS, "maximize", records)
