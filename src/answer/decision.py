@@ -50,6 +50,7 @@ PHI = 1.0  # the mixture's precision on the standardized effect (effect / residu
 DELTA_DEFAULT = 0.001  # AUC: "0.001 absolute AUC gain is significant" (DIN paper 6.6; AutoInt, DCN say the same)
 VERDICTS = ("better", "worse", "equivalent", "undecided")
 VERDICT_CODE = {"worse": -1, "undecided": 0, "better": 1, "equivalent": 2}
+CODE_VERDICT = {c: v for v, c in VERDICT_CODE.items()}
 PROCEDURE = "anytime-valid confidence sequence (Lindon et al.)"
 
 
@@ -109,15 +110,24 @@ def boundary(r: dict, alpha: float, plan: Plan | None = None) -> float:
     return combined(df, _information(r, df), r.get("seeds"), alpha, plan) if df else math.inf
 
 
+def verdicts(lo, hi, direction: str, delta: float) -> np.ndarray:
+    """The verdicts of intervals [lo, hi], as `VERDICT_CODE`s, for arrays of them at once (the simulations
+    decide thousands of sweeps a look): better / worse when the interval excludes zero, equivalent when it
+    lies inside +-delta, else undecided: an unbounded end too, and an empty interval (a running intersection
+    that emptied: coverage has failed, and no verdict is read off it)."""
+    lo, hi = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+    finite = np.isfinite(lo) & np.isfinite(hi) & (lo <= hi)
+    up, down = ("better", "worse") if direction == "maximize" else ("worse", "better")
+    v = np.full(lo.shape, VERDICT_CODE["undecided"])
+    v[finite & (hi < 0)] = VERDICT_CODE[down]
+    v[finite & (lo > 0)] = VERDICT_CODE[up]
+    v[finite & (lo > -delta) & (hi < delta) & (v == VERDICT_CODE["undecided"])] = VERDICT_CODE["equivalent"]
+    return v
+
+
 def verdict(lo: float, hi: float, direction: str, delta: float) -> str:
-    """better / worse (the interval excludes zero), equivalent (inside +-delta), undecided."""
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return "undecided"
-    if lo > 0 or hi < 0:
-        return "better" if (lo > 0) == (direction == "maximize") else "worse"
-    if -delta < lo and hi < delta:
-        return "equivalent"
-    return "undecided"
+    """One interval's verdict (`verdicts`), in words."""
+    return CODE_VERDICT[int(verdicts(lo, hi, direction, delta))]
 
 
 def name(factor: str, level: Any, reference: Any, block: str | None = None) -> str:

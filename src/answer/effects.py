@@ -35,9 +35,10 @@ from collections import defaultdict
 import numpy as np
 from scipy import stats
 
+from src.answer import decision
+
 ALPHA = 0.05
 POWER = 0.8
-NO_DIFFERENCE = "no difference detectable with this budget"
 
 
 _KEY = json.JSONEncoder(sort_keys=True, default=str)  # what json.dumps(sort_keys=True, default=str) builds per call
@@ -67,15 +68,6 @@ def p_better(effect: float, se: float, df: float, direction: str) -> float:
     if se <= 0:
         return 1.0 if z > 0 else 0.0 if z < 0 else 0.5
     return float(stats.t.cdf(z / se, df))
-
-
-def _verdict(lo: float, hi: float, direction: str) -> str:
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        return "too few runs to say"
-    if lo > 0 or hi < 0:
-        up = lo > 0
-        return "better" if up == (direction == "maximize") else "worse"
-    return NO_DIFFERENCE
 
 
 def noise_floor(observations: list[dict]) -> dict:
@@ -234,8 +226,8 @@ def estimate(observations: list[dict], factors: dict, direction: str, methods: d
             if r is None:
                 r = {"effect": None, "ci_low": None, "ci_high": None, "se": None, "df": None, "p_better": None,
                      "n_pairs": 0, "method": "none", "detectable": None}
-            verdict = (_verdict(r["ci_low"], r["ci_high"], direction) if r["effect"] is not None
-                       else "too few runs to say")
+            verdict = (decision.verdict(r["ci_low"], r["ci_high"], direction, 0.0) if r["effect"] is not None
+                       else "undecided")  # the unadjusted interval's, for reading: the sweep's is decision.decide's
             if n_seeds < 2 and verdict in ("better", "worse"):
                 verdict += " (one seed: not checked against seed noise)"
             records.append({"factor": factor, "level": str(level), "reference": str(ref), **r, "verdict": verdict,

@@ -74,14 +74,6 @@ def fit(y: np.ndarray, levels: np.ndarray) -> dict:
     return {"effect": effect, "se": np.sqrt(s2[:, None] / n_eff[None, :]), "df": int(df), "n_eff": n_eff}
 
 
-def _verdicts(lo: np.ndarray, hi: np.ndarray, delta: float) -> np.ndarray:
-    v = np.full(lo.shape, UNDECIDED)
-    v[lo > 0], v[hi < 0] = BETTER, WORSE
-    v[(v == UNDECIDED) & (lo > -delta) & (hi < delta)] = EQUIVALENT
-    v[lo > hi] = UNDECIDED  # an empty intersection: coverage has failed, no verdict (decision._decision)
-    return v
-
-
 def sweeps(s: Setting, sims: int, seed: int = 0, y: np.ndarray | None = None) -> dict:
     """`sims` sequential sweeps under the user who raises the budget: each question's verdict, interval and
     decided_at (trainings), and the trainings each sweep spent (`y`: their runs, else simulated here)."""
@@ -99,7 +91,7 @@ def sweeps(s: Setting, sims: int, seed: int = 0, y: np.ndarray | None = None) ->
         open_ = verdict[live] == UNDECIDED  # a decided question keeps its verdict and interval
         l_now = np.where(open_, np.maximum(lo[live], f["effect"] - c * f["se"]), lo[live])
         h_now = np.where(open_, np.minimum(hi[live], f["effect"] + c * f["se"]), hi[live])
-        v = np.where(open_, _verdicts(l_now, h_now, s.delta), verdict[live])
+        v = np.where(open_, decision.verdicts(l_now, h_now, "maximize", s.delta), verdict[live])
         decided_at[live] = np.where(open_ & (v != UNDECIDED), seeds * per_seed, decided_at[live])
         verdict[live], lo[live], hi[live] = v, l_now, h_now
         spent[live] = seeds * per_seed
@@ -185,7 +177,7 @@ def _decided_at(y: np.ndarray, s: Setting, interval: tuple, question: int, most:
         c = s.multipliers(f, seeds, each)[question]
         e, se = f["effect"][:, question], f["se"][:, question]
         lo[live], hi[live] = np.maximum(lo[live], e - c * se), np.minimum(hi[live], e + c * se)
-        at[np.flatnonzero(live)[_verdicts(lo[live], hi[live], s.delta) != UNDECIDED]] = seeds
+        at[np.flatnonzero(live)[decision.verdicts(lo[live], hi[live], "maximize", s.delta) != UNDECIDED]] = seeds
     return [int(a) if a else None for a in at]
 
 

@@ -285,6 +285,18 @@ def test_the_seeds_that_decide_whatever_the_effect_make_an_interval_at_most_delt
     assert decision.chance(r, "maximize", 24, 8 * n, 0.0125, 0.002)[1] == pytest.approx(1.0)
 
 
+def test_one_verdict_rule_serves_one_interval_and_a_simulation_of_thousands():
+    # decision.verdicts decides arrays of intervals at once (the simulations); verdict is the same rule for one
+    lo = np.array([0.001, -0.003, -0.0005, -0.002, -np.inf, 0.002, 0.003])
+    hi = np.array([0.004, -0.001, 0.0005, 0.003, np.inf, 0.001, np.inf])  # the last two: empty, unbounded
+    codes = decision.verdicts(lo, hi, "maximize", 0.001)
+    words = [decision.verdict(a, b, "maximize", 0.001) for a, b in zip(lo, hi)]
+    assert words == ["better", "worse", "equivalent", "undecided", "undecided", "undecided", "undecided"]
+    assert [decision.CODE_VERDICT[int(c)] for c in codes] == words
+    assert [decision.verdict(a, b, "minimize", 0.001) for a, b in zip(lo[:3], hi[:3])] == ["worse", "better",
+                                                                                          "equivalent"]
+
+
 def test_a_look_at_no_data_is_ignored():
     r = {"factor": "a", "level": "on", "reference": "off", "effect": 0.01, "se": 0.001, "df": 20, "n_eff": 21.0}
     final = decision.decide([{"cells": 0, "records": []}, {"cells": 24, "records": [r]}], "maximize", 0.001)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from src.answer.effects import NO_DIFFERENCE, estimate, noise_floor
+from src.answer.effects import estimate, noise_floor
 from src.sweep import design, space
 
 FACTORS = {"a": ["off", "on"], "b": ["x", "y"], "c": [1, 3], "d": [False, True]}
@@ -46,7 +46,7 @@ def run_many(design, n_sims, seeds=(0, 1, 2), interaction=0.0):
         for r in out["records"]:
             methods.add(r["method"])
             covered[r["factor"]] += r["ci_low"] <= TRUE[r["factor"]] <= r["ci_high"]
-            called[r["factor"]] += r["verdict"] != NO_DIFFERENCE
+            called[r["factor"]] += r["verdict"] != "undecided"
     return {k: v / n_sims for k, v in covered.items()}, {k: v / n_sims for k, v in called.items()}, methods
 
 
@@ -100,7 +100,7 @@ def test_one_seed_says_so():
     out = estimate(simulate(full_grid(), (0,), rng), FACTORS, "maximize")
     assert any("One seed" in n and "sweep.seeds=[0,1,2]" in n for n in out["notes"])
     assert out["noise"]["sd_median"] is None
-    assert all(r["verdict"] == NO_DIFFERENCE or "one seed" in r["verdict"] for r in out["records"])
+    assert all(r["verdict"] == "undecided" or "one seed" in r["verdict"] for r in out["records"])
 
 
 def test_noise_floor_is_the_spread_over_seeds():
