@@ -230,7 +230,7 @@ def _header(sw: Sweep) -> None:
 
     s = sw.definition.settings
     c = studies.counts(sw.study)
-    state = (f"resuming study {s.name!r}: {c['finished']} of {sw.target} trials finished"
+    state = (f"resuming study {s.name!r}: {c.finished} of {sw.target} trials finished"
              if sw.resumed else f"new study {s.name!r}: {sw.target} trials")
     if sw.recovered:
         state += f"; trials {sw.recovered} had a dead worker: marked failed, their cells queued again"
@@ -314,7 +314,7 @@ def _start_race(sw: Sweep) -> bool:
     search's own values chose them, so the best set reads the new cells alone); False if there is nothing to
     race."""
     s = sw.definition.settings
-    finished = studies.counts(sw.study)["finished"]
+    finished = studies.counts(sw.study).finished
     if finished < s.trials:
         print(f"racing waits for the search: {finished} of {s.trials} trials finished (run the same command again "
               f"to go on)", flush=True)
@@ -340,7 +340,7 @@ def _workers_then_report_failure(sw: Sweep) -> bool:
     """Runs the workers until the study holds its target; False (the report written) if the sweep gave up."""
     from src.redact import redact
 
-    if studies.counts(sw.study)["finished"] >= sw.target:
+    if studies.counts(sw.study).finished >= sw.target:
         return True
     outcome = launch.run_workers(sw)
     if not outcome.error:
@@ -361,7 +361,7 @@ def _another_block(sw: Sweep, t0: float, cells0: int) -> bool:
     """After a look of a sequential sweep: prints and logs it, then queues the next block of seeds, or says
     why the sweep stops."""
     s = sw.definition.settings
-    per_cell, per_block = _timing(sw, time.time() - t0, studies.counts(sw.study)["finished"] - cells0)
+    per_cell, per_block = _timing(sw, time.time() - t0, studies.counts(sw.study).finished - cells0)
     looked = time.time()
     ans = answer.build(sw.definition, sw.study, studies.rows(sw.study), budget(sw), design_size(sw))
     summary.print_look(ans)
@@ -426,12 +426,12 @@ def run(sw: Sweep) -> int:
     """
     s = sw.definition.settings
     _header(sw)
-    if studies.counts(sw.study)["finished"] >= sw.target and s.until == "design":
-        print(f"the study already holds {studies.counts(sw.study)['finished']} finished trials; add seeds "
+    if studies.counts(sw.study).finished >= sw.target and s.until == "design":
+        print(f"the study already holds {studies.counts(sw.study).finished} finished trials; add seeds "
               f"(sweep.seeds) or raise sweep.trials to run more")
     try:
         while True:
-            t0, cells0 = time.time(), studies.counts(sw.study)["finished"]
+            t0, cells0 = time.time(), studies.counts(sw.study).finished
             if not _workers_then_report_failure(sw):
                 return 1
             if s.until == "design":

@@ -193,8 +193,8 @@ def _print_summary(rows, abl, best, counts, s, failed, hint, ans) -> None:
         print("ablation (complete trials, every seed):")
         print(ablation_table(abl, s.metric))
         print()
-    print(f"study {s.name!r}: {counts['finished']} finished ({counts['complete']} complete, {counts['pruned']} "
-          f"pruned), {counts['failed']} failed")
+    print(f"study {s.name!r}: {counts.finished} finished ({counts.complete} complete, {counts.pruned} "
+          f"pruned), {counts.failed} failed")
     if failed:
         print(f"error: {failed}")
     print(f"{hint}  (the sweep's parent run: report/ and optuna/ artifacts, its trials nested under it; "
@@ -259,7 +259,7 @@ def finish(definition, study, parent: str, failed: str | None = None, planned: i
         files = write_report(out, rows, abl, ans, s)
         (out / "optuna").mkdir()
         plots = optuna_plots(study, out / "optuna")
-        metrics = {f"trials_{k}": v for k, v in counts.items()}
+        metrics = counts.metrics()
         per_config, names = configuration_metrics(definition, summary.observations(rows))
         set_tags(parent, names)
         log_answer(parent, summary.note(ans, s.name, s.sampler, design_size), {**summary.metrics(ans), **per_config})

@@ -21,6 +21,7 @@ import os
 import socket
 import time
 from collections import Counter
+from dataclasses import asdict, dataclass
 
 from src.answer.effects import key
 from src.answer.records import Cell
@@ -253,10 +254,35 @@ def enqueue(study, cells: list[tuple[dict, int]]) -> int:
     return n
 
 
-def counts(study) -> dict:
-    c = Counter(t.state.name for t in study.get_trials(deepcopy=False) if not attrs.SURPLUS.get(t))
-    return {"finished": c["COMPLETE"] + c["PRUNED"], "complete": c["COMPLETE"], "pruned": c["PRUNED"],
-            "failed": c["FAIL"], "running": c["RUNNING"], "waiting": c["WAITING"]}
+@dataclass(frozen=True)
+class Counts:
+    """A study's trials by state (surplus ones left out); `finished` (complete or pruned) is what a sweep's
+    target counts."""
+
+    complete: int
+    pruned: int
+    failed: int
+    running: int
+    waiting: int
+
+    @property
+    def finished(self) -> int:
+        return self.complete + self.pruned
+
+    def metrics(self) -> dict:
+        """As the parent run's metrics: trials_finished, trials_complete, ..."""
+        return {f"trials_{k}": v for k, v in {"finished": self.finished, **asdict(self)}.items()}
+
+
+def tally(trials) -> Counts:
+    """The trials' `Counts`: the one count of finished trials, the driver's, the workers' and the report's."""
+    c = Counter(t.state.name for t in trials if not attrs.SURPLUS.get(t))
+    return Counts(complete=c["COMPLETE"], pruned=c["PRUNED"], failed=c["FAIL"], running=c["RUNNING"],
+                  waiting=c["WAITING"])
+
+
+def counts(study) -> Counts:
+    return tally(study.get_trials(deepcopy=False))
 
 
 def pid_alive(pid: int) -> bool:

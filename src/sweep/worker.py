@@ -184,11 +184,10 @@ def main(job: Job) -> Ended:
 
 def _next(job: Job, trials, tag: str) -> Next:
     """What the worker does next, from the study's trials."""
-    from optuna.trial import TrialState
 
     s = job.definition.settings
-    finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
-    running = sum(t.state == TrialState.RUNNING for t in trials)
+    c = studies.tally(trials)
+    finished, running = c.finished, c.running
     if finished >= job.target:
         return Next(Step.STOP)
     if s.timeout and time.time() > job.started + float(s.timeout):
@@ -332,13 +331,11 @@ def _initial_failures(trials, limit: int) -> str | None:
 
 def _report(study, trial, outcome: Outcome, tag, job: Job):
     """Tags the trial's runs with its state (unless the tracking server is down) and prints a line."""
-    from optuna.trial import TrialState
 
     s, state, value = job.definition.settings, outcome.state.name, outcome.value
     if not outcome.lost_tracking:
         sweep_tracking.tag_state(attrs.MLFLOW_RUN_IDS.get(trial), state)
-    trials = study.get_trials(deepcopy=False)
-    finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    finished = studies.counts(study).finished
     best = ""
     try:
         bt = study.best_trial
