@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
 
 from scipy import stats
 
@@ -104,7 +106,27 @@ def interaction(intervals: list[tuple[float, float]], delta: float) -> str:
     return UNDECIDED
 
 
-def pooled(decided: list[decision.Decision], direction: str, delta: float) -> list[dict]:
+@dataclass
+class Pooled:
+    """A question asked in two blocks or more, across them (effects.json's `pooled` records)."""
+
+    factor: str
+    level: Any
+    reference: Any
+    blocks: list                    # the blocks it was asked in
+    effect: float | None = None     # the average of the blocks' latest effects
+    low: float | None = None        # the average of the blocks' intervals: valid with them
+    high: float | None = None
+    verdict: str = "undecided"
+    interaction: str = UNDECIDED    # DEPENDS, SAME or UNDECIDED: whether the effect depends on the block
+    random_effects: dict | None = None  # `random_effects`, for reading
+
+    @property
+    def label(self) -> str:
+        return f"{self.factor}: {self.level} vs {self.reference}"
+
+
+def pooled(decided: list[decision.Decision], direction: str, delta: float) -> list[Pooled]:
     """Each question asked in two blocks or more, across them: the average effect and its interval (the
     average of the blocks' intervals), its verdict, whether it depends on the block, and random effects."""
     groups = defaultdict(list)
@@ -115,16 +137,15 @@ def pooled(decided: list[decision.Decision], direction: str, delta: float) -> li
     for (factor, level, reference), ds in groups.items():
         if len(ds) < 2:
             continue
-        rec = {"factor": factor, "level": level, "reference": reference, "blocks": [d.block for d in ds],
-               "effect": None, "low": None, "high": None, "verdict": "undecided", "interaction": UNDECIDED,
-               "random_effects": None}
+        rec = Pooled(factor=factor, level=level, reference=reference, blocks=[d.block for d in ds])
         if all(d.now_low is not None and d.effect is not None for d in ds):
             iv = [(d.now_low, d.now_high) for d in ds]
-            lo, hi = sum(a for a, _ in iv) / len(iv), sum(b for _, b in iv) / len(iv)
-            rec.update(effect=sum(_now(d)[0] for d in ds) / len(ds), low=lo, high=hi,
-                       verdict=decision.verdict(lo, hi, direction, delta), interaction=interaction(iv, delta))
+            rec.low, rec.high = sum(a for a, _ in iv) / len(iv), sum(b for _, b in iv) / len(iv)
+            rec.effect = sum(_now(d)[0] for d in ds) / len(ds)
+            rec.verdict = decision.verdict(rec.low, rec.high, direction, delta)
+            rec.interaction = interaction(iv, delta)
         if all(_now(d)[0] is not None for d in ds):
-            rec["random_effects"] = random_effects([_now(d)[0] for d in ds], [_now(d)[1] for d in ds])
+            rec.random_effects = random_effects([_now(d)[0] for d in ds], [_now(d)[1] for d in ds])
         out.append(rec)
     return out
 

@@ -122,7 +122,7 @@ def _plain(d: dict) -> dict:
             for k, v in d.items()}
 
 
-def dump(questions: list[Question], metric: str, direction: str, pooled: list[dict] | None = None,
+def dump(questions: list[Question], metric: str, direction: str, pooled: list | None = None,
          blocks: list[str] | None = None, best: list | None = None) -> str:
     """`report/effects.json`: {"schema", "version", "metric", "direction", "blocks", "questions": [...],
     "pooled": [...], "best": [...]} (pooled: src/answer/blocks.py, one record per question asked in several
@@ -130,7 +130,8 @@ def dump(questions: list[Question], metric: str, direction: str, pooled: list[di
     rows = [{k: (_number(v) if not isinstance(v, dict | str) else v) for k, v in asdict(q).items()}
             for q in questions]
     return json.dumps({"schema": SCHEMA, "version": VERSION, "metric": metric, "direction": direction,
-                       "blocks": list(blocks or []), "questions": rows, "pooled": [_plain(p) for p in pooled or []],
+                       "blocks": list(blocks or []), "questions": rows,
+                       "pooled": [_plain(asdict(p)) for p in pooled or []],
                        "best": [best_mod.to_dict(b) for b in best or []]}, indent=1, default=str)
 
 

@@ -240,15 +240,15 @@ def block_summary(truths: tuple, sims: int, seed: int = 0, tau: float = 0.0, del
         truth = {blocks.name({"blk": i}): float(x) for i, x in enumerate(t)}
         p, spread = pooled[0], float(t.max() - t.min())
         wrong.append(any(_wrong(d.verdict, truth[d.block], delta) for d in decided)
-                     or _wrong(p["verdict"], float(t.mean()), delta)
-                     or (p["interaction"] == blocks.DEPENDS and spread == 0)
-                     or (p["interaction"] == blocks.SAME and spread > delta))
+                     or _wrong(p.verdict, float(t.mean()), delta)
+                     or (p.interaction == blocks.DEPENDS and spread == 0)
+                     or (p.interaction == blocks.SAME and spread > delta))
         held.append(all(d.verdict_low <= truth[d.block] <= d.verdict_high for d in decided)
-                    and p["low"] <= t.mean() <= p["high"])
-        re = p["random_effects"]
+                    and p.low <= t.mean() <= p.high)
+        re = p.random_effects
         re_cover.append(re["low"] <= mu <= re["high"])
         i2.append(re["i2"])
-        depends.append(p["interaction"] == blocks.DEPENDS)
+        depends.append(p.interaction == blocks.DEPENDS)
         spent.append(n)
     return {"sims": sims, "blocks": len(truths), "tau": tau, "wrong_call_rate": float(np.mean(wrong)),
             "all_held": float(np.mean(held)), "random_effects_coverage": float(np.mean(re_cover)),

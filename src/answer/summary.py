@@ -319,16 +319,15 @@ def pooled_table(ans: Answer) -> str | None:
              "| question | average effect | interval | verdict | depends on the block? | random effects, 95% | "
              "Q (p) | I^2 | tau^2 |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for p in pooled:
-        re = p.get("random_effects") or {}
+        re = p.random_effects or {}
         rand = (f"{_fmt(re.get('mu'), signed=True)} [{_fmt(re.get('low'), signed=True)}, "
                 f"{_fmt(re.get('high'), signed=True)}]" if re else "-")
         q = f"{re['q']:.2f} ({re['q_p']:.3f})" if re else "-"
-        said = blocks.interaction_text(p["interaction"], ans.blocks)
-        lines.append(f"| {p['factor']}: {p['level']} vs {p['reference']} | {_fmt(p['effect'], signed=True)} | "
-                     f"{interval(p['low'], p['high'])} | {p['verdict']} | "
+        said = blocks.interaction_text(p.interaction, ans.blocks)
+        lines.append(f"| {p.label} | {_fmt(p.effect, signed=True)} | {interval(p.low, p.high)} | {p.verdict} | "
                      f"{said} | {rand} | {q} | {_fmt(re.get('i2'), 2)} | {_fmt(re.get('tau2'), 6)} |")
     lines.append("")
-    lines.append("Random effects: " + (next((p["random_effects"]["estimator"] for p in pooled if p["random_effects"]),
+    lines.append("Random effects: " + (next((p.random_effects["estimator"] for p in pooled if p.random_effects),
                                              "-")) + "; it speaks of blocks like these, the verdicts of these blocks.")
     return "\n".join(lines)
 
@@ -463,30 +462,30 @@ def blocks_forest(ans: Answer, direction: str):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pooled = [p for p in ans.pooled or [] if p["effect"] is not None]
+    pooled = [p for p in ans.pooled or [] if p.effect is not None]
     if not pooled:
         return None
-    fig, axes = plt.subplots(len(pooled), 1, figsize=(8.5, sum(0.5 * len(p["blocks"]) + 1.6 for p in pooled)),
+    fig, axes = plt.subplots(len(pooled), 1, figsize=(8.5, sum(0.5 * len(p.blocks) + 1.6 for p in pooled)),
                              squeeze=False)
     colors = {"better": "tab:green", "worse": "tab:red", "equivalent": "tab:blue"}
     for ax, p in zip(axes[:, 0], pooled):
-        rows = [r for r in ans.records if (r.factor, r.level, r.reference) == (p["factor"], p["level"],
-                                                                                 p["reference"]) and r.block]
+        rows = [r for r in ans.records if (r.factor, r.level, r.reference) == (p.factor, p.level, p.reference)
+                and r.block]
         for i, r in enumerate(rows):
             y = len(rows) - i
             if r.verdict_low is not None and math.isfinite(r.verdict_low) and math.isfinite(r.verdict_high):
                 ax.plot([r.verdict_low, r.verdict_high], [y, y], color=colors.get(r.verdict, "tab:gray"), lw=2.5)
             ax.plot([r.effect], [y], "s", color=colors.get(r.verdict, "tab:gray"), ms=6)
-        lo, hi = p["low"], p["high"]
+        lo, hi = p.low, p.high
         if math.isfinite(lo) and math.isfinite(hi):
-            ax.fill([lo, p["effect"], hi, p["effect"]], [0, 0.25, 0, -0.25], color=colors.get(p["verdict"], "tab:gray"))
+            ax.fill([lo, p.effect, hi, p.effect], [0, 0.25, 0, -0.25], color=colors.get(p.verdict, "tab:gray"))
         ax.axvline(0, color="black", lw=1)
         ax.axvspan(-ans.delta, ans.delta, color="0.88", zorder=0)
         ax.set_yticks(range(len(rows) + 1))
-        ax.set_yticklabels([f"pooled ({p['verdict']})"] + [f"{r.block} ({r.verdict})" for r in reversed(rows)],
+        ax.set_yticklabels([f"pooled ({p.verdict})"] + [f"{r.block} ({r.verdict})" for r in reversed(rows)],
                            fontsize=8)
-        said = blocks.interaction_text(p["interaction"], ans.blocks)
-        ax.set_title(f"{p['factor']}: {p['level']} vs {p['reference']} ({said})", fontsize=9)
+        said = blocks.interaction_text(p.interaction, ans.blocks)
+        ax.set_title(f"{p.label} ({said})", fontsize=9)
         ax.grid(axis="x", alpha=0.3)
     axes[-1, 0].set_xlabel(f"effect on {ans.metric} ({'higher' if direction == 'maximize' else 'lower'} is "
                            f"better); grey band: +-delta")
@@ -592,9 +591,9 @@ def metrics(ans: Answer) -> dict:
                   "verdict": decision.VERDICT_CODE[r.verdict]}
         out.update({metric_key(k, r.factor, r.level, r.block): v for k, v in values.items() if v is not None})
     for p in ans.pooled or []:
-        values = {"effect": p["effect"], "low": p["low"], "high": p["high"],
-                  "verdict": decision.VERDICT_CODE[p["verdict"]], "depends": DEPENDS_CODE[p["interaction"]]}
-        out.update({metric_key(k, p["factor"], p["level"], "all blocks"): v for k, v in values.items()
+        values = {"effect": p.effect, "low": p.low, "high": p.high,
+                  "verdict": decision.VERDICT_CODE[p.verdict], "depends": DEPENDS_CODE[p.interaction]}
+        out.update({metric_key(k, p.factor, p.level, "all blocks"): v for k, v in values.items()
                     if v is not None})
     n = ans.noise["sd_median"]
     if n is not None:

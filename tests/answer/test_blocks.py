@@ -19,19 +19,19 @@ def calls(truths, seed, **kw):
 def test_with_no_effect_anywhere_the_family_makes_a_false_call_in_5_percent_of_sweeps_or_fewer():
     out = calls((0.0, 0.0, 0.0), 1, delta=0.02)  # a margin 12 seeds can reach
     false = [any(d.verdict in ("better", "worse") for d in decided)
-             or any(p["verdict"] in ("better", "worse") or p["interaction"] == blocks.DEPENDS for p in pooled)
+             or any(p.verdict in ("better", "worse") or p.interaction == blocks.DEPENDS for p in pooled)
              for decided, pooled, _ in out]
     assert np.mean(false) <= 0.05, np.mean(false)
     # and the procedure is not idle: most null questions are called equivalent by the last look
-    assert np.mean([p["verdict"] == "equivalent" for _, pooled, _ in out for p in pooled]) > 0.5
+    assert np.mean([p.verdict == "equivalent" for _, pooled, _ in out for p in pooled]) > 0.5
 
 
 def test_the_pooled_interval_holds_the_average_of_the_blocks_truths_when_they_differ():
     truths = (0.012, -0.004, 0.020)
     out = calls(truths, 2)
-    covered = [p["low"] <= np.mean(truths) <= p["high"] for _, pooled, _ in out for p in pooled]
+    covered = [p.low <= np.mean(truths) <= p.high for _, pooled, _ in out for p in pooled]
     assert len(covered) == SIMS and np.mean(covered) >= 0.95, np.mean(covered)
-    re = [p["random_effects"] for _, pooled, _ in out for p in pooled]
+    re = [p.random_effects for _, pooled, _ in out for p in pooled]
     assert all(r["k"] == 3 and r["tau2"] >= 0 and 0 <= r["i2"] <= 1 for r in re)
     assert np.median([r["i2"] for r in re]) > 0.5  # the spread between these blocks is mostly real
 
@@ -39,7 +39,7 @@ def test_the_pooled_interval_holds_the_average_of_the_blocks_truths_when_they_di
 def test_an_interaction_of_a_stated_size_is_found_in_80_percent_of_sweeps():
     # the effect is 0 in one block and 0.04 (five times a run's noise, 0.008) in the other; 12 seeds
     out = calls((0.0, 0.04), 3)
-    found = np.mean([pooled[0]["interaction"] == blocks.DEPENDS for _, pooled, _ in out])
+    found = np.mean([pooled[0].interaction == blocks.DEPENDS for _, pooled, _ in out])
     assert found >= 0.8, found
     better = np.mean([decided[1].verdict == "better" for decided, _, _ in out])
     assert better >= 0.8, better
@@ -51,13 +51,13 @@ def test_blocks_that_stop_when_decided_keep_the_error_rate_and_spend_less():
     noise = (0.004, 0.008, 0.016)
     null = calls((0.0, 0.0, 0.0), 4, delta=0.02, noise=noise, per_block=True)
     false = [any(d.verdict in ("better", "worse") for d in decided)
-             or any(p["verdict"] in ("better", "worse") or p["interaction"] == blocks.DEPENDS for p in pooled)
+             or any(p.verdict in ("better", "worse") or p.interaction == blocks.DEPENDS for p in pooled)
              for decided, pooled, _ in null]
     assert np.mean(false) <= 0.05, np.mean(false)
     truths = (0.03, 0.0, 0.01)
     out = calls(truths, 5, delta=0.02, noise=noise, per_block=True)
     held = [all(d.verdict_low <= truths[int(d.block[-1])] <= d.verdict_high for d in decided)
-            and all(p["low"] <= np.mean(truths) <= p["high"] for p in pooled) for decided, pooled, _ in out]
+            and all(p.low <= np.mean(truths) <= p.high for p in pooled) for decided, pooled, _ in out]
     assert np.mean(held) >= 0.95, np.mean(held)  # every block's interval and the pooled one, together
     everywhere = calls(truths, 5, delta=0.02, noise=noise)
     spent, full = np.mean([n for *_, n in out]), np.mean([n for *_, n in everywhere])
@@ -87,7 +87,7 @@ def test_random_effects_read_each_blocks_latest_estimate_not_the_one_its_stop_pi
     assert [(d.verdict, d.effect, d.now_effect) for d in decided] == [("better", 0.05, 0.02),
                                                                               ("better", 0.05, 0.03)]
     p = blocks.pooled(decided, "maximize", 0.005)[0]
-    assert p["effect"] == pytest.approx(0.025) and p["random_effects"]["mu"] == pytest.approx(0.025)
+    assert p.effect == pytest.approx(0.025) and p.random_effects["mu"] == pytest.approx(0.025)
 
 
 def test_the_interaction_verdict_on_intervals():
