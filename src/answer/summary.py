@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 from src.answer import best, blocks, decision
 from src.answer.boundary import Plan
@@ -98,8 +98,11 @@ class Answer:
     raced: int | None = None                     # a sampled race's trainings, which the best sets read
 
     def summary(self) -> dict:
-        """Everything but the questions and the best sets, in field order (`report/effects_summary.json`)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("records", "best")}
+        """Everything but the questions and the best sets, in field order, as plain JSON-ready values
+        (`report/effects_summary.json`)."""
+        out = asdict(self)
+        del out["records"], out["best"]
+        return out
 
 
 def assemble(rows: list[Cell], decided: list[decision.Decision], st: Study, eff: dict | None = None,

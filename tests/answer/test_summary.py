@@ -121,3 +121,20 @@ def test_a_price_shows_the_range_of_seeds_the_noise_estimate_allows_in_the_table
         f"({answer.floor_text(price.least, short=True)})"]
     xs = bar.lines[2][0].get_segments()[0][:, 0]
     assert sorted(xs) == [price.seeds_low, price.seeds_high]
+
+
+def test_the_summary_file_holds_plain_values_not_the_records_names():
+    # report/effects_summary.json is json.dumps(ans.summary(), default=str): a record left inside would be
+    # written as its repr, a string no reader can use
+    import json
+
+    from src.answer.blocks import Pooled
+
+    across = Pooled(factor="a", level="on", reference="off", blocks=["data=x", "data=y"], effect=0.01, low=0.0,
+                    high=0.02, verdict="undecided", random_effects={"mu": 0.01})
+    ans = dataclasses.replace(answer_of({"a": 0.05, "b": 0.0, "c": 0.0, "d": 0.0}), pooled=[across])
+    doc = json.loads(json.dumps(ans.summary(), default=str))
+    assert "records" not in doc and "best" not in doc and doc["runs"] == 24
+    assert doc["pooled"] == [{"factor": "a", "level": "on", "reference": "off", "blocks": ["data=x", "data=y"],
+                              "effect": 0.01, "low": 0.0, "high": 0.02, "verdict": "undecided",
+                              "interaction": "undecided", "random_effects": {"mu": 0.01}}]
