@@ -14,7 +14,7 @@ import json
 import logging
 import statistics
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from src.answer import records, summary
@@ -84,16 +84,41 @@ def ablation_figure(abl: dict, metric: str):
     return fig
 
 
-def configurations(rows: list[Cell]) -> list[dict]:
-    """The trials grouped by configuration: its complete cells' values (every seed), and its other states."""
-    groups = {}
+@dataclass
+class Configuration:
+    """A configuration's trials: its complete cells' values (every seed), its trials and their states."""
+
+    params: dict
+    values: list = field(default_factory=list)
+    trials: list = field(default_factory=list)
+    states: list = field(default_factory=list)  # COMPLETE, PRUNED@epoch, FAIL, ...
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values)
+
+
+@dataclass
+class BestConfig:
+    """The configuration best_config.yaml holds: the best set's leader (or, with no set, the best mean)."""
+
+    params: dict
+    value: float             # its mean over its complete cells
+    cells: int
+    overrides: list          # the sampled overrides that make it from the base config
+    note: str | None = None  # the best set's line(s): how sure it is
+    verdict: str | None = None  # the best set's verdict, when there is one set
+
+
+def configurations(rows: list[Cell]) -> list[Configuration]:
+    """The trials grouped by configuration."""
+    groups: dict[str, Configuration] = {}
     for r in rows:
-        g = groups.setdefault(config_key(r.params),
-                              {"params": r.params, "values": [], "trials": [], "states": []})
-        g["trials"].append(r.trial)
-        g["states"].append(r.state + (f"@{r.pruned_at_epoch}" if r.pruned_at_epoch else ""))
+        g = groups.setdefault(config_key(r.params), Configuration(r.params))
+        g.trials.append(r.trial)
+        g.states.append(r.state + (f"@{r.pruned_at_epoch}" if r.pruned_at_epoch else ""))
         if r.state == "COMPLETE":
-            g["values"].extend(v for v in (r.seed_values or {"": r.value}).values() if v is not None)
+            g.values.extend(v for v in (r.seed_values or {"": r.value}).values() if v is not None)
     return list(groups.values())
 
 
@@ -101,17 +126,16 @@ def results_table(rows: list[Cell], metric: str, direction: str, limit: int = 30
     """One line per configuration: the mean and spread of its complete cells, how many, their trials."""
     keys = sorted({k for r in rows for k in r.params})
     groups = configurations(rows)
-    done = sorted([g for g in groups if g["values"]], key=lambda g: statistics.fmean(g["values"]),
-                  reverse=direction == "maximize")
-    shown = (done + [g for g in groups if not g["values"]])[:limit]
+    done = sorted([g for g in groups if g.values], key=lambda g: g.mean, reverse=direction == "maximize")
+    shown = (done + [g for g in groups if not g.values])[:limit]
     header = [metric, "+-", "cells", "not complete"] + keys + ["trials"]
     body = []
     for g in shown:
-        mean = f"{statistics.fmean(g['values']):.4f}" if g["values"] else ""
-        spread = f"{statistics.pstdev(g['values']):.4f}" if len(g["values"]) > 1 else ""
-        other = ",".join(st for st in g["states"] if st != "COMPLETE")
-        trials = ",".join(map(str, g["trials"][:6])) + ("..." if len(g["trials"]) > 6 else "")
-        body.append([mean, spread, str(len(g["values"])), other] + [str(g["params"].get(k, "-")) for k in keys]
+        mean = f"{g.mean:.4f}" if g.values else ""
+        spread = f"{statistics.pstdev(g.values):.4f}" if len(g.values) > 1 else ""
+        other = ",".join(st for st in g.states if st != "COMPLETE")
+        trials = ",".join(map(str, g.trials[:6])) + ("..." if len(g.trials) > 6 else "")
+        body.append([mean, spread, str(len(g.values)), other] + [str(g.params.get(k, "-")) for k in keys]
                     + [trials])
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
@@ -207,8 +231,8 @@ def _print_summary(rows, abl, best, counts, s, failed, hint, ans) -> None:
         for b in ans.best:
             print(b_line(b, s.metric))
     elif best is not None:
-        print(f"best configuration: {s.metric} {best['value']:.4f} over {best['cells']} cell(s), one "
-              f"configuration: nothing to compare it with  " + " ".join(f"{k}={v}" for k, v in best["params"].items()))
+        print(f"best configuration: {s.metric} {best.value:.4f} over {best.cells} cell(s), one "
+              f"configuration: nothing to compare it with  " + " ".join(f"{k}={v}" for k, v in best.params.items()))
 
 
 def b_line(b, metric: str) -> str:
@@ -220,19 +244,17 @@ def b_line(b, metric: str) -> str:
     return said + (", which is not a finding" if b.verdict == "undecided" else "")
 
 
-def best_configuration(rows: list[Cell], direction: str, leader: dict | None = None) -> dict | None:
+def best_configuration(rows: list[Cell], direction: str, leader: dict | None = None) -> BestConfig | None:
     """The configuration with the best mean over its complete cells, or the `leader` of the best set (its
-    levels: src/answer/best.py), whose mean takes the seeds' luck out: {"params", "value", "cells",
-    "overrides"}."""
-    groups = [g for g in configurations(rows) if g["values"]]
+    levels: src/answer/best.py), whose mean takes the seeds' luck out."""
+    groups = [g for g in configurations(rows) if g.values]
     if not groups:
         return None
     sign = 1 if direction == "maximize" else -1
-    chosen = [g for g in groups if leader is not None and config_key(g["params"]) == config_key(leader)]
-    best = chosen[0] if chosen else max(groups, key=lambda g: sign * statistics.fmean(g["values"]))
-    overrides = next(r.overrides or [] for r in rows if r.trial in best["trials"])
-    return {"params": best["params"], "value": statistics.fmean(best["values"]), "cells": len(best["values"]),
-            "overrides": overrides}
+    chosen = [g for g in groups if leader is not None and config_key(g.params) == config_key(leader)]
+    best = chosen[0] if chosen else max(groups, key=lambda g: sign * g.mean)
+    overrides = next(r.overrides or [] for r in rows if r.trial in best.trials)
+    return BestConfig(params=best.params, value=best.mean, cells=len(best.values), overrides=overrides)
 
 
 def finish(definition, study, parent: str, failed: str | None = None, planned: int | None = None,
@@ -251,9 +273,9 @@ def finish(definition, study, parent: str, failed: str | None = None, planned: i
     best = best_configuration(raced or rows, s.direction, sets[0].leader.levels if len(sets) == 1 else None)
     best_cfg = None
     if best is not None:
-        best_cfg = compose(list(definition.base) + best["overrides"] + [f"seed={s.seeds[0]}"])
-        best["note"] = "\n".join(b_line(b, s.metric) for b in sets) if sets else None
-        best["verdict"] = sets[0].verdict if len(sets) == 1 else None
+        best_cfg = compose(list(definition.base) + best.overrides + [f"seed={s.seeds[0]}"])
+        best.note = "\n".join(b_line(b, s.metric) for b in sets) if sets else None
+        best.verdict = sets[0].verdict if len(sets) == 1 else None
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         files = write_report(out, rows, abl, ans, s)

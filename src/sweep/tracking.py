@@ -318,7 +318,7 @@ def log_summary(parent: str, files, plots, metrics: dict, best=None, best_cfg=No
     """The sweep's end on its parent run: report/ and optuna/ artifacts, counts and best value as metrics,
     the best configuration's parameters as tags (a resume may find a better one, and MLflow params
     cannot change) and its rerunnable config, the run's final state; returns the line that says where
-    to look. `best`: {"params", "value", "cells"}."""
+    to look. `best`: src/sweep/report.py's BestConfig."""
     import math
 
     client = _client()
@@ -327,11 +327,11 @@ def log_summary(parent: str, files, plots, metrics: dict, best=None, best_cfg=No
     for path in files:
         client.log_artifact(parent, str(path), "report")
     if best is not None:
-        metrics = {**metrics, "best_value": best["value"]}
-        set_tags(parent, {"best_cells": str(best["cells"]), **{f"best.{k}": redact(str(v))
-                                                                for k, v in best["params"].items()},
-                          **({"best_verdict": best["verdict"]} if best.get("verdict") else {})})
-        said = "".join(f"# {line}\n" for line in (best.get("note") or "").splitlines())
+        metrics = {**metrics, "best_value": best.value}
+        levels = {f"best.{k}": redact(str(v)) for k, v in best.params.items()}
+        set_tags(parent, {"best_cells": str(best.cells), **levels,
+                          **({"best_verdict": best.verdict} if best.verdict else {})})
+        said = "".join(f"# {line}\n" for line in (best.note or "").splitlines())
         client.log_text(parent, said + tracking.rerunnable_yaml(best_cfg), "best_config.yaml")
     for k, v in metrics.items():
         if v is not None and math.isfinite(float(v)):

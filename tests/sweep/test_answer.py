@@ -261,7 +261,7 @@ def test_a_sampled_sweep_races_its_top_configurations_on_fresh_seeds_and_the_set
     assert b.leader.levels == top[1] and b.trainings == 4 and {m.trainings for m in b.members} == {2}
     assert ans.runs == 4  # the questions read the search's four trials
     picked = report.best_configuration(answer.split_race(study, rows(study))[1], "maximize", b.leader.levels)
-    assert picked["cells"] == 2 and picked["value"] == pytest.approx(0.75, abs=0.01)
+    assert picked.cells == 2 and picked.value == pytest.approx(0.75, abs=0.01)
     again = prepared(d, optuna.load_study(study_name="s", storage=JournalStorage(
         JournalFileBackend(journal))), resumed=True)
     assert driver.queue_cells(again) == 0 and again.design == top and again.seeds == [1, 2] and again.target == 8
