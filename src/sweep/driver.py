@@ -248,6 +248,9 @@ def _header(sw: Sweep) -> None:
         if sw.dropped:
             print(f"racing: {len(sw.dropped)} configuration(s) left the best set before and get no more seeds",
                   flush=True)
+        if s.trials > sw.searched:
+            print(f"note: sweep.trials={s.trials} is past the {sw.searched} trials this race started from; the race "
+                  f"keeps its configurations (a new study name searches again)", flush=True)
     elif s.until == "best" and not s.designed:
         print(f"then racing: the top {s.race_top} configurations by mean, on fresh seeds, until the best set is "
               f"decided or {s.budget or 4 * s.race_top * race_seeds(s)} trainings (sweep.race_top)", flush=True)
