@@ -31,6 +31,7 @@ import functools
 import json
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
@@ -70,15 +71,26 @@ def p_better(effect: float, se: float, df: float, direction: str) -> float:
     return float(stats.t.cdf(z / se, df))
 
 
-def noise_floor(observations: list[dict]) -> dict:
-    """The spread of one configuration over seeds: median, min and max standard deviation."""
+@dataclass(frozen=True)
+class Noise:
+    """The spread of one configuration over seeds (SD): its median, least and most over the configurations
+    with two seeds or more (None: none has)."""
+
+    sd_median: float | None = None
+    sd_min: float | None = None
+    sd_max: float | None = None
+    configs: int = 0
+
+
+def noise_floor(observations: list[dict]) -> Noise:
+    """The seed noise of the observations' configurations."""
     by_config = defaultdict(list)
     for o in observations:
         by_config[key(o["config"])].append(o["value"])
     sds = [float(np.std(v, ddof=1)) for v in by_config.values() if len(v) > 1]
     if not sds:
-        return {"sd_median": None, "sd_min": None, "sd_max": None, "configs": 0}
-    return {"sd_median": float(np.median(sds)), "sd_min": min(sds), "sd_max": max(sds), "configs": len(sds)}
+        return Noise()
+    return Noise(sd_median=float(np.median(sds)), sd_min=min(sds), sd_max=max(sds), configs=len(sds))
 
 
 def whole_seeds(observations: list[dict]) -> int | None:
@@ -206,7 +218,7 @@ def estimate(observations: list[dict], factors: dict, direction: str, methods: d
         detectable, verdict, seeds (`whole_seeds`)}], "noise": noise_floor(...), "notes": [...]}
     """
     noise = noise_floor(observations)
-    floor = noise["sd_median"]
+    floor = noise.sd_median
     n_seeds = len({str(o["seed"]) for o in observations})
     whole = whole_seeds(observations)
     records, notes, fits = [], [], {}

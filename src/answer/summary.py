@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 from src.answer import best, blocks, decision
 from src.answer.boundary import Plan
+from src.answer.effects import Noise
 from src.answer.effects import key as config_key
 from src.answer.records import Cell, Question, interval, unbounded
 
@@ -77,7 +78,7 @@ class Answer:
     """A sweep's answer at one look: what the report, the terminal, tracking and the export read."""
 
     records: list[Question]   # the questions, on the sweep's metric (src/answer/records.py)
-    noise: dict               # the seed noise (src/answer/effects.py `noise`)
+    noise: Noise              # the seed noise (src/answer/effects.py)
     notes: list = field(default_factory=list)    # what the estimate could not do, in words
     runs: int                 # the trainings the questions read
     test: list = field(default_factory=list)     # the same estimates on the best epochs' test metric
@@ -371,10 +372,10 @@ def detail_table(ans: Answer) -> str:
 
 def _noise_line(ans: Answer) -> str:
     n = ans.noise
-    if n["sd_median"] is None:
+    if n.sd_median is None:
         return "seed noise: not measured (one seed per configuration)"
-    return (f"seed noise (one configuration's spread over seeds, SD): median {n['sd_median']:.4f}, range "
-            f"{n['sd_min']:.4f} to {n['sd_max']:.4f} over {n['configs']} configurations")
+    return (f"seed noise (one configuration's spread over seeds, SD): median {n.sd_median:.4f}, range "
+            f"{n.sd_min:.4f} to {n.sd_max:.4f} over {n.configs} configurations")
 
 
 def _plan_line(ans: Answer) -> str:
@@ -598,7 +599,7 @@ def metrics(ans: Answer) -> dict:
                   "verdict": decision.VERDICT_CODE[p.verdict], "depends": DEPENDS_CODE[p.interaction]}
         out.update({metric_key(k, p.factor, p.level, "all blocks"): v for k, v in values.items()
                     if v is not None})
-    n = ans.noise["sd_median"]
+    n = ans.noise.sd_median
     if n is not None:
         out["seed_noise_sd"] = n
     out["trainings"] = ans.runs

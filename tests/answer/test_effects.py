@@ -90,8 +90,8 @@ def test_known_numbers_and_verdict_words():
     assert worse["verdict"] == "worse"
     assert worse["p_better"] == pytest.approx(1 - stats.ttest_1samp(-d, 0.0, alternative="greater").pvalue, rel=1e-9)
     floor = noise_floor(obs)
-    assert floor["configs"] == 2
-    assert floor["sd_median"] == pytest.approx(np.median([np.std([0.70, 0.71, 0.69, 0.705], ddof=1),
+    assert floor.configs == 2
+    assert floor.sd_median == pytest.approx(np.median([np.std([0.70, 0.71, 0.69, 0.705], ddof=1),
                                                           np.std([0.72, 0.725, 0.715, 0.72], ddof=1)]))
 
 
@@ -99,7 +99,7 @@ def test_one_seed_says_so():
     rng = np.random.default_rng(3)
     out = estimate(simulate(full_grid(), (0,), rng), FACTORS, "maximize")
     assert any("One seed" in n and "sweep.seeds=[0,1,2]" in n for n in out["notes"])
-    assert out["noise"]["sd_median"] is None
+    assert out["noise"].sd_median is None
     assert all(r["verdict"] == "undecided" or "one seed" in r["verdict"] for r in out["records"])
 
 
@@ -107,8 +107,8 @@ def test_noise_floor_is_the_spread_over_seeds():
     rng = np.random.default_rng(5)
     obs = simulate(full_grid(), tuple(range(40)), rng)
     floor = noise_floor(obs)
-    assert floor["configs"] == 16
-    assert floor["sd_median"] == pytest.approx(np.hypot(NOISE, 0.004), rel=0.15)  # noise plus seed luck
+    assert floor.configs == 16
+    assert floor.sd_median == pytest.approx(np.hypot(NOISE, 0.004), rel=0.15)  # noise plus seed luck
 
 
 def test_a_stray_configuration_does_not_turn_a_design_into_three_pairs():
