@@ -90,7 +90,7 @@ class Answer:
     planned: int | None       # the budget of trainings (sequential sweeps), for the report
     seconds_per_cell: float | None = None
     per_seed: int             # configurations per seed
-    plan: dict = field(default_factory=dict)     # the detectable effect per seeds, and the prices (`plan`)
+    plan: Outlook = field(default_factory=lambda: Outlook())  # what more seeds would buy (`plan`)
     delta: float              # +-delta of "equivalent"
     metric: str
     direction: str = "maximize"
@@ -222,7 +222,18 @@ def seconds_per_cell(rows: list[Cell], workers: int) -> float | None:
     return statistics.fmean(secs) / max(workers, 1) if secs else None
 
 
-def plan(records: list[dict], cells: int, per_seed: int, boundary: Plan | None = None) -> dict:
+@dataclass
+class Outlook:
+    """What more seeds would buy (`plan`): the detectable effect at each number of seeds per configuration
+    and each undecided question's price, beside the seeds spent and the plan's end."""
+
+    curve: list = field(default_factory=list)   # [(seeds per configuration, smallest effect found 80% of the time)]
+    prices: list = field(default_factory=list)  # [(question, seeds, |effect|, chance, least, seeds_low, seeds_high)]
+    seeds_now: float = 0.0                      # seeds per configuration spent
+    plan_seeds: int | None = None               # the plan's last seed (None: no plan)
+
+
+def plan(records: list[Question], cells: int, per_seed: int, boundary: Plan | None = None) -> Outlook:
     """The effect the design detects (80% of the time, at the family's error rate) at each number of seeds per
     configuration, for the question of median standard error now, with the boundary the verdicts will use then;
     and each undecided question's price (seeds, its effect), the same numbers as its line of the table."""
@@ -230,16 +241,16 @@ def plan(records: list[dict], cells: int, per_seed: int, boundary: Plan | None =
     each = next((r.alpha_each for r in records if r.alpha_each), decision.ALPHA)
     now = {"seeds_now": cells / max(per_seed, 1), "plan_seeds": boundary.last if boundary else None}
     if not known or not cells:
-        return {"curve": [], "prices": [], **now}
+        return Outlook(**now)
     mid = known[len(known) // 2]
     seeds = sorted({int(round(1.25 ** k)) for k in range(28)} | set(SHOWN_SEEDS))  # 1 to about 400, log-spaced
     prices = [(r.name, r.price.seeds, abs(r.effect), r.price.chance, r.price.least, r.price.seeds_low,
                r.price.seeds_high) for r in records
               if r.verdict == "undecided" and r.price]
     whole = cells / per_seed if per_seed and cells % per_seed == 0 else None
-    return {"curve": decision.detectable_curve({"se": mid.se, "df": mid.df, "n_eff": mid.n_eff, "seeds": whole}, cells,
-                                               per_seed, each, seeds, boundary),
-            "prices": prices, **now}
+    estimate = {"se": mid.se, "df": mid.df, "n_eff": mid.n_eff, "seeds": whole}
+    return Outlook(curve=decision.detectable_curve(estimate, cells, per_seed, each, seeds, boundary), prices=prices,
+                   **now)
 
 
 def attention_summary(rows: list[Cell]) -> dict:
@@ -379,7 +390,7 @@ def _noise_line(ans: Answer) -> str:
 
 
 def _plan_line(ans: Answer) -> str:
-    curve = dict(ans.plan["curve"])
+    curve = dict(ans.plan.curve)
     if not curve:
         return ""
     shown = [s for s in SHOWN_SEEDS if s in curve]
@@ -504,18 +515,18 @@ def plan_figure(ans: Answer):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curve = ans.plan["curve"]
+    curve = ans.plan.curve
     if not curve:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
     xs, ys = zip(*curve)
     ax.plot(xs, ys, color="tab:blue", label="smallest effect found 80% of the time")
     ax.axhline(ans.delta, color="tab:red", ls="--", label=f"delta = {ans.delta:g}")
-    ax.axvline(ans.plan["seeds_now"], color="0.4", ls=":", label=f"now: {ans.plan['seeds_now']:.0f} seeds")
-    if ans.plan.get("plan_seeds"):  # where the planned boundary ends (sweep.plan)
-        ax.axvline(ans.plan["plan_seeds"], color="tab:green", ls="-.",
-                   label=f"the plan's end: {ans.plan['plan_seeds']} seeds")
-    for name, seeds, effect, chance, *rest in ans.plan.get("prices", []):  # the table's "to decide"
+    ax.axvline(ans.plan.seeds_now, color="0.4", ls=":", label=f"now: {ans.plan.seeds_now:.0f} seeds")
+    if ans.plan.plan_seeds:  # where the planned boundary ends (sweep.plan)
+        ax.axvline(ans.plan.plan_seeds, color="tab:green", ls="-.",
+                   label=f"the plan's end: {ans.plan.plan_seeds} seeds")
+    for name, seeds, effect, chance, *rest in ans.plan.prices:  # the table's "to decide"
         least, low, high = (list(rest) + [None, None, None])[:3]
         if low:  # the seeds the noise estimate allows (its 80% range), as a horizontal bar
             right = high or decision.MOST_SEEDS
