@@ -73,6 +73,15 @@ class Study:
     boundary: Plan | None = None  # the study's plan of seeds (src/answer/boundary.py), fixed at its first look
 
 
+@dataclass(frozen=True)
+class LeftOut:
+    """The trials the answer leaves out: pruned or failed."""
+
+    trials: int = 0
+    pruned: int = 0
+    failed: int = 0
+
+
 @dataclass(kw_only=True)
 class Answer:
     """A sweep's answer at one look: what the report, the terminal, tracking and the export read."""
@@ -84,7 +93,7 @@ class Answer:
     test: list = field(default_factory=list)     # the same estimates on the best epochs' test metric
     pooled: list = field(default_factory=list)   # the questions asked in several blocks, across them
     blocks: list = field(default_factory=list)   # the block dimensions (sweep.block)
-    left_out: dict = field(default_factory=dict)  # {"trials", "pruned", "failed"} not in the answer
+    left_out: LeftOut = field(default_factory=lambda: LeftOut())  # the trials not in the answer
     attention: dict = field(default_factory=dict)  # the attention summary (`attention_summary`)
     looks: list               # the trainings at each look taken
     planned: int | None       # the budget of trainings (sequential sweeps), for the report
@@ -94,7 +103,7 @@ class Answer:
     delta: float              # +-delta of "equivalent"
     metric: str
     direction: str = "maximize"
-    sources: dict | None = None                  # where the noise comes from (`noise_sources`)
+    sources: Sources | None = None               # where the noise comes from (`noise_sources`)
     best: list = field(default_factory=list)     # the best configuration's confidence sets (src/answer/best.py)
     raced: int | None = None                     # a sampled race's trainings, which the best sets read
 
@@ -133,8 +142,8 @@ def assemble(rows: list[Cell], decided: list[decision.Decision], st: Study, eff:
         records=records, noise=eff["noise"], notes=eff["notes"], runs=len(obs),
         test=blocks.estimate(observations(rows, "test_values"), st.factors, st.direction, st.blocks)["records"],
         pooled=blocks.pooled(decided, st.direction, st.delta), blocks=list(st.blocks),
-        left_out={"trials": len(left), "pruned": sum(r.state == "PRUNED" for r in left),
-                  "failed": sum(r.state == "FAIL" for r in left)},
+        left_out=LeftOut(trials=len(left), pruned=sum(r.state == "PRUNED" for r in left),
+                         failed=sum(r.state == "FAIL" for r in left)),
         attention=attention_summary(rows), looks=list(st.looks), planned=st.planned,
         seconds_per_cell=st.seconds_per_cell, per_seed=per_seed, plan=plan(records, len(obs), per_seed, st.boundary),
         delta=st.delta, metric=st.metric, direction=st.direction,
@@ -165,7 +174,26 @@ def block_sizes(obs: list[dict], blocks_: tuple | list) -> dict[str, tuple[int, 
             for b, o in blocks.split(obs, list(blocks_)).items()}
 
 
-def noise_sources(rows: list[Cell], factors_: dict, direction: str, records: list, blocks_=()) -> dict | None:
+@dataclass(frozen=True)
+class Source:
+    """One question's standard error from each source of noise, and which dominates."""
+
+    se_train: float   # from training: the spread over seeds, which the verdicts' intervals hold
+    se_eval: float    # from the evaluation sample: the same models on resamples of the validation users
+    dominant: str     # "training (seeds)" or "evaluation sample"
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where the noise comes from (`noise_sources`)."""
+
+    model_sd: float   # one trained model's metric over the resamples (median SD)
+    replicates: int   # the resamples
+    cells: int        # the cells with a bootstrap
+    questions: dict   # question's name -> Source
+
+
+def noise_sources(rows: list[Cell], factors_: dict, direction: str, records: list, blocks_=()) -> Sources | None:
     """Where the noise comes from (Bouthillier et al. 2021): training (initialisation and data order: the
     spread over seeds, which the verdicts' intervals hold) against the evaluation sample (the same trained
     models on resamples of the validation users, the same resamples for every cell, so that each question's
@@ -190,24 +218,24 @@ def noise_sources(rows: list[Cell], factors_: dict, direction: str, records: lis
         if r.se is None or len(effects) < 10:
             continue
         se_eval = float(np.std(effects, ddof=1))
-        questions[r.name] = {"se_train": r.se, "se_eval": se_eval,
-                             "dominant": "training (seeds)" if r.se >= se_eval else "evaluation sample"}
-    return {"model_sd": model_sd, "replicates": reps, "cells": len(cells), "questions": questions}
+        questions[r.name] = Source(se_train=r.se, se_eval=se_eval,
+                                   dominant="training (seeds)" if r.se >= se_eval else "evaluation sample")
+    return Sources(model_sd=model_sd, replicates=reps, cells=len(cells), questions=questions)
 
 
 def sources_text(ans: Answer) -> str | None:
     src = ans.sources
-    if not src or not src["questions"]:
+    if not src or not src.questions:
         return None
-    lines = ["", f"Where the noise comes from: one trained model's {ans.metric} varies by SD {src['model_sd']:.4f} "
-             f"over {src['replicates']} resamples of the validation users (the evaluation sample); per question, the "
+    lines = ["", f"Where the noise comes from: one trained model's {ans.metric} varies by SD {src.model_sd:.4f} "
+             f"over {src.replicates} resamples of the validation users (the evaluation sample); per question, the "
              f"standard error of its effect from each source:", "",
              "| question | from training (seeds) | from the evaluation sample | dominates |",
              "| --- | --- | --- | --- |"]
-    for q, v in src["questions"].items():
-        lines.append(f"| {q} | {v['se_train']:.4f} | {v['se_eval']:.4f} | {v['dominant']} |")
-    train = sum(v["dominant"].startswith("training") for v in src["questions"].values())
-    lines += ["", f"Training noise dominates {train} of {len(src['questions'])} questions. More seeds shrink the "
+    for q, v in src.questions.items():
+        lines.append(f"| {q} | {v.se_train:.4f} | {v.se_eval:.4f} | {v.dominant} |")
+    train = sum(v.dominant.startswith("training") for v in src.questions.values())
+    lines += ["", f"Training noise dominates {train} of {len(src.questions)} questions. More seeds shrink the "
               "training part (four times the seeds halve it) and the verdicts' intervals with it; the evaluation part "
               "does not shrink with seeds, only with more validation users (more data: four times the users halve "
               "it; a larger `data.split.valid` adds samples of the same users, which helps little). The verdicts are "
@@ -409,8 +437,8 @@ def text(ans: Answer) -> str:
              + f"; {_noise_line(ans)}.",
              _plan_line(ans), "", "Estimates, unadjusted, beside the same best epochs' test metric (verdicts use "
              f"{ans.metric} alone):", "", detail_table(ans), sources_text(ans)]
-    if lo["trials"]:
-        parts.append(f"\nleft out: {lo['trials']} trials ({lo['pruned']} pruned, {lo['failed']} failed).")
+    if lo.trials:
+        parts.append(f"\nleft out: {lo.trials} trials ({lo.pruned} pruned, {lo.failed} failed).")
     parts += [_attention_line(ans, prefix, when) for prefix, when in (("", "the best epoch"),
                                                                        ("last_", "the last epoch"))]
     parts += ans.notes

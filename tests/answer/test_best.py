@@ -102,7 +102,7 @@ def test_the_set_travels_through_effects_json_and_the_report():
     back = best.from_dict(json.loads(json.dumps(best.to_dict(b))))
     assert back == b
     ans = answer_of({"a": 0.0, "b": 0.0, "c": 0.0, "d": 0.0})
-    ans = dataclasses.replace(ans, best=[b], left_out={"trials": 0}, looks=[24], sources={}, plan=answer.Outlook())
+    ans = dataclasses.replace(ans, best=[b], looks=[24], plan=answer.Outlook())
     text = answer.text(ans)
     assert f"best configuration: undecided among {len(b.members)} of 8 configurations" in text
     assert f"| {b.leader.name} | {b.leader.mean:.4f} |" in text and "to decide:" in text

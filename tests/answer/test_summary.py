@@ -66,12 +66,12 @@ def test_noise_sources_tell_training_from_the_evaluation_sample():
     records = [answer.question(r, None, None)
                for r in estimate(answer.observations(rows), FACTORS, "maximize")["records"]]
     src = answer.noise_sources(rows, FACTORS, "maximize", records)
-    assert src["replicates"] == reps and src["cells"] == 32
+    assert src.replicates == reps and src.cells == 32
     for r in records:
-        q = src["questions"][r.name]
+        q = src.questions[r.name]
         # a main effect contrasts 4 configurations with 4: the per-configuration part gives SE eval_sd / sqrt(2)
-        assert q["se_eval"] == pytest.approx(eval_sd / np.sqrt(2), rel=0.3)
-        assert q["se_train"] == r.se and q["dominant"] == "training (seeds)"
+        assert q.se_eval == pytest.approx(eval_sd / np.sqrt(2), rel=0.3)
+        assert q.se_train == r.se and q.dominant == "training (seeds)"
     quiet = answer_of({"a": 0.0, "b": 0.0, "c": 0.0, "d": 0.0})
     assert "Where the noise comes from" in answer.sources_text(dataclasses.replace(quiet, sources=src))
 
