@@ -357,7 +357,7 @@ def test_a_sampled_sweep_races_its_top_configurations_on_fresh_seeds_and_ends_be
     # configuration that sees the planted segment
     base = [a for a in FEATURES if not a.startswith(("data.features.mood", "sweep.sampler", "sweep.seeds"))]
     out = sw.run("sweep.name=searched", "sweep.sampler=random", "sweep.trials=4", "sweep.seeds=[0]",
-                 "sweep.pruner=none", "sweep.until=best", "sweep.race_top=2", "sweep.budget=12", base=base)
+                 "sweep.pruner=none", "sweep.until=best", "sweep.race_top=2", "sweep.budget=16", base=base)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "racing: the top 2 configurations of the search by mean, on fresh seeds [1, 2] (4 trainings)" in \
         out.stdout, out.stdout[-3000:]
